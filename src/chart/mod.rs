@@ -1,0 +1,9 @@
+//! Charts as files: the `Chart.yaml` model, `.helmignore` rules, packaging a directory and
+//! reading archives safely. No network and no cache here; the store and the tasks build on it.
+
+pub mod archive;
+pub mod ignore;
+pub mod metadata;
+pub mod package;
+
+pub use metadata::Metadata;

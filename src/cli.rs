@@ -1,0 +1,141 @@
+//! The command line, as data. These clap definitions are the single source for parsing,
+//! `--help`, the man page (`man/chartcache.1`) and shell completions; nothing here does I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A fast, Helm-compatible local chart cache for OCI registries.
+///
+/// Save chart directories or packages into a local cache, list and export them, and push
+/// them to (or pull them from) any OCI registry in the format today's Helm uses.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chartcache",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Helm home: the cache lives in DIR/registry [default: ~/.helm]
+    #[arg(long, global = true, env = "HELM_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Registry credentials file [default: ~/.config/helm/registry/config.json]
+    #[arg(long, global = true, env = "HELM_REGISTRY_CONFIG", value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// Print only errors (and the data a command exists to print)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print debugging details (never secrets) to stderr
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with charts in the local cache
+    #[command(subcommand)]
+    Chart(ChartCommand),
+    /// Print a shell completion script
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartCommand {
+    /// Save a chart directory or packaged .tgz into the cache
+    ///
+    /// A directory is packaged like `helm package` (honouring .helmignore), reproducibly:
+    /// the same files give the same digests on any machine. A .tgz is validated and stored
+    /// byte for byte, with PATH.prov as its provenance layer when present. The tag defaults
+    /// to the chart version (with `+` written as `_`); without REF the chart is saved as
+    /// localhost/NAME:VERSION.
+    Save {
+        /// Chart directory or .tgz package
+        path: PathBuf,
+        /// Where the chart belongs: [oci://]HOST[:PORT]/PATH/NAME[:TAG]
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+    },
+    /// List the charts in the cache
+    #[command(visible_alias = "ls")]
+    List {
+        /// Output format
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Unpack a cached chart into a directory
+    Export {
+        /// The chart: HOST/PATH/NAME:TAG or HOST/PATH/NAME@sha256:…
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Directory to write NAME/ into
+        #[arg(short, long, value_name = "DIR", default_value = ".")]
+        destination: PathBuf,
+        /// Replace DIR/NAME even if it exists and is not empty
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove tags from the cache (blobs stay until `chart prune`)
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The refs to remove
+        #[arg(value_name = "REF", required = true)]
+        references: Vec<String>,
+    },
+    /// Give a cached chart another reference, like `docker tag`
+    Tag {
+        /// The existing ref
+        #[arg(value_name = "SRC_REF")]
+        source: String,
+        /// The new ref (its tag defaults to the chart version)
+        #[arg(value_name = "DST_REF")]
+        target: String,
+    },
+    /// Print a cached chart's Chart.yaml, values.yaml or README
+    Show {
+        /// The chart
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// What to print
+        #[arg(value_enum, default_value_t = ShowWhat::Chart)]
+        what: ShowWhat,
+    },
+    /// Delete blobs and chart markers that no ref uses
+    Prune,
+    /// Re-hash every blob and check every ref; exit 1 on any problem
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowWhat {
+    /// Chart.yaml
+    Chart,
+    /// values.yaml
+    Values,
+    /// README
+    Readme,
+    /// All three, separated by `---`
+    All,
+}
+
+/// The clap command tree, for the man page and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

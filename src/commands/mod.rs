@@ -1,0 +1,54 @@
+//! Commands: flags in, one task or store call, output out. `run` is the whole program after
+//! argument parsing; `main.rs` only maps its result to an exit code.
+
+mod chart;
+
+use std::fmt::Display;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::store::Store;
+
+/// What every command needs: where the cache is, and how loud to be.
+pub struct Context {
+    pub store: Store,
+    pub quiet: bool,
+    pub debug: bool,
+}
+
+impl Context {
+    /// Normal output (stdout), silenced by `--quiet`.
+    pub fn say(&self, msg: impl Display) {
+        if !self.quiet {
+            println!("{msg}");
+        }
+    }
+
+    /// A warning (stderr), never silenced.
+    pub fn warn(&self, msg: impl Display) {
+        eprintln!("WARNING: {msg}");
+    }
+}
+
+/// An error whose message has already been printed (for example one line per failed ref);
+/// `main` only sets the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("failed")]
+pub struct Reported;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context {
+        store: Store::new(crate::env::cache_root(cli.global.home.clone())),
+        quiet: cli.global.quiet,
+        debug: cli.global.debug,
+    };
+    match &cli.command {
+        Command::Chart(cmd) => chart::run(&ctx, cmd),
+        Command::Completion { shell } => {
+            let mut cmd = crate::cli::command();
+            clap_complete::generate(*shell, &mut cmd, "chartcache", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

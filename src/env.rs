@@ -1,0 +1,41 @@
+//! Every environment variable chartcache reads, and the places derived from them.
+
+use std::path::PathBuf;
+
+/// Helm 2 / experimental-cache home; the cache is `$HELM_HOME/registry`.
+pub const HELM_HOME: &str = "HELM_HOME";
+/// Credentials file used by `helm registry login`.
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Helm's config directory (`registry/config.json` lives below it).
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+/// XDG base for Helm's config directory.
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+/// Docker's config directory (credential fallback).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Reproducible builds: fixes archive mtimes and the `created` annotation.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn home_dir() -> PathBuf {
+    dirs::home_dir().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The cache root: `--home DIR` (clap also reads `$HELM_HOME` into it) or `~/.helm`, then
+/// `registry`.
+pub fn cache_root(home: Option<PathBuf>) -> PathBuf {
+    home.unwrap_or_else(|| home_dir().join(".helm"))
+        .join("registry")
+}
+
+/// `SOURCE_DATE_EPOCH`, if set; an unparsable value is an error naming it.
+pub fn source_date_epoch() -> Result<Option<u64>, String> {
+    match var(SOURCE_DATE_EPOCH) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            format!("{SOURCE_DATE_EPOCH}={v:?} is not a number of seconds since 1970")
+        }),
+    }
+}

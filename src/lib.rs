@@ -1,0 +1,48 @@
+//! chartcache: a Helm-compatible local chart cache for OCI registries.
+//!
+//! The modules are the architecture, and dependencies point one way, down this list:
+//!
+//! - [`cli`] (flags as data) and [`commands`] (one file per command group: flags in, one call,
+//!   output out);
+//! - [`tasks`]: whole jobs (save, export; push, pull, sync, migrate and serve build on the same
+//!   pieces), each a composition of what follows;
+//! - [`store`]: the on-disk cache (its docs draw the tree);
+//! - [`chart`] (Chart.yaml, .helmignore, packaging, safe archive reading) and [`oci`] (Helm's
+//!   media types and manifests), both free of I/O beyond the files they are given;
+//! - [`reference`], [`digest`], [`version`], [`constraint`], [`gojson`], [`output`], [`env`]:
+//!   small leaves with no dependencies inside the crate beyond each other.
+
+pub mod chart;
+pub mod cli;
+pub mod commands;
+pub mod constraint;
+pub mod digest;
+pub mod env;
+pub mod gojson;
+pub mod oci;
+pub mod output;
+pub mod reference;
+pub mod store;
+pub mod tasks;
+pub mod version;
+
+/// Renders an error and its causes as one line, leaving out causes whose text the message
+/// before them already contains (most of our messages embed their cause).
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether an error comes from writing to a closed pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
