@@ -41,9 +41,12 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Work with charts in the local cache
+    /// Work with charts in the local cache, and push or pull them
     #[command(subcommand)]
     Chart(ChartCommand),
+    /// Log in to and out of registries, and list what they hold
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Print a shell completion script
     Completion {
         /// The shell to complete for
@@ -111,10 +114,99 @@ pub enum ChartCommand {
         #[arg(value_enum, default_value_t = ShowWhat::Chart)]
         what: ShowWhat,
     },
+    /// Upload a cached chart to its registry
+    ///
+    /// Uploads exactly the cached blobs and manifest, so the registry's manifest digest is
+    /// the cache's. Blobs the registry already has are skipped; blobs another repository of
+    /// the same registry holds are mounted.
+    Push {
+        /// The chart: HOST/PATH/NAME:TAG
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
+    /// Download a chart from a registry into the cache
+    ///
+    /// Every blob is checked against its digest before it is stored. Accepts what Helm 3.8+
+    /// and v4 push, and what Helm 3.0-3.6 pushed (with a warning).
+    Pull {
+        /// The chart: HOST/PATH/NAME:TAG or HOST/PATH/NAME@sha256:…
+        #[arg(value_name = "REF")]
+        reference: String,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
     /// Delete blobs and chart markers that no ref uses
     Prune,
     /// Re-hash every blob and check every ref; exit 1 on any problem
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Log in to a registry (credentials shared with `helm registry login`)
+    ///
+    /// Prompts for what is missing (the password without echo), checks the credentials
+    /// against the registry, then stores them.
+    Login {
+        /// The registry host, like localhost:5000
+        #[arg(default_value = "docker.io")]
+        host: String,
+        /// Username
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Password (insecure: it shows in the process list; prefer --password-stdin)
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
+    /// Remove the stored login for a registry
+    Logout {
+        /// The registry host
+        host: String,
+    },
+    /// List the chart versions a repository holds, newest first
+    Tags {
+        /// The repository: HOST/PATH/NAME
+        #[arg(value_name = "REPO")]
+        repository: String,
+        /// Only versions matching this Helm constraint, like ">=1.2 <2" or "^1.2"
+        #[arg(long, value_name = "C")]
+        constraint: Option<String>,
+        /// Include pre-release versions when no constraint names one
+        #[arg(long)]
+        devel: bool,
+        /// Output format
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
+}
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// Use plain HTTP, not HTTPS (loopback registries fall back to it by themselves)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Skip TLS certificate verification
+    #[arg(long)]
+    pub insecure: bool,
+    /// Verify the registry's certificate with this CA bundle (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for registries that require one
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::Context;
 use crate::chart::archive;
-use crate::cli::{ChartCommand, OutputFormat, ShowWhat};
+use crate::cli::{ChartCommand, OutputFormat, ShowWhat, TransportArgs};
 use crate::output::{Table, human_duration, human_size, rfc3339};
 use crate::reference::Reference;
 use crate::store::RefEntry;
@@ -28,6 +28,14 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
         ChartCommand::Remove { references } => remove(ctx, references),
         ChartCommand::Tag { source, target } => tag(ctx, source, target),
         ChartCommand::Show { reference, what } => show(ctx, reference, *what),
+        ChartCommand::Push {
+            reference,
+            transport,
+        } => super::runtime()?.block_on(push(ctx, reference, transport)),
+        ChartCommand::Pull {
+            reference,
+            transport,
+        } => super::runtime()?.block_on(pull(ctx, reference, transport)),
         ChartCommand::Prune => prune(ctx),
         ChartCommand::Verify => verify(ctx),
     }
@@ -260,6 +268,63 @@ fn show(ctx: &Context, reference: &str, what: ShowWhat) -> Result<()> {
                 emit(Some(part))?;
             }
         }
+    }
+    Ok(())
+}
+
+async fn push(ctx: &Context, reference: &str, transport: &TransportArgs) -> Result<()> {
+    let r = parse(reference)?;
+    let registry = super::registry::connect(ctx, r.host(), transport).await?;
+    ctx.say(format_args!(
+        "The push refers to repository [{}]",
+        r.repository()
+    ));
+    let pushed = tasks::transfer::push(&ctx.store, &registry, &r).await?;
+    let e = &pushed.entry;
+    print_summary(ctx, &e.name, &e.version, &e.config, &e.content);
+    ctx.say(format_args!(
+        "{}: pushed to remote ({} layer{}, {} total)",
+        e.reference.tag().unwrap_or_default(),
+        pushed.blobs,
+        if pushed.blobs == 1 { "" } else { "s" },
+        human_size(pushed.total)
+    ));
+    if ctx.debug {
+        eprintln!(
+            "debug: manifest {}; {} blob(s) uploaded, {} mounted",
+            pushed.manifest, pushed.uploaded, pushed.mounted
+        );
+    }
+    Ok(())
+}
+
+async fn pull(ctx: &Context, reference: &str, transport: &TransportArgs) -> Result<()> {
+    let r = parse(reference)?;
+    if r.tag().is_none() && r.digest().is_none() {
+        bail!("{r}: a tag or a digest is required (like {r}:1.0.0)");
+    }
+    let registry = super::registry::connect(ctx, r.host(), transport).await?;
+    let shown = r.tag().map_or_else(
+        || r.digest().map(ToString::to_string).unwrap_or_default(),
+        str::to_string,
+    );
+    ctx.say(format_args!("{shown}: Pulling from {}", r.repository()));
+    let pulled = tasks::transfer::pull(&ctx.store, &registry, &r).await?;
+    for w in &pulled.warnings {
+        eprintln!("Warning: {w}");
+    }
+    let e = &pulled.entry;
+    print_summary(ctx, &e.name, &e.version, &e.config, &e.content);
+    if pulled.downloaded {
+        ctx.say(format_args!(
+            "Status: Downloaded newer chart for {}",
+            e.reference
+        ));
+    } else {
+        ctx.say(format_args!(
+            "Status: Chart is up to date for {}",
+            e.reference
+        ));
     }
     Ok(())
 }

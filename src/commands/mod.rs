@@ -2,6 +2,7 @@
 //! argument parsing; `main.rs` only maps its result to an exit code.
 
 mod chart;
+mod registry;
 
 use std::fmt::Display;
 
@@ -13,6 +14,7 @@ use crate::store::Store;
 /// What every command needs: where the cache is, and how loud to be.
 pub struct Context {
     pub store: Store,
+    pub credentials: crate::credentials::Store,
     pub quiet: bool,
     pub debug: bool,
 }
@@ -40,15 +42,24 @@ pub struct Reported;
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Context {
         store: Store::new(crate::env::cache_root(cli.global.home.clone())),
+        credentials: crate::credentials::Store::locate(cli.global.registry_config.clone()),
         quiet: cli.global.quiet,
         debug: cli.global.debug,
     };
     match &cli.command {
         Command::Chart(cmd) => chart::run(&ctx, cmd),
+        Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
         Command::Completion { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "chartcache", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// The async runtime, for the commands that talk to registries.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

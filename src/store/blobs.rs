@@ -72,6 +72,11 @@ impl StagedBlob {
         self.size
     }
 
+    /// Where the staged bytes are, until commit.
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// The staged bytes, for validation before commit.
     pub fn reopen(&self) -> Result<File> {
         self.temp.reopen().map_err(io_err(self.temp.path()))

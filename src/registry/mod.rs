@@ -1,0 +1,467 @@
+//! Talking to OCI registries.
+//!
+//! The protocol itself (manifests, blobs, uploads, mounts, tag pages, the Basic and Bearer token
+//! flows) is `oci-client`'s. This module extends around it where it falls short:
+//!
+//! - transport choice: HTTPS, `--plain-http`, and Docker's rule that a loopback registry falls
+//!   back to plain HTTP only when it does not speak TLS (probed once per command);
+//! - login checks: `oci-client` accepts any Basic credentials without asking the registry, so
+//!   [`Registry::check_login`] sends `GET /v2/` itself;
+//! - retries with backoff on 429, 5xx and dropped connections ([`retry`]);
+//! - tag listing that follows pages with `last=` until a page brings nothing new, which copes
+//!   both with registries that paginate and with those that ignore `n` (`oci-client` does not
+//!   expose the `Link` header, so the page chain is followed by its content instead);
+//! - errors that name the host and say what to do ([`RegistryError`]).
+//!
+//! Not yet: TLS client certificates (`oci-client` builds its own HTTP client and takes no
+//! identity), so `--cert-file/--key-file` are refused with a clear message.
+
+mod error;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use tokio::io::AsyncReadExt;
+
+pub use error::RegistryError;
+
+use crate::credentials::Credential;
+use crate::digest::Digest;
+use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::reference::Reference;
+
+/// How to reach a registry: the TLS flags every registry command takes.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    pub plain_http: bool,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// One registry host, with the credential to use there.
+pub struct Registry {
+    host: String,
+    scheme: &'static str,
+    client: Client,
+    http: reqwest::Client,
+    auth: RegistryAuth,
+}
+
+const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
+
+/// The crypto provider must be installed once before any TLS client exists.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Registry {
+    /// Connects to `host` (no request is made unless the loopback rule needs a probe).
+    pub async fn connect(
+        host: &str,
+        transport: &Transport,
+        credential: Option<Credential>,
+    ) -> Result<Self, RegistryError> {
+        install_crypto_provider();
+        if transport.cert_file.is_some() || transport.key_file.is_some() {
+            return Err(RegistryError::Unsupported(
+                "TLS client certificates (--cert-file/--key-file) are not supported yet".into(),
+            ));
+        }
+        let ca = match &transport.ca_file {
+            Some(path) => Some(read_ca(path)?),
+            None => None,
+        };
+        let mut http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(15))
+            .tls_danger_accept_invalid_certs(transport.insecure);
+        if let Some(pem) = &ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                RegistryError::Config(format!(
+                    "{}: not a PEM certificate bundle: {e}",
+                    transport
+                        .ca_file
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                ))
+            })?;
+            http = http.tls_certs_merge(certs);
+        }
+        let http = http
+            .build()
+            .map_err(|e| RegistryError::Config(format!("cannot set up HTTP client: {e}")))?;
+
+        let scheme = if transport.plain_http {
+            "http"
+        } else if is_loopback(host) {
+            probe_scheme(&http, host).await?
+        } else {
+            "https"
+        };
+        let config = ClientConfig {
+            protocol: if scheme == "http" {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: transport.insecure,
+            extra_root_certificates: ca
+                .map(|data| {
+                    vec![Certificate {
+                        encoding: CertificateEncoding::Pem,
+                        data,
+                    }]
+                })
+                .unwrap_or_default(),
+            use_monolithic_push: true,
+            connect_timeout: Some(Duration::from_secs(15)),
+            read_timeout: Some(Duration::from_secs(120)),
+            user_agent: USER_AGENT,
+            platform_resolver: None,
+            ..Default::default()
+        };
+        let client = Client::try_from(config)
+            .map_err(|e| RegistryError::Config(format!("cannot set up registry client: {e}")))?;
+        let auth = match credential {
+            Some(c) => RegistryAuth::Basic(c.username, c.secret.expose().to_string()),
+            None => RegistryAuth::Anonymous,
+        };
+        client.store_auth_if_needed(host, &auth).await;
+        Ok(Registry {
+            host: host.to_string(),
+            scheme,
+            client,
+            http,
+            auth,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn oci_ref(&self, r: &Reference) -> oci_client::Reference {
+        match (r.digest(), r.tag()) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                self.host.clone(),
+                r.path().to_string(),
+                d.to_string(),
+            ),
+            (None, Some(t)) => oci_client::Reference::with_tag(
+                self.host.clone(),
+                r.path().to_string(),
+                t.to_string(),
+            ),
+            (None, None) => oci_client::Reference::with_tag(
+                self.host.clone(),
+                r.path().to_string(),
+                "latest".into(),
+            ),
+        }
+    }
+
+    fn err(&self, what: &str, e: oci_client::errors::OciDistributionError) -> RegistryError {
+        RegistryError::from_oci(&self.host, what, e)
+    }
+
+    /// Verifies the credential against the registry, as `docker login` does.
+    pub async fn check_login(&self) -> Result<(), RegistryError> {
+        let probe = oci_client::Reference::with_tag(
+            self.host.clone(),
+            "chartcache/login-check".into(),
+            "latest".into(),
+        );
+        // A Bearer registry checks the credential when it issues the token.
+        let token = retry(|| {
+            self.client
+                .auth(&probe, &self.auth, RegistryOperation::Pull)
+        })
+        .await
+        .map_err(|e| self.err("login", e))?;
+        let url = format!("{}://{}/v2/", self.scheme, self.host);
+        let mut req = self.http.get(&url);
+        req = match (&token, &self.auth) {
+            (Some(t), _) => req.bearer_auth(t),
+            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+            _ => req,
+        };
+        let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
+            host: self.host.clone(),
+            reason: error::describe_reqwest(&e),
+        })?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            401 | 403 => Err(RegistryError::Unauthorized {
+                host: self.host.clone(),
+            }),
+            code => Err(RegistryError::Status {
+                host: self.host.clone(),
+                what: "login".into(),
+                code,
+                message: resp.text().await.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has one).
+    pub async fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let image = self.oci_ref(r);
+        let accepted = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE];
+        let (bytes, _header_digest) =
+            retry(|| self.client.pull_manifest_raw(&image, &self.auth, &accepted))
+                .await
+                .map_err(|e| self.err(&format!("manifest {r}"), e))?;
+        let actual = Digest::of(&bytes);
+        if let Some(expected) = r.digest()
+            && *expected != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("manifest {r}"),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok((bytes.to_vec(), actual))
+    }
+
+    /// The manifest digest a tag points at (a HEAD request), if the tag exists.
+    pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
+        let image = self.oci_ref(r);
+        match retry(|| self.client.fetch_manifest_digest(&image, &self.auth)).await {
+            Ok(d) => Ok(Digest::parse(&d).ok()),
+            Err(e) if error::is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.err(&format!("manifest {r}"), e)),
+        }
+    }
+
+    pub async fn blob_exists(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let (image, digest_text) = (self.oci_ref(repo), digest.to_string());
+        retry(|| self.client.blob_exists(&image, &digest_text))
+            .await
+            .map_err(|e| self.err(&format!("blob {digest}"), e))
+    }
+
+    /// Asks the registry to mount a blob from another repository; false if it would not.
+    pub async fn mount_blob(&self, repo: &Reference, from: &Reference, digest: &Digest) -> bool {
+        let (image, source) = (self.oci_ref(repo), self.oci_ref(from));
+        self.client
+            .mount_blob(&image, &source, &digest.to_string())
+            .await
+            .is_ok()
+    }
+
+    /// Uploads a stored blob, streamed from its file.
+    pub async fn push_blob_file(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let image = self.oci_ref(repo);
+        retry(|| async {
+            let file = tokio::fs::File::open(path).await?;
+            self.client
+                .push_blob_stream(&image, file_stream(file), &digest.to_string(), Some(size))
+                .await
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(&format!("upload of blob {digest}"), e))
+    }
+
+    /// Uploads a small blob from memory.
+    pub async fn push_blob_bytes(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        data: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let image = self.oci_ref(repo);
+        let (data, digest_text) = (Bytes::from(data), digest.to_string());
+        retry(|| self.client.push_blob(&image, data.clone(), &digest_text))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(&format!("upload of blob {digest}"), e))
+    }
+
+    /// Streams a blob into `out`, returning how many bytes came. The caller checks the digest.
+    pub async fn pull_blob(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        out: &mut impl std::io::Write,
+    ) -> Result<u64, RegistryError> {
+        let image = self.oci_ref(repo);
+        let layer = oci_client::manifest::OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.to_string(),
+            size: desc.size as i64,
+            ..Default::default()
+        };
+        let what = format!("download of blob {}", desc.digest);
+        let mut stream = retry(|| self.client.pull_blob_stream(&image, &layer))
+            .await
+            .map_err(|e| self.err(&what, e))?;
+        let mut received: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
+                host: self.host.clone(),
+                reason: format!("{what}: {e}"),
+            })?;
+            received += chunk.len() as u64;
+            if received > desc.size {
+                return Err(RegistryError::SizeMismatch {
+                    what,
+                    expected: desc.size,
+                    actual: received,
+                });
+            }
+            out.write_all(&chunk)
+                .map_err(|e| RegistryError::Local(format!("{what}: {e}")))?;
+        }
+        if received != desc.size {
+            return Err(RegistryError::SizeMismatch {
+                what,
+                expected: desc.size,
+                actual: received,
+            });
+        }
+        Ok(received)
+    }
+
+    /// Uploads a manifest under `r`'s tag, byte for byte; returns its digest.
+    pub async fn push_manifest(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let image = self.oci_ref(r);
+        let content_type = reqwest::header::HeaderValue::from_str(media_type)
+            .map_err(|_| RegistryError::Config(format!("bad media type {media_type:?}")))?;
+        retry(|| {
+            self.client
+                .push_manifest_raw(&image, bytes.to_vec(), content_type.clone())
+        })
+        .await
+        .map_err(|e| self.err(&format!("upload of manifest {r}"), e))?;
+        Ok(Digest::of(bytes))
+    }
+
+    /// Every tag of a repository, following pages until one brings nothing new.
+    pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>, RegistryError> {
+        const PAGE: usize = 1000;
+        let image = self.oci_ref(repo);
+        let mut seen = std::collections::HashSet::new();
+        let mut all = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = retry(|| {
+                self.client
+                    .list_tags(&image, &self.auth, Some(PAGE), last.as_deref())
+            })
+            .await
+            .map_err(|e| self.err(&format!("tags of {repo}"), e))?;
+            let before = all.len();
+            for t in page.tags {
+                if seen.insert(t.clone()) {
+                    all.push(t);
+                }
+            }
+            if all.len() == before {
+                break;
+            }
+            last = all.last().cloned();
+        }
+        Ok(all)
+    }
+}
+
+/// Which scheme a loopback registry speaks: HTTPS if a TLS handshake works, HTTP if the port
+/// answers plain HTTP. A TLS server whose certificate fails verification answers plain HTTP
+/// with a 400, and then the TLS error is reported rather than silently downgraded.
+async fn probe_scheme(http: &reqwest::Client, host: &str) -> Result<&'static str, RegistryError> {
+    let tls_err = match http.get(format!("https://{host}/v2/")).send().await {
+        Ok(_) => return Ok("https"),
+        Err(e) => e,
+    };
+    match http.get(format!("http://{host}/v2/")).send().await {
+        Ok(resp) if resp.status() != reqwest::StatusCode::BAD_REQUEST => Ok("http"),
+        Ok(_) => Err(RegistryError::Tls {
+            host: host.to_string(),
+            reason: error::describe_reqwest(&tls_err),
+        }),
+        Err(e) => Err(RegistryError::Unreachable {
+            host: host.to_string(),
+            reason: error::describe_reqwest(&e),
+        }),
+    }
+}
+
+fn read_ca(path: &Path) -> Result<Vec<u8>, RegistryError> {
+    std::fs::read(path).map_err(|e| RegistryError::Config(format!("{}: {e}", path.display())))
+}
+
+/// A file as a stream of 256 KiB chunks, so uploads never hold a blob in memory.
+fn file_stream(
+    file: tokio::fs::File,
+) -> impl Stream<Item = oci_client::errors::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e.into()), None)),
+        }
+    })
+}
+
+/// Runs `op` up to 4 times, backing off 0.25 s, 0.5 s, 1 s, while it fails in a way a retry can
+/// mend (429, 5xx, dropped or refused connections, timeouts).
+pub async fn retry<T, F, Fut>(mut op: F) -> oci_client::errors::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = oci_client::errors::Result<T>>,
+{
+    let mut delay = Duration::from_millis(250);
+    for _ in 0..3 {
+        match op().await {
+            Err(e) if error::is_transient(&e) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    op().await
+}

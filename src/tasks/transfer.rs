@@ -1,0 +1,265 @@
+//! Moving charts between the cache and a registry: `chart push` and `chart pull`.
+//!
+//! Both copy a manifest and the blobs it names, and both move exactly the stored bytes: the
+//! manifest digest on the registry is the one in the cache. Push skips blobs the registry has,
+//! mounts blobs that another repository of the same registry holds, and streams the rest from
+//! their files. Pull fetches the manifest, skips blobs the cache has, streams the rest through a
+//! hash into staged files, checks each against its digest and size, and only then, under the
+//! cache lock, commits the blobs and points the tag at them: a bad byte stores nothing.
+
+use std::io::BufReader;
+
+use crate::chart::Metadata;
+use crate::chart::archive;
+use crate::digest::Digest;
+use crate::oci::{INDEX_MEDIA_TYPE, LEGACY_CHART_LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest};
+use crate::reference::Reference;
+use crate::registry::{Registry, RegistryError};
+use crate::store::{RefEntry, RefTarget, StagedBlob, Store, StoreError};
+use crate::version::version_to_tag;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "{0}: this ref was written by Helm's alpha cache and has no manifest; save the chart again"
+    )]
+    NoManifest(String),
+    #[error("{reference}: not a Helm chart: {reason}")]
+    NotAChart { reference: String, reason: String },
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub struct Pushed {
+    pub entry: RefEntry,
+    pub manifest: Digest,
+    /// Blobs in the manifest (config and layers) and their total size.
+    pub blobs: usize,
+    pub total: u64,
+    pub uploaded: usize,
+    pub mounted: usize,
+}
+
+/// Pushes the cached chart `reference` names to its registry.
+pub async fn push(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+) -> Result<Pushed, TransferError> {
+    let (entry, manifest_bytes, mount_sources) = {
+        let guard = store.read()?;
+        let entry = store.resolve(&guard, reference)?;
+        let digest = entry
+            .manifest
+            .clone()
+            .ok_or_else(|| TransferError::NoManifest(reference.to_string()))?;
+        let bytes = store.read_blob(&digest)?;
+        // Other repositories of the same registry that hold this chart: mount candidates.
+        let sources: Vec<Reference> = store
+            .list(&guard)?
+            .into_iter()
+            .filter(|e| {
+                e.reference.host() == reference.host()
+                    && e.reference.path() != reference.path()
+                    && e.content == entry.content
+            })
+            .map(|e| e.reference.without_object())
+            .take(3)
+            .collect();
+        (entry, bytes, sources)
+    };
+    let manifest =
+        Manifest::parse_chart(&manifest_bytes).map_err(|e| TransferError::NotAChart {
+            reference: reference.to_string(),
+            reason: e.to_string(),
+        })?;
+    let target = entry.reference.clone();
+    let repo = target.without_object();
+    let (mut uploaded, mut mounted, mut total, mut blobs) = (0, 0, 0, 0);
+    for desc in manifest.blobs() {
+        blobs += 1;
+        total += desc.size;
+        if registry.blob_exists(&repo, &desc.digest).await? {
+            continue;
+        }
+        let mut done = false;
+        for from in &mount_sources {
+            if registry.mount_blob(&repo, from, &desc.digest).await {
+                mounted += 1;
+                done = true;
+                break;
+            }
+        }
+        if !done {
+            registry
+                .push_blob_file(
+                    &repo,
+                    &desc.digest,
+                    desc.size,
+                    &store.blob_path(&desc.digest),
+                )
+                .await?;
+            uploaded += 1;
+        }
+    }
+    let digest = registry
+        .push_manifest(&target, &manifest_bytes, MANIFEST_MEDIA_TYPE)
+        .await?;
+    Ok(Pushed {
+        entry,
+        manifest: digest,
+        blobs,
+        total,
+        uploaded,
+        mounted,
+    })
+}
+
+/// What a pull did.
+#[derive(Debug)]
+pub struct Pulled {
+    pub entry: RefEntry,
+    pub manifest: Digest,
+    /// False when the cache already held this manifest under this tag.
+    pub downloaded: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Pulls `reference` (by tag or digest) from its registry into the cache.
+pub async fn pull(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+) -> Result<Pulled, TransferError> {
+    let (manifest_bytes, manifest_digest) = registry.manifest(reference).await?;
+    let not_chart = |reason: String| TransferError::NotAChart {
+        reference: reference.to_string(),
+        reason,
+    };
+    let media_type = serde_json::from_slice::<serde_json::Value>(&manifest_bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        });
+    if media_type.as_deref() == Some(INDEX_MEDIA_TYPE) {
+        return Err(not_chart(
+            "it is an image index, not a chart manifest".into(),
+        ));
+    }
+    let manifest = Manifest::parse_chart(&manifest_bytes).map_err(|e| not_chart(e.to_string()))?;
+    let chart_layer = manifest
+        .chart_layer()
+        .cloned()
+        .ok_or_else(|| not_chart("no chart layer".into()))?;
+    let mut warnings = Vec::new();
+    if chart_layer.media_type == LEGACY_CHART_LAYER_MEDIA_TYPE {
+        warnings.push(format!(
+            "chart media type {LEGACY_CHART_LAYER_MEDIA_TYPE} is deprecated"
+        ));
+    }
+
+    // Already cached under this tag? Then nothing to download.
+    if let Some(tag) = reference.tag() {
+        let guard = store.read()?;
+        if let Ok(entry) = store.resolve(
+            &guard,
+            &reference
+                .without_object()
+                .with_tag(tag)
+                .map_err(|e| not_chart(e.to_string()))?,
+        ) && entry.manifest.as_ref() == Some(&manifest_digest)
+            && [&entry.config, &entry.content]
+                .iter()
+                .all(|d| store.has_blob(d))
+        {
+            return Ok(Pulled {
+                entry,
+                manifest: manifest_digest,
+                downloaded: false,
+                warnings,
+            });
+        }
+    }
+
+    // Download what is missing into staged files, verified before anything is committed.
+    let repo = reference.without_object();
+    let wanted: Vec<_> = std::iter::once(manifest.config.clone())
+        .chain(std::iter::once(chart_layer.clone()))
+        .chain(manifest.prov_layer().cloned())
+        .collect();
+    let mut staged: Vec<(StagedBlob, Digest)> = Vec::new();
+    for desc in &wanted {
+        if store.has_blob(&desc.digest) {
+            continue;
+        }
+        let mut writer = store.blob_writer()?;
+        registry.pull_blob(&repo, desc, &mut writer).await?;
+        let blob = writer.finish()?;
+        if *blob.digest() != desc.digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("blob {} of {reference}", desc.digest),
+                expected: desc.digest.clone(),
+                actual: blob.digest().clone(),
+            }
+            .into());
+        }
+        staged.push((blob, desc.digest.clone()));
+    }
+
+    let config_bytes = match staged.iter().find(|(_, d)| *d == manifest.config.digest) {
+        Some((blob, _)) => std::fs::read(blob.path()).map_err(|e| not_chart(e.to_string()))?,
+        None => store.read_blob(&manifest.config.digest)?,
+    };
+    let metadata =
+        Metadata::from_config_json(&config_bytes).map_err(|e| not_chart(format!("config: {e}")))?;
+    if metadata.name.is_empty() || metadata.version.is_empty() {
+        return Err(not_chart("the config has no chart name or version".into()));
+    }
+    // The content must be a chart archive we can read safely.
+    if let Some((blob, _)) = staged.iter().find(|(_, d)| *d == chart_layer.digest) {
+        let file = blob.reopen()?;
+        archive::inspect(BufReader::new(file))
+            .map_err(|e| not_chart(format!("chart layer: {e}")))?;
+    }
+
+    let tag = match reference.tag() {
+        Some(t) => t.to_string(),
+        None => version_to_tag(&metadata.version),
+    };
+    let local = repo.with_tag(&tag).map_err(|e| not_chart(e.to_string()))?;
+    let writer = store.write()?;
+    for (blob, digest) in staged {
+        writer.commit_blob(blob, Some(&digest))?;
+    }
+    let stored_manifest = writer.put_blob(&manifest_bytes)?;
+    debug_assert_eq!(stored_manifest, manifest_digest);
+    let target = RefTarget {
+        name: metadata.name.clone(),
+        version: metadata.version.clone(),
+        manifest: manifest_digest.clone(),
+        config: manifest.config.digest.clone(),
+        content: chart_layer.digest.clone(),
+        prov: manifest.prov_layer().map(|d| d.digest.clone()),
+    };
+    writer.set_ref(&local, &target)?;
+    Ok(Pulled {
+        entry: RefEntry {
+            reference: local,
+            name: target.name,
+            version: target.version,
+            config: target.config,
+            content: target.content,
+            manifest: Some(target.manifest),
+            prov: target.prov,
+        },
+        manifest: manifest_digest,
+        downloaded: true,
+        warnings,
+    })
+}
