@@ -112,12 +112,14 @@ impl Registry {
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot set up HTTP client: {e}")))?;
 
-        let scheme = if transport.plain_http {
-            "http"
+        // One `GET /v2/` per command: it picks the scheme for loopback hosts and tells whether
+        // the registry wants credentials at all.
+        let (scheme, ping) = if transport.plain_http {
+            ("http", ping(&http, "http", host).await)
         } else if is_loopback(host) {
             probe_scheme(&http, host).await?
         } else {
-            "https"
+            ("https", ping(&http, "https", host).await)
         };
         let config = ClientConfig {
             protocol: if scheme == "http" {
@@ -147,7 +149,12 @@ impl Registry {
             Some(c) => RegistryAuth::Basic(c.username, c.secret.expose().to_string()),
             None => RegistryAuth::Anonymous,
         };
-        client.store_auth_if_needed(host, &auth).await;
+        // `oci-client` sends its own `GET /v2/` before every request of a client holding
+        // credentials; a registry that answered our ping without asking for any needs none.
+        let open = matches!(ping, Ok(status) if status.is_success());
+        if !open {
+            client.store_auth_if_needed(host, &auth).await;
+        }
         Ok(Registry {
             host: host.to_string(),
             scheme,
@@ -403,21 +410,37 @@ impl Registry {
     }
 }
 
-/// Which scheme a loopback registry speaks: HTTPS if a TLS handshake works, HTTP if the port
-/// answers plain HTTP. A TLS server whose certificate fails verification answers plain HTTP
-/// with a 400, and then the TLS error is reported rather than silently downgraded.
-async fn probe_scheme(http: &reqwest::Client, host: &str) -> Result<&'static str, RegistryError> {
-    let tls_err = match http.get(format!("https://{host}/v2/")).send().await {
-        Ok(_) => return Ok("https"),
-        Err(e) => e,
-    };
-    match http.get(format!("http://{host}/v2/")).send().await {
-        Ok(resp) if resp.status() != reqwest::StatusCode::BAD_REQUEST => Ok("http"),
-        Ok(_) => Err(RegistryError::Tls {
+/// `GET /v2/` without credentials: the status, or why there was none.
+async fn ping(
+    http: &reqwest::Client,
+    scheme: &str,
+    host: &str,
+) -> Result<reqwest::StatusCode, reqwest::Error> {
+    http.get(format!("{scheme}://{host}/v2/"))
+        .send()
+        .await
+        .map(|r| r.status())
+}
+
+/// Which scheme a loopback registry speaks, with its answer to the ping: HTTPS if a TLS
+/// handshake works, HTTP if the port answers plain HTTP. Both are tried at once. A TLS server
+/// whose certificate fails verification answers plain HTTP with a 400; then the TLS error is
+/// reported rather than silently downgraded.
+async fn probe_scheme(
+    http: &reqwest::Client,
+    host: &str,
+) -> Result<(&'static str, Result<reqwest::StatusCode, reqwest::Error>), RegistryError> {
+    let (tls, plain) = tokio::join!(ping(http, "https", host), ping(http, "http", host));
+    match (tls, plain) {
+        (Ok(status), _) => Ok(("https", Ok(status))),
+        (Err(_), Ok(status)) if status != reqwest::StatusCode::BAD_REQUEST => {
+            Ok(("http", Ok(status)))
+        }
+        (Err(tls_err), Ok(_)) => Err(RegistryError::Tls {
             host: host.to_string(),
             reason: error::describe_reqwest(&tls_err),
         }),
-        Err(e) => Err(RegistryError::Unreachable {
+        (Err(_), Err(e)) => Err(RegistryError::Unreachable {
             host: host.to_string(),
             reason: error::describe_reqwest(&e),
         }),

@@ -80,10 +80,17 @@ pub async fn push(
     let target = entry.reference.clone();
     let repo = target.without_object();
     let (mut uploaded, mut mounted, mut total, mut blobs) = (0, 0, 0, 0);
-    for desc in manifest.blobs() {
+    // Ask about every blob at once, then send what is missing.
+    let present = futures_util::future::try_join_all(
+        manifest
+            .blobs()
+            .map(|d| registry.blob_exists(&repo, &d.digest)),
+    )
+    .await?;
+    for (desc, present) in manifest.blobs().zip(present) {
         blobs += 1;
         total += desc.size;
-        if registry.blob_exists(&repo, &desc.digest).await? {
+        if present {
             continue;
         }
         let mut done = false;
@@ -188,29 +195,29 @@ pub async fn pull(
     }
 
     // Download what is missing into staged files, verified before anything is committed.
-    let repo = reference.without_object();
+    let repo = &reference.without_object();
     let wanted: Vec<_> = std::iter::once(manifest.config.clone())
         .chain(std::iter::once(chart_layer.clone()))
         .chain(manifest.prov_layer().cloned())
         .collect();
-    let mut staged: Vec<(StagedBlob, Digest)> = Vec::new();
-    for desc in &wanted {
-        if store.has_blob(&desc.digest) {
-            continue;
-        }
-        let mut writer = store.blob_writer()?;
-        registry.pull_blob(&repo, desc, &mut writer).await?;
-        let blob = writer.finish()?;
-        if *blob.digest() != desc.digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("blob {} of {reference}", desc.digest),
-                expected: desc.digest.clone(),
-                actual: blob.digest().clone(),
+    let downloads = wanted
+        .iter()
+        .filter(|d| !store.has_blob(&d.digest))
+        .map(|desc| async move {
+            let mut writer = store.blob_writer()?;
+            registry.pull_blob(repo, desc, &mut writer).await?;
+            let blob = writer.finish()?;
+            if *blob.digest() != desc.digest {
+                return Err(TransferError::from(RegistryError::DigestMismatch {
+                    what: format!("blob {} of {reference}", desc.digest),
+                    expected: desc.digest.clone(),
+                    actual: blob.digest().clone(),
+                }));
             }
-            .into());
-        }
-        staged.push((blob, desc.digest.clone()));
-    }
+            Ok((blob, desc.digest.clone()))
+        });
+    // Config, chart and provenance come in at once; any failure drops every staged file.
+    let staged: Vec<(StagedBlob, Digest)> = futures_util::future::try_join_all(downloads).await?;
 
     let config_bytes = match staged.iter().find(|(_, d)| *d == manifest.config.digest) {
         Some((blob, _)) => std::fs::read(blob.path()).map_err(|e| not_chart(e.to_string()))?,
