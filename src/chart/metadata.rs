@@ -26,8 +26,9 @@ pub enum MetadataError {
     BadName(String),
     #[error("chart.metadata.version is required")]
     NoVersion,
-    #[error("chart.metadata.version {version:?} is invalid: {reason}")]
-    BadVersion { version: String, reason: String },
+    /// `reason` is the version parser's message, which names the version.
+    #[error("chart.metadata.version: {reason}")]
+    BadVersion { reason: String },
     #[error("chart.metadata.type {0:?} is invalid (use application or library)")]
     BadType(String),
     #[error("dependency name or alias {0:?} is used more than once")]
@@ -257,7 +258,6 @@ impl Metadata {
             return Err(MetadataError::NoVersion);
         }
         version::parse(&self.version).map_err(|e| MetadataError::BadVersion {
-            version: self.version.clone(),
             reason: e.to_string(),
         })?;
         if !matches!(self.chart_type.as_str(), "" | "application" | "library") {
@@ -430,7 +430,7 @@ dependencies:
             ("apiVersion: v2\nname: x", "version is required"),
             (
                 "apiVersion: v2\nname: x\nversion: one",
-                "version \"one\" is invalid",
+                "invalid version \"one\"",
             ),
             (
                 "apiVersion: v2\nname: x\nversion: 1.0.0\ntype: plugin",

@@ -13,9 +13,9 @@
 //!   expose the `Link` header, so the page chain is followed by its content instead);
 //! - errors that name the host and say what to do ([`RegistryError`]).
 //!
-//! Not yet: TLS client certificates (`oci-client` builds its own HTTP client and takes no
-//! identity), so `--cert-file/--key-file` are refused with a clear message.
+//! - TLS client certificates, which `oci-client` cannot present ([`client_cert`]).
 
+mod client_cert;
 mod error;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +52,8 @@ pub struct Registry {
     client: Client,
     http: reqwest::Client,
     auth: RegistryAuth,
+    /// Carries `oci-client`'s requests when a client certificate is in use.
+    _cert_proxy: Option<client_cert::CertProxy>,
 }
 
 const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
@@ -82,9 +84,18 @@ impl Registry {
         credential: Option<Credential>,
     ) -> Result<Self, RegistryError> {
         install_crypto_provider();
-        if transport.cert_file.is_some() || transport.key_file.is_some() {
-            return Err(RegistryError::Unsupported(
-                "TLS client certificates (--cert-file/--key-file) are not supported yet".into(),
+        let identity = match (&transport.cert_file, &transport.key_file) {
+            (Some(cert), Some(key)) => Some(read_identity(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(RegistryError::Config(
+                    "--cert-file and --key-file go together".into(),
+                ));
+            }
+        };
+        if identity.is_some() && transport.plain_http {
+            return Err(RegistryError::Config(
+                "a client certificate needs TLS; drop --plain-http".into(),
             ));
         }
         let ca = match &transport.ca_file {
@@ -108,25 +119,43 @@ impl Registry {
             })?;
             http = http.tls_certs_merge(certs);
         }
-        let http = http
-            .build()
-            .map_err(|e| RegistryError::Config(format!("cannot set up HTTP client: {e}")))?;
+        let with_identity = identity.is_some();
+        if let Some(id) = identity {
+            http = http.identity(id);
+        }
+        let http = http.build().map_err(|e| {
+            RegistryError::Config(format!(
+                "cannot set up HTTP client: {}",
+                error::describe_reqwest(&e)
+            ))
+        })?;
 
         // One `GET /v2/` per command: it picks the scheme for loopback hosts and tells whether
         // the registry wants credentials at all.
         let (scheme, ping) = if transport.plain_http {
             ("http", ping(&http, "http", host).await)
-        } else if is_loopback(host) {
+        } else if is_loopback(host) && !with_identity {
             probe_scheme(&http, host).await?
         } else {
             ("https", ping(&http, "https", host).await)
         };
+        let cert_proxy = if with_identity {
+            let proxy = client_cert::CertProxy::start(http.clone(), host.to_string())
+                .await
+                .map_err(|e| {
+                    RegistryError::Config(format!("cannot start the client-certificate proxy: {e}"))
+                })?;
+            Some(proxy)
+        } else {
+            None
+        };
         let config = ClientConfig {
-            protocol: if scheme == "http" {
+            protocol: if scheme == "http" || cert_proxy.is_some() {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
+            http_proxy: cert_proxy.as_ref().map(client_cert::CertProxy::url),
             accept_invalid_certificates: transport.insecure,
             extra_root_certificates: ca
                 .map(|data| {
@@ -161,6 +190,7 @@ impl Registry {
             client,
             http,
             auth,
+            _cert_proxy: cert_proxy,
         })
     }
 
@@ -445,6 +475,20 @@ async fn probe_scheme(
             reason: error::describe_reqwest(&e),
         }),
     }
+}
+
+/// A client certificate and its key, both PEM, as one identity.
+fn read_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, RegistryError> {
+    let mut pem = read_ca(cert)?;
+    pem.push(b'\n');
+    pem.extend(read_ca(key)?);
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        RegistryError::Config(format!(
+            "{} / {}: not a PEM certificate and key: {e}",
+            cert.display(),
+            key.display()
+        ))
+    })
 }
 
 fn read_ca(path: &Path) -> Result<Vec<u8>, RegistryError> {
