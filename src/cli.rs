@@ -47,6 +47,9 @@ pub enum Command {
     /// Log in to and out of registries, and list what they hold
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Read classic (index.yaml) chart repositories: fetch a chart, or migrate them all
+    #[command(subcommand)]
+    Repo(RepoCommand),
     /// Print a shell completion script
     Completion {
         /// The shell to complete for
@@ -189,6 +192,93 @@ pub enum RegistryCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Download one chart from a classic repository, as `helm pull --repo` does
+    ///
+    /// Reads REPO_URL/index.yaml, resolves the version as Helm does (an exact version first,
+    /// else the newest matching the constraint; the newest stable version by default),
+    /// checks the download against the index digest and writes DIR/NAME-VERSION.tgz.
+    #[command(disable_version_flag = true)]
+    Fetch {
+        /// The repository URL (the folder holding index.yaml)
+        repo_url: String,
+        /// The chart name
+        chart: String,
+        /// A version or a Helm constraint, like 1.2.3, ^1.2 or ">=1.2 <2"
+        #[arg(long = "version", value_name = "C")]
+        chart_version: Option<String>,
+        /// Consider pre-release versions when no version is given
+        #[arg(long)]
+        devel: bool,
+        /// Where to write the archive
+        #[arg(short, long, value_name = "DIR", default_value = ".")]
+        destination: PathBuf,
+        /// Also save the chart into the cache under this ref
+        #[arg(long, value_name = "REF")]
+        save: Option<String>,
+        #[command(flatten)]
+        auth: RepoAuthArgs,
+        /// Verify the repository's certificate with this CA bundle (PEM)
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Skip TLS certificate verification
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Copy every chart version of a classic repository into an OCI registry
+    ///
+    /// Each version goes to DEST_PREFIX/CHART:VERSION (+ written as _) byte for byte: the OCI
+    /// chart layer digest is the index digest. Versions already there are skipped, so a rerun
+    /// pushes nothing. A .prov beside a chart goes along as its provenance layer.
+    #[command(disable_version_flag = true)]
+    Migrate {
+        /// The repository URL (the folder holding index.yaml)
+        repo_url: String,
+        /// Where the charts go: HOST[:PORT]/PATH
+        dest_prefix: String,
+        /// Only these charts (repeatable)
+        #[arg(long = "chart", value_name = "NAME")]
+        charts: Vec<String>,
+        /// Only versions matching this Helm constraint
+        #[arg(long = "version", value_name = "C")]
+        chart_version: Option<String>,
+        /// Let the constraint match pre-release versions too
+        #[arg(long)]
+        devel: bool,
+        /// Transfers to run at once
+        #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// After a failure, finish the other versions before exiting non-zero
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        auth: RepoAuthArgs,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
+}
+
+/// Credentials for a classic repository.
+#[derive(Debug, Clone, Args)]
+pub struct RepoAuthArgs {
+    /// Repository username
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Repository password (insecure; prefer --password-stdin)
+    #[arg(long, requires = "username", conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the repository password from standard input
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Send the credentials to chart URLs on other hosts too
+    #[arg(long)]
+    pub pass_credentials: bool,
+}
+
 /// How to reach a registry.
 #[derive(Debug, Clone, Args)]
 pub struct TransportArgs {
@@ -230,4 +320,13 @@ pub enum ShowWhat {
 /// The clap command tree, for the man page and completions.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names, valid defaults…) over the whole tree.
+    #[test]
+    fn command_tree_is_consistent() {
+        super::command().debug_assert();
+    }
 }

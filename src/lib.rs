@@ -13,6 +13,7 @@
 //!   small leaves with no dependencies inside the crate beyond each other.
 
 pub mod chart;
+pub mod classic;
 pub mod cli;
 pub mod commands;
 pub mod constraint;

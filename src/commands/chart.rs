@@ -55,7 +55,7 @@ pub fn print_summary(
 }
 
 fn save(ctx: &Context, path: &Path, reference: Option<&str>) -> Result<()> {
-    let saved = tasks::save::save(&ctx.store, path, reference)?;
+    let saved = tasks::save::save(&ctx.store, path, reference, &Default::default())?;
     for w in &saved.warnings {
         ctx.warn(w);
     }

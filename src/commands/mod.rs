@@ -3,6 +3,7 @@
 
 mod chart;
 mod registry;
+mod repo;
 
 use std::fmt::Display;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Chart(cmd) => chart::run(&ctx, cmd),
         Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
+        Command::Repo(cmd) => runtime()?.block_on(repo::run(&ctx, cmd)),
         Command::Completion { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "chartcache", &mut std::io::stdout());

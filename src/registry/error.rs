@@ -158,7 +158,7 @@ pub(super) fn is_transient(e: &Oci) -> bool {
 }
 
 /// A reqwest error with its causes, on one line (reqwest's own Display hides the cause).
-pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -28,7 +28,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use tokio::io::AsyncReadExt;
 
-pub use error::RegistryError;
+pub use error::{RegistryError, describe_reqwest};
 
 use crate::credentials::Credential;
 use crate::digest::Digest;

@@ -2,5 +2,7 @@
 //! Commands call one task each; tasks never parse flags or print.
 
 pub mod export;
+pub mod fetch;
+pub mod migrate;
 pub mod save;
 pub mod transfer;

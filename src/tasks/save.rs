@@ -53,8 +53,21 @@ pub struct Saved {
     pub warnings: Vec<String>,
 }
 
+/// Choices beyond the path and the ref.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// The `org.opencontainers.image.created` annotation (RFC 3339). Without it, only
+    /// `SOURCE_DATE_EPOCH` sets one, so saving the same chart twice gives the same digests.
+    pub created: Option<String>,
+}
+
 /// Saves the chart at `path` under `reference` (tag defaulting to the chart version).
-pub fn save(store: &Store, path: &Path, reference: Option<&str>) -> Result<Saved, SaveError> {
+pub fn save(
+    store: &Store,
+    path: &Path,
+    reference: Option<&str>,
+    options: &SaveOptions,
+) -> Result<Saved, SaveError> {
     let epoch = crate::env::source_date_epoch().map_err(SaveError::Env)?;
     let requested = reference.map(Reference::parse).transpose()?;
     if let Some(r) = &requested
@@ -121,8 +134,10 @@ pub fn save(store: &Store, path: &Path, reference: Option<&str>) -> Result<Saved
     let prov_desc = prov
         .as_ref()
         .map(|p| Descriptor::new(PROV_LAYER_MEDIA_TYPE, Digest::of(p), p.len() as u64));
-    let created = epoch.map(|secs| {
-        crate::output::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    let created = options.created.clone().or_else(|| {
+        epoch.map(|secs| {
+            crate::output::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        })
     });
     let manifest = Manifest::for_chart(
         &metadata,

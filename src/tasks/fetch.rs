@@ -1,0 +1,133 @@
+//! `repo fetch`: one chart version from a classic repository, resolved as Helm resolves it,
+//! downloaded through a hash and checked against the index's digest before it is kept.
+
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::classic::{ClassicError, Index, IndexEntry, Repo, RepoError};
+use crate::digest::{Digest, HashingWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Classic(#[from] ClassicError),
+    #[error(
+        "{url}: digest mismatch: the index says {expected}, the download is {actual}; nothing was kept"
+    )]
+    DigestMismatch {
+        url: String,
+        expected: String,
+        actual: Digest,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<RepoError> for FetchError {
+    fn from(e: RepoError) -> Self {
+        FetchError::Classic(e.into())
+    }
+}
+
+/// A downloaded chart archive, and its `.prov` when the repository has one.
+#[derive(Debug)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
+    pub prov: Option<PathBuf>,
+}
+
+/// The index's digest, with or without its `sha256:` prefix.
+fn expected_digest(entry: &IndexEntry) -> Option<String> {
+    entry
+        .digest
+        .as_deref()
+        .map(|d| d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+/// Downloads `entry` to `dest` (a file path), atomically; with `with_prov`, also `dest.prov`
+/// when the repository serves one.
+pub async fn download(
+    repo: &Repo,
+    entry: &IndexEntry,
+    dest: &Path,
+    with_prov: bool,
+) -> Result<Fetched, FetchError> {
+    let url = repo.chart_url(entry)?;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FetchError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".chartcache-fetch-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    let mut writer = HashingWriter::new(BufWriter::new(temp));
+    let size = repo.download(&url, &mut writer).await?;
+    let (buffered, digest, _) = writer.finish();
+    let temp = buffered.into_inner().map_err(|e| FetchError::Io {
+        path: dest.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    if let Some(expected) = expected_digest(entry)
+        && expected != digest.hex()
+    {
+        return Err(FetchError::DigestMismatch {
+            url: crate::classic::http::redact(&url),
+            expected,
+            actual: digest,
+        });
+    }
+    let prov = if with_prov {
+        let prov_url = reqwest::Url::parse(&format!("{url}.prov"))
+            .map_err(|_| RepoError::BadUrl(format!("{url}.prov")))?;
+        match repo.download_optional(&prov_url).await? {
+            Some(bytes) => {
+                let path = PathBuf::from(format!("{}.prov", dest.display()));
+                std::fs::write(&path, bytes).map_err(io(&path))?;
+                Some(path)
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    temp.persist(dest).map_err(|e| FetchError::Io {
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(Fetched {
+        path: dest.to_path_buf(),
+        digest,
+        size,
+        prov,
+    })
+}
+
+/// Resolves `chart` at `version` (Helm's rules) and downloads it to `dir/<name>-<version>.tgz`.
+pub async fn fetch(
+    repo: &Repo,
+    index: &Index,
+    chart: &str,
+    version: Option<&str>,
+    devel: bool,
+    dir: &Path,
+) -> Result<(IndexEntry, Fetched), FetchError> {
+    let entry = index
+        .get(chart, version, devel)
+        .map_err(ClassicError::from)?
+        .clone();
+    let dest = dir.join(format!("{}-{}.tgz", entry.name, entry.version));
+    let fetched = download(repo, &entry, &dest, false).await?;
+    Ok((entry, fetched))
+}
