@@ -6,9 +6,10 @@
 //! 100 MiB in all (counted on the bytes actually read, so a lying header cannot smuggle more).
 //! [`inspect`], [`read_file`] and [`extract`] are small visitors on top of it.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
@@ -71,6 +72,10 @@ pub fn walk<R: Read>(
     let entries = archive.entries().map_err(corrupt)?;
     let mut top: Option<String> = None;
     let mut total: u64 = 0;
+    // Links and entry paths, checked together at the end: a link is only safe or unsafe in
+    // the light of the other links.
+    let mut links: HashMap<String, String> = HashMap::new();
+    let mut paths: Vec<String> = Vec::new();
     for entry in entries {
         let mut entry = entry.map_err(corrupt)?;
         let kind = match entry.header().entry_type() {
@@ -111,13 +116,11 @@ pub fn walk<R: Read>(
             }
             return Err(ArchiveError::NotInFolder(raw));
         }
-        if let EntryKind::Symlink(target) = &kind
-            && !link_stays_inside(&rest, target)
-        {
-            return Err(ArchiveError::LinkEscapes {
-                path: raw,
-                target: target.clone(),
-            });
+        match &kind {
+            EntryKind::Symlink(target) => {
+                links.insert(rest.clone(), target.clone());
+            }
+            _ => paths.push(rest.clone()),
         }
         let size = entry.header().size().map_err(corrupt)?;
         if kind == EntryKind::File && size > MAX_FILE {
@@ -142,7 +145,90 @@ pub fn walk<R: Read>(
             return Err(ArchiveError::TooLarge);
         }
     }
-    top.ok_or_else(|| ArchiveError::Corrupt("the archive is empty".into()))
+    let top = top.ok_or_else(|| ArchiveError::Corrupt("the archive is empty".into()))?;
+    check_links(&top, &links, &paths)?;
+    Ok(top)
+}
+
+/// Every link must resolve inside the chart, following the other links on the way, and no
+/// entry may sit below a link (writing it would write through the link).
+fn check_links(
+    top: &str,
+    links: &HashMap<String, String>,
+    paths: &[String],
+) -> Result<(), ArchiveError> {
+    for path in paths.iter().chain(links.keys()) {
+        let mut prefix = String::new();
+        for component in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, init)| init)
+        {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+            if let Some(target) = links.get(&prefix) {
+                return Err(ArchiveError::LinkEscapes {
+                    path: format!("{top}/{path}"),
+                    target: format!("{top}/{prefix} -> {target}"),
+                });
+            }
+        }
+    }
+    for (path, target) in links {
+        if !resolves_inside(links, path, target) {
+            return Err(ArchiveError::LinkEscapes {
+                path: format!("{top}/{path}"),
+                target: target.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Resolves the link at `path` (relative to the chart root) to `target`, substituting any
+/// other link met on the way, and tells whether it stays inside the chart. Absolute targets,
+/// a climb above the root, and chains of more than 40 links are all "outside".
+fn resolves_inside(links: &HashMap<String, String>, path: &str, target: &str) -> bool {
+    let mut stack: Vec<String> = path.split('/').map(str::to_string).collect();
+    stack.pop();
+    let mut pending: VecDeque<String> = VecDeque::new();
+    let push_target = |pending: &mut VecDeque<String>, t: &str| -> bool {
+        if t.is_empty() || t.starts_with('/') || Path::new(t).is_absolute() {
+            return false;
+        }
+        for c in t.split('/').rev() {
+            pending.push_front(c.to_string());
+        }
+        true
+    };
+    if !push_target(&mut pending, target) {
+        return false;
+    }
+    let mut hops = 0;
+    while let Some(c) = pending.pop_front() {
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    return false;
+                }
+            }
+            name => {
+                stack.push(name.to_string());
+                if let Some(next) = links.get(&stack.join("/")) {
+                    hops += 1;
+                    stack.pop();
+                    if hops > 40 || !push_target(&mut pending, next) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
 }
 
 /// The Chart.yaml of an archive, validated, with its raw text. Reads the whole archive, so
@@ -162,14 +248,15 @@ pub fn inspect<R: Read>(reader: R) -> Result<(Metadata, Vec<u8>), ArchiveError> 
     Ok((md, raw))
 }
 
-/// The content of the first regular file whose path (relative to the top folder) satisfies `want`.
+/// The content of the (last) regular file whose path (relative to the top folder) satisfies `want`.
 pub fn read_file<R: Read>(
     reader: R,
     want: impl Fn(&str) -> bool,
 ) -> Result<Option<Vec<u8>>, ArchiveError> {
     let mut found: Option<Vec<u8>> = None;
     walk(reader, |path, kind, data| {
-        if found.is_none() && *kind == EntryKind::File && want(path) {
+        // The last copy of a repeated entry wins, as in Helm's loader.
+        if *kind == EntryKind::File && want(path) {
             let mut buf = Vec::new();
             data.read_to_end(&mut buf).map_err(corrupt)?;
             found = Some(buf);
@@ -186,6 +273,9 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<(), ArchiveError> {
         let path = path.to_path_buf();
         move |source| ArchiveError::Write { path, source }
     };
+    // Links are made last, once the whole archive has been checked, so no file is ever
+    // written through one.
+    let mut deferred: Vec<(PathBuf, String)> = Vec::new();
     walk(reader, |rel, kind, data| {
         let target = dest.join(rel);
         if let Some(parent) = target.parent() {
@@ -193,18 +283,21 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<(), ArchiveError> {
         }
         match kind {
             EntryKind::Dir => fs::create_dir_all(&target).map_err(write_err(&target))?,
+            // A repeated entry replaces the earlier one, as in tar and Helm.
             EntryKind::File => {
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(write_err(&target))?;
+                let mut out = fs::File::create(&target).map_err(write_err(&target))?;
                 io::copy(data, &mut out).map_err(write_err(&target))?;
             }
-            EntryKind::Symlink(link) => symlink(link, &target).map_err(write_err(&target))?,
+            EntryKind::Symlink(link) => deferred.push((target, link.clone())),
         }
         Ok(())
     })?;
+    for (at, link) in deferred {
+        if fs::symlink_metadata(&at).is_ok() {
+            fs::remove_file(&at).map_err(write_err(&at))?;
+        }
+        symlink(&link, &at).map_err(write_err(&at))?;
+    }
     Ok(())
 }
 
@@ -257,40 +350,51 @@ fn check_path(raw: &str) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// Whether a symlink at `rel` (relative to the chart's top folder) pointing at `target`
-/// resolves, lexically, to a place inside the chart.
-fn link_stays_inside(rel: &str, target: &str) -> bool {
-    if target.is_empty() || Path::new(target).is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = rel.split('/').filter(|c| !c.is_empty()).count() as i64 - 1;
-    for c in Path::new(target).components() {
-        match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            _ => return false,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn links(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
     #[test]
     fn link_containment() {
-        assert!(link_stays_inside("templates/a.yaml", "b.yaml"));
-        assert!(link_stays_inside("templates/a.yaml", "../values.yaml"));
-        assert!(!link_stays_inside("templates/a.yaml", "../../etc/passwd"));
-        assert!(!link_stays_inside("a", "../x"));
-        assert!(!link_stays_inside("a", "/etc/passwd"));
-        assert!(link_stays_inside("a/b/c", "../../d"));
-        assert!(!link_stays_inside("a/b/c", "x/../../../../d"));
+        let none = HashMap::new();
+        assert!(resolves_inside(&none, "templates/a.yaml", "b.yaml"));
+        assert!(resolves_inside(&none, "templates/a.yaml", "../values.yaml"));
+        assert!(!resolves_inside(
+            &none,
+            "templates/a.yaml",
+            "../../etc/passwd"
+        ));
+        assert!(!resolves_inside(&none, "a", "../x"));
+        assert!(!resolves_inside(&none, "a", "/etc/passwd"));
+        assert!(resolves_inside(&none, "a/b/c", "../../d"));
+        assert!(!resolves_inside(&none, "a/b/c", "x/../../../../d"));
+    }
+
+    #[test]
+    fn chained_links_are_followed() {
+        // l -> . ; l2 -> l/.. climbs out through l; l3 -> l2/.. further still.
+        let chain = links(&[("l", "."), ("l2", "l/.."), ("l3", "l2/..")]);
+        assert!(resolves_inside(&chain, "l", "."));
+        assert!(!resolves_inside(&chain, "l2", "l/.."));
+        assert!(!resolves_inside(&chain, "l3", "l2/.."));
+        let loop_ = links(&[("a", "b"), ("b", "a")]);
+        assert!(!resolves_inside(&loop_, "a", "b"));
+        let fine = links(&[("t", "templates"), ("x", "t/a.yaml")]);
+        assert!(resolves_inside(&fine, "x", "t/a.yaml"));
+    }
+
+    #[test]
+    fn nothing_may_live_below_a_link() {
+        let l = links(&[("l", "templates")]);
+        assert!(check_links("c", &l, &["l/pwned.txt".to_string()]).is_err());
+        assert!(check_links("c", &l, &["templates/a.yaml".to_string()]).is_ok());
     }
 
     #[test]

@@ -24,6 +24,10 @@ use super::metadata::{Metadata, MetadataError, Requirements};
 pub enum PackageError {
     #[error("{0}: Chart.yaml file is missing")]
     NoChartYaml(PathBuf),
+    #[error(
+        "{0}: the rules exclude Chart.yaml, so the chart would have none (Chart.yaml file is missing)"
+    )]
+    ChartYamlIgnored(PathBuf),
     #[error("{path}: {source}")]
     Metadata {
         path: PathBuf,
@@ -106,6 +110,9 @@ pub fn package_dir(dir: &Path, out: impl Write, mtime: u64) -> Result<Packaged, 
     let mut files = Vec::new();
     let mut visiting = HashSet::new();
     collect(&root, &root, "", &rules, &mut files, &mut visiting)?;
+    if !files.iter().any(|f| f.rel == "Chart.yaml") {
+        return Err(PackageError::ChartYamlIgnored(ignore_path));
+    }
     // Chart.yaml first, then byte order of the relative paths.
     files.sort_by(|a, b| {
         (a.rel != "Chart.yaml", a.rel.as_bytes()).cmp(&(b.rel != "Chart.yaml", b.rel.as_bytes()))

@@ -72,6 +72,12 @@ impl Repo {
                     ca.display()
                 ))
             })?;
+            if certs.is_empty() {
+                return Err(RepoError::Config(format!(
+                    "{}: no PEM certificate in this CA file",
+                    ca.display()
+                )));
+            }
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder

@@ -55,6 +55,15 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether trying again could help (a dropped connection, a rate limit, a server error).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. } => true,
+            RegistryError::Status { code, .. } => *code == 429 || (500..=599).contains(code),
+            _ => false,
+        }
+    }
+
     pub(super) fn from_oci(host: &str, what: &str, e: Oci) -> Self {
         let host = host.to_string();
         let what = what.to_string();
@@ -146,6 +155,11 @@ pub(super) fn is_transient(e: &Oci) -> bool {
                 || matches!(r.status().map(|s| s.as_u16()), Some(429 | 500..=599))
         }
         Oci::ServerError { code, .. } => *code == 429 || (500..=599).contains(code),
+        // Docker Hub says 429 in an OCI error body, which oci-client files as a registry error.
+        Oci::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
+            let code = format!("{:?}", x.code).to_ascii_lowercase();
+            code.contains("toomanyrequests") || code.contains("unavailable")
+        }),
         Oci::IoError(io) => matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionReset

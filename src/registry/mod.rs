@@ -117,6 +117,16 @@ impl Registry {
                         .display()
                 ))
             })?;
+            if certs.is_empty() {
+                return Err(RegistryError::Config(format!(
+                    "{}: no PEM certificate in this CA file",
+                    transport
+                        .ca_file
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                )));
+            }
             http = http.tls_certs_merge(certs);
         }
         let with_identity = identity.is_some();

@@ -150,6 +150,7 @@ impl Store {
             _lock: lock,
         };
         blobs::clean_stale_temps(self)?;
+        refs::recover(self)?;
         layout::repair(self)?;
         Ok(writer)
     }
@@ -187,13 +188,13 @@ impl Store {
         refs::resolve(self, reference)
     }
 
-    /// Every complete ref, sorted by reference.
+    /// Every complete ref, sorted by host, repository and tag.
     pub fn list(&self, _guard: &ReadGuard) -> Result<Vec<RefEntry>> {
         let mut all: Vec<RefEntry> = refs::walk(self)?
             .into_iter()
             .filter_map(|r| r.ok())
             .collect();
-        all.sort_by_cached_key(|e| e.reference.to_string());
+        all.sort_by(|a, b| a.reference.cmp(&b.reference));
         Ok(all)
     }
 

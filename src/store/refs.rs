@@ -295,24 +295,83 @@ pub(super) fn set(store: &Store, reference: &Reference, target: &RefTarget) -> R
         symlink(&dest, &at).map_err(io_err(&at))?;
     }
     let staging = staging.keep();
-    swap_into_place(&staging, &final_dir)?;
-    Ok(())
+    swap_into_place(store, &staging, &final_dir)
 }
 
-/// Puts `staging` at `target`; if `target` existed, its old contents end up at `staging` and
-/// are deleted. Readers never see `target` missing.
-fn swap_into_place(staging: &Path, target: &Path) -> Result<()> {
+/// Records a swap that carries subdirectories across, so the next writer can finish it.
+const SWAP_JOURNAL: &str = "ref-swap.journal";
+
+/// Puts `staging` at `target`; if `target` existed, its old links end up at `staging` and are
+/// deleted. Readers never see `target` missing.
+///
+/// A tag directory can also hold a nested repository (`x/tags/simple/tags/1` is repository
+/// `x/tags/simple`, inside the directory of `x:simple`). Such subdirectories are carried over
+/// to the new directory; that takes several steps, so they are journaled and a crash between
+/// them is completed by [`recover`] instead of losing the nested repository.
+fn swap_into_place(store: &Store, staging: &Path, target: &Path) -> Result<()> {
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::rename(staging, target).map_err(io_err(target))?;
+            return Ok(());
         }
         Err(e) => return Err(io_err(target)(e)),
-        Ok(_) => {
-            exchange(staging, target).map_err(io_err(target))?;
-            fs::remove_dir_all(staging).map_err(io_err(staging))?;
+        Ok(_) => {}
+    }
+    let nested = subdirectories(target)?;
+    if nested.is_empty() {
+        exchange(staging, target).map_err(io_err(target))?;
+        return fs::remove_dir_all(staging).map_err(io_err(staging));
+    }
+    let journal = store.root().join(SWAP_JOURNAL);
+    let record = format!("{}\n{}\n", staging.display(), target.display());
+    atomic_write(&store.tmp_dir(), &journal, record.as_bytes())?;
+    exchange(staging, target).map_err(io_err(target))?;
+    carry_subdirectories(staging, target)?;
+    fs::remove_dir_all(staging).map_err(io_err(staging))?;
+    fs::remove_file(&journal).map_err(io_err(&journal))
+}
+
+fn subdirectories(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    Ok(read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name())
+        .collect())
+}
+
+fn carry_subdirectories(from: &Path, to: &Path) -> Result<()> {
+    for name in subdirectories(from)? {
+        let dest = to.join(&name);
+        if fs::symlink_metadata(&dest).is_err() {
+            fs::rename(from.join(&name), &dest).map_err(io_err(&dest))?;
         }
     }
     Ok(())
+}
+
+/// Finishes a journaled swap a crashed writer left half done. Called under the write lock.
+pub(super) fn recover(store: &Store) -> Result<()> {
+    let journal = store.root().join(SWAP_JOURNAL);
+    let Ok(record) = fs::read_to_string(&journal) else {
+        return Ok(());
+    };
+    let mut lines = record.lines();
+    if let (Some(staging), Some(target)) = (lines.next(), lines.next()) {
+        let (staging, target) = (Path::new(staging), Path::new(target));
+        // Only ever a hidden directory next to the target, whatever the journal says.
+        let sane = staging.parent() == target.parent()
+            && staging
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".new-") || n.starts_with(".del-"));
+        if sane && staging.is_dir() {
+            if target.is_dir() {
+                carry_subdirectories(staging, target)?;
+            }
+            fs::remove_dir_all(staging).map_err(io_err(staging))?;
+        }
+    }
+    fs::remove_file(&journal).map_err(io_err(&journal))
 }
 
 #[cfg(target_os = "linux")]
@@ -344,7 +403,8 @@ fn symlink(_target: &str, at: &Path) -> io::Result<()> {
     )))
 }
 
-/// Removes a tag directory (atomically: it is renamed away first), then empty parents.
+/// Removes a tag: its links are swapped out for an empty directory in one step (keeping any
+/// nested repository below it), then the directory and its empty parents are tidied away.
 pub(super) fn remove(store: &Store, reference: &Reference) -> Result<bool> {
     let tag = tag_of(reference)?;
     let dir = tag_dir(store, reference, tag);
@@ -352,17 +412,15 @@ pub(super) fn remove(store: &Store, reference: &Reference) -> Result<bool> {
         return Ok(false);
     }
     let parent = dir.parent().unwrap_or(store.root());
-    let doomed = tempfile::Builder::new()
+    let empty = tempfile::Builder::new()
         .prefix(&format!(".del-{tag}-"))
         .tempdir_in(parent)
         .map_err(io_err(parent))?
         .keep();
-    fs::remove_dir(&doomed).map_err(io_err(&doomed))?;
-    fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
-    fs::remove_dir_all(&doomed).map_err(io_err(&doomed))?;
+    swap_into_place(store, &empty, &dir)?;
     // Tidy empty directories up to refs/.
     let refs = store.refs_dir();
-    let mut cur = parent.to_path_buf();
+    let mut cur = dir;
     while cur.starts_with(&refs) && cur != refs {
         if fs::remove_dir(&cur).is_err() {
             break;

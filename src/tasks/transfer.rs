@@ -126,6 +126,41 @@ pub async fn push(
     })
 }
 
+/// Downloads one blob into a staged file and checks it. A body cut off or a connection dropped
+/// mid-way is fetched again from the start (up to three tries); a complete body with the wrong
+/// digest is a digest mismatch, whatever the transport layer called it.
+async fn download(
+    store: &Store,
+    registry: &Registry,
+    repo: &Reference,
+    desc: &crate::oci::Descriptor,
+    reference: &Reference,
+) -> Result<(StagedBlob, Digest), TransferError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut writer = store.blob_writer()?;
+        let result = registry.pull_blob(repo, desc, &mut writer).await;
+        let blob = writer.finish()?;
+        if blob.size() == desc.size && *blob.digest() != desc.digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("blob {} of {reference}", desc.digest),
+                expected: desc.digest.clone(),
+                actual: blob.digest().clone(),
+            }
+            .into());
+        }
+        match result {
+            Ok(_) => return Ok((blob, desc.digest.clone())),
+            Err(e) if e.is_transient() && attempt < 3 => {
+                drop(blob);
+                tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// What a pull did.
 #[derive(Debug)]
 pub struct Pulled {
@@ -203,19 +238,7 @@ pub async fn pull(
     let downloads = wanted
         .iter()
         .filter(|d| !store.has_blob(&d.digest))
-        .map(|desc| async move {
-            let mut writer = store.blob_writer()?;
-            registry.pull_blob(repo, desc, &mut writer).await?;
-            let blob = writer.finish()?;
-            if *blob.digest() != desc.digest {
-                return Err(TransferError::from(RegistryError::DigestMismatch {
-                    what: format!("blob {} of {reference}", desc.digest),
-                    expected: desc.digest.clone(),
-                    actual: blob.digest().clone(),
-                }));
-            }
-            Ok((blob, desc.digest.clone()))
-        });
+        .map(|desc| download(store, registry, repo, desc, reference));
     // Config, chart and provenance come in at once; any failure drops every staged file.
     let staged: Vec<(StagedBlob, Digest)> = futures_util::future::try_join_all(downloads).await?;
 

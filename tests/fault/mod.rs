@@ -1,0 +1,17 @@
+//! Shared by the `registry_*` integration tests: a sandbox that runs the built `chartcache`
+//! binary with its own HOME, cache and credentials file ([`Sandbox`]), and a small in-process
+//! registry that misbehaves on purpose ([`FakeRegistry`]) for the faults a real registry never
+//! makes (wrong digests, truncated bodies, 429/5xx).
+//!
+//! Use with `mod support; mod fault;` (the harness in `tests/support` starts the real peers).
+#![allow(dead_code, unused_imports)]
+
+mod peers;
+mod sandbox;
+mod server;
+
+pub use peers::{
+    count_logged, get_manifest, logged_requests, put_manifest, upload_blob, wait_logged,
+};
+pub use sandbox::{Entry, Sandbox, Snapshot, chart_dir, error_line_of, sha256_hex};
+pub use server::{Artifact, FakeRegistry, OCI_MANIFEST, Request, Response};
