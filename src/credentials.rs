@@ -371,28 +371,22 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
 
 fn helper_store(helper: &str, host: &str, cred: &Credential) -> Result<()> {
     let body = serde_json::json!({"ServerURL": host, "Username": cred.username, "Secret": cred.secret.expose()});
-    let (ok, out) = run_helper(helper, "store", host, body.to_string().as_bytes())?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CredentialsError::Helper {
-            helper: helper.into(),
-            host: host.into(),
-            reason: out,
-        })
-    }
+    helper_must_succeed(helper, "store", host, body.to_string().as_bytes())
 }
 
 fn helper_erase(helper: &str, host: &str) -> Result<()> {
-    let (ok, out) = run_helper(helper, "erase", host, host.as_bytes())?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CredentialsError::Helper {
+    helper_must_succeed(helper, "erase", host, host.as_bytes())
+}
+
+/// Runs a helper action whose only answer is success or a reason.
+fn helper_must_succeed(helper: &str, action: &str, host: &str, input: &[u8]) -> Result<()> {
+    match run_helper(helper, action, host, input)? {
+        (true, _) => Ok(()),
+        (false, reason) => Err(CredentialsError::Helper {
             helper: helper.into(),
             host: host.into(),
-            reason: out,
-        })
+            reason,
+        }),
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`store`]: the on-disk cache (its docs draw the tree);
 //! - [`chart`] (Chart.yaml, .helmignore, packaging, safe archive reading) and [`oci`] (Helm's
 //!   media types and manifests), both free of I/O beyond the files they are given;
-//! - [`reference`], [`digest`], [`version`], [`constraint`], [`gojson`], [`output`], [`env`]:
+//! - [`reference`], [`digest`], [`version`], [`constraint`], [`gojson`], [`output`], [`env`],
+//!   [`fsx`]:
 //!   small leaves with no dependencies inside the crate beyond each other.
 
 pub mod chart;
@@ -20,6 +21,7 @@ pub mod constraint;
 pub mod credentials;
 pub mod digest;
 pub mod env;
+pub mod fsx;
 pub mod gojson;
 pub mod oci;
 pub mod output;

@@ -149,14 +149,7 @@ pub fn parse(s: &str) -> Result<Version, VersionError> {
         })?;
     }
 
-    let mut version = Version::new(numbers[0], numbers[1], numbers[2]);
-    if let Some(pre) = pre {
-        version.pre = prerelease(s, pre)?;
-    }
-    if let Some(build) = build {
-        version.build = build_metadata(s, build)?;
-    }
-    Ok(version)
+    assemble(s, numbers, pre, build)
 }
 
 /// Masterminds `StrictNewVersion`: exactly MAJOR.MINOR.PATCH, no `v`,
@@ -215,6 +208,16 @@ pub fn parse_strict(s: &str) -> Result<Version, VersionError> {
         })?;
     }
 
+    assemble(s, numbers, pre, build)
+}
+
+/// The version from its three numbers and its optional pre-release and build texts.
+fn assemble(
+    s: &str,
+    numbers: [u64; 3],
+    pre: Option<&str>,
+    build: Option<&str>,
+) -> Result<Version, VersionError> {
     let mut version = Version::new(numbers[0], numbers[1], numbers[2]);
     if let Some(pre) = pre {
         version.pre = prerelease(s, pre)?;

@@ -296,22 +296,9 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<(), ArchiveError> {
         if fs::symlink_metadata(&at).is_ok() {
             fs::remove_file(&at).map_err(write_err(&at))?;
         }
-        symlink(&link, &at).map_err(write_err(&at))?;
+        crate::fsx::symlink(&link, &at).map_err(write_err(&at))?;
     }
     Ok(())
-}
-
-#[cfg(unix)]
-fn symlink(target: &str, at: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, at)
-}
-
-#[cfg(not(unix))]
-fn symlink(_target: &str, at: &Path) -> io::Result<()> {
-    Err(io::Error::other(format!(
-        "cannot create symlink {}",
-        at.display()
-    )))
 }
 
 struct CountingReader<'a> {

@@ -98,12 +98,13 @@ impl Index {
     pub fn from_reader(reader: impl std::io::Read, source_name: &str) -> Result<Self, IndexError> {
         // No budget: the index is one the user asked for, and its size is what it is.
         let options = serde_saphyr::options! { budget: None };
-        let raw: RawIndex = serde_saphyr::from_reader_with_options(reader, options).map_err(|e| {
-            IndexError::Malformed {
-                source_name: source_name.to_string(),
-                reason: first_line(&e.to_string()),
-            }
-        })?;
+        let raw: RawIndex =
+            serde_saphyr::from_reader_with_options(reader, options).map_err(|e| {
+                IndexError::Malformed {
+                    source_name: source_name.to_string(),
+                    reason: first_line(&e.to_string()),
+                }
+            })?;
         if raw.api_version.as_deref().is_none_or(str::is_empty) {
             return Err(IndexError::NoApiVersion {
                 source_name: source_name.to_string(),

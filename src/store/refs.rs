@@ -292,7 +292,7 @@ pub(super) fn set(store: &Store, reference: &Reference, target: &RefTarget) -> R
     }
     for (name, dest) in links {
         let at = staging.path().join(name);
-        symlink(&dest, &at).map_err(io_err(&at))?;
+        crate::fsx::symlink(&dest, &at).map_err(io_err(&at))?;
     }
     let staging = staging.keep();
     swap_into_place(store, &staging, &final_dir)
@@ -388,19 +388,6 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     fs::rename(b, &aside)?;
     fs::rename(a, b)?;
     fs::rename(&aside, a)
-}
-
-#[cfg(unix)]
-fn symlink(target: &str, at: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, at)
-}
-
-#[cfg(not(unix))]
-fn symlink(_target: &str, at: &Path) -> io::Result<()> {
-    Err(io::Error::other(format!(
-        "{}: the cache needs symlinks, which this platform does not provide",
-        at.display()
-    )))
 }
 
 /// Removes a tag: its links are swapped out for an empty directory in one step (keeping any
