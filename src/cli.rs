@@ -50,6 +50,15 @@ pub enum Command {
     /// Read classic (index.yaml) chart repositories: fetch a chart, or migrate them all
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Make a registry (or the cache) hold what another holds, like `skopeo sync`
+    ///
+    /// SRC is a repository (HOST/PATH/NAME: every tag), one tag (HOST/PATH/NAME:TAG), or the
+    /// cache (`cache:` for all of it, `cache:HOST/PATH/NAME` for one repository). DEST is a
+    /// registry with an optional path prefix (HOST[/PREFIX]) or the cache (`cache:` keeps the
+    /// source names, `cache:HOST/PREFIX` renames like a registry). Destination names follow
+    /// skopeo: DEST/NAME:TAG, or with --scoped DEST/HOST/PATH/NAME:TAG. With --config, the
+    /// sources come from a skopeo sync YAML file and only DEST is given.
+    Sync(SyncArgs),
     /// Print a shell completion script
     Completion {
         /// The shell to complete for
@@ -260,6 +269,85 @@ pub enum RepoCommand {
         #[command(flatten)]
         transport: TransportArgs,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// [SRC] DEST
+    #[arg(value_name = "PLACES", num_args = 1..=2, required = true)]
+    pub places: Vec<String>,
+    /// Read the sources from a skopeo sync YAML file
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Name destinations after the whole source path, host included
+    #[arg(long)]
+    pub scoped: bool,
+    /// Only tags whose version matches this Helm constraint (`_` read as `+`)
+    #[arg(long, value_name = "C")]
+    pub constraint: Option<String>,
+    /// Only tags matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub tag_regex: Option<String>,
+    /// Copies to run at once
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After a failure, finish the rest before exiting non-zero
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Trust that a tag present at the destination is the same (no digest check)
+    #[arg(long)]
+    pub immutable_tags: bool,
+    /// Source credentials, overriding stored logins
+    #[arg(long, value_name = "USER:PASS")]
+    pub src_creds: Option<String>,
+    /// Destination credentials, overriding stored logins
+    #[arg(long, value_name = "USER:PASS")]
+    pub dest_creds: Option<String>,
+    /// Use plain HTTP for the source
+    #[arg(long)]
+    pub src_plain_http: bool,
+    /// Skip TLS verification for the source
+    #[arg(long)]
+    pub src_insecure: bool,
+    /// skopeo's flag: false skips TLS verification and allows plain HTTP for the source
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub src_tls_verify: Option<bool>,
+    /// CA bundle (PEM) for the source
+    #[arg(long, value_name = "FILE")]
+    pub src_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for the source
+    #[arg(long, value_name = "FILE", requires = "src_key_file")]
+    pub src_cert_file: Option<PathBuf>,
+    /// Client key (PEM) for the source
+    #[arg(long, value_name = "FILE", requires = "src_cert_file")]
+    pub src_key_file: Option<PathBuf>,
+    /// Docker-style certificate directory for the source (*.crt, NAME.cert + NAME.key)
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// Use plain HTTP for the destination
+    #[arg(long)]
+    pub dest_plain_http: bool,
+    /// Skip TLS verification for the destination
+    #[arg(long)]
+    pub dest_insecure: bool,
+    /// skopeo's flag: false skips TLS verification and allows plain HTTP for the destination
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dest_tls_verify: Option<bool>,
+    /// CA bundle (PEM) for the destination
+    #[arg(long, value_name = "FILE")]
+    pub dest_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for the destination
+    #[arg(long, value_name = "FILE", requires = "dest_key_file")]
+    pub dest_cert_file: Option<PathBuf>,
+    /// Client key (PEM) for the destination
+    #[arg(long, value_name = "FILE", requires = "dest_cert_file")]
+    pub dest_key_file: Option<PathBuf>,
+    /// Docker-style certificate directory for the destination
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
 }
 
 /// Credentials for a classic repository.

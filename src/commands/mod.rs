@@ -4,6 +4,8 @@
 mod chart;
 mod registry;
 mod repo;
+mod report;
+mod sync;
 
 use std::fmt::Display;
 
@@ -51,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Chart(cmd) => chart::run(&ctx, cmd),
         Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
         Command::Repo(cmd) => runtime()?.block_on(repo::run(&ctx, cmd)),
+        Command::Sync(args) => runtime()?.block_on(sync::run(&ctx, args)),
         Command::Completion { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "chartcache", &mut std::io::stdout());

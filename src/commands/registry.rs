@@ -17,6 +17,7 @@ impl From<&TransportArgs> for Transport {
         Transport {
             plain_http: a.plain_http,
             insecure: a.insecure,
+            http_fallback: false,
             ca_file: a.ca_file.clone(),
             cert_file: a.cert_file.clone(),
             key_file: a.key_file.clone(),

@@ -1,17 +1,17 @@
 //! `chartcache repo …`: fetch from and migrate classic (index.yaml) repositories.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 
 use anyhow::{Context as _, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
+use super::report::Reporter;
 use crate::classic::{Repo, RepoOptions};
 use crate::cli::{RepoAuthArgs, RepoCommand};
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
 use crate::reference::Reference;
-use crate::tasks::migrate::{self, MigrateOptions, Outcome};
+use crate::tasks::migrate::{self, MigrateOptions};
 use crate::tasks::{fetch, save};
 
 pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
@@ -144,28 +144,7 @@ async fn migrate_all(
     dry_run: bool,
     keep_going: bool,
 ) -> Result<()> {
-    let bar = if std::io::stderr().is_terminal() && !ctx.quiet {
-        let bar = ProgressBar::new(entries.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let say = |line: String| {
-        if ctx.quiet {
-            return;
-        }
-        if bar.is_hidden() {
-            println!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
+    let reporter = Reporter::new(ctx, entries.len(), dry_run);
     let options = MigrateOptions {
         jobs: jobs.into(),
         dry_run,
@@ -179,43 +158,14 @@ async fn migrate_all(
         entries,
         &options,
         |entry, target, outcome| {
-            bar.inc(1);
-            bar.set_message(format!("{} {}", entry.name, entry.version));
-            let target = if target.is_empty() {
+            let what = if target.is_empty() {
                 format!("{} {}", entry.name, entry.version)
             } else {
                 target.to_string()
             };
-            match outcome {
-                Outcome::Migrated => say(format!("{target}: migrated")),
-                Outcome::Skipped => say(format!("{target}: up to date, skipped")),
-                Outcome::Planned => say(format!("{target}: would migrate")),
-                Outcome::Failed(e) => eprintln!("Error: {target}: {e}"),
-                Outcome::NotAttempted => {}
-            }
+            reporter.item(&what, outcome, "migrated");
         },
     )
     .await;
-    bar.finish_and_clear();
-    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
-    let failed = count(|o| matches!(o, Outcome::Failed(_)));
-    let not_attempted = count(|o| matches!(o, Outcome::NotAttempted));
-    let verb = if dry_run { "To migrate" } else { "Migrated" };
-    let done = count(|o| matches!(o, Outcome::Migrated | Outcome::Planned));
-    let mut summary = format!(
-        "{verb}: {done}, skipped: {}, failed: {failed} (of {} chart versions from {})",
-        count(|o| matches!(o, Outcome::Skipped)),
-        entries.len(),
-        repo.url()
-    );
-    if not_attempted > 0 {
-        summary.push_str(&format!(
-            "; {not_attempted} not attempted after the failure (use --keep-going)"
-        ));
-    }
-    ctx.say(&summary);
-    if failed > 0 {
-        return Err(super::Reported.into());
-    }
-    Ok(())
+    reporter.finish(&outcomes, "migrated", "chart versions", repo.url().as_str())
 }

@@ -40,6 +40,9 @@ use crate::reference::Reference;
 pub struct Transport {
     pub plain_http: bool,
     pub insecure: bool,
+    /// Like loopback hosts: use HTTPS, falling back to HTTP when the server does not speak
+    /// TLS (skopeo's `tls-verify: false`, with `insecure`).
+    pub http_fallback: bool,
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
@@ -55,6 +58,9 @@ pub struct Registry {
     /// Carries `oci-client`'s requests when a client certificate is in use.
     _cert_proxy: Option<client_cert::CertProxy>,
 }
+
+/// Docker's schema 2 manifest: not a chart, but `sync` copies whatever a repository holds.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
 
@@ -144,7 +150,7 @@ impl Registry {
         // the registry wants credentials at all.
         let (scheme, ping) = if transport.plain_http {
             ("http", ping(&http, "http", host).await)
-        } else if is_loopback(host) && !with_identity {
+        } else if (is_loopback(host) || transport.http_fallback) && !with_identity {
             probe_scheme(&http, host).await?
         } else {
             ("https", ping(&http, "https", host).await)
@@ -274,7 +280,11 @@ impl Registry {
     /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has one).
     pub async fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
         let image = self.oci_ref(r);
-        let accepted = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE];
+        let accepted = [
+            MANIFEST_MEDIA_TYPE,
+            INDEX_MEDIA_TYPE,
+            DOCKER_MANIFEST_MEDIA_TYPE,
+        ];
         let (bytes, _header_digest) =
             retry(|| self.client.pull_manifest_raw(&image, &self.auth, &accepted))
                 .await
@@ -400,6 +410,42 @@ impl Registry {
             });
         }
         Ok(received)
+    }
+
+    /// Copies a blob from another registry, streaming it straight through (the destination
+    /// checks the digest when the upload completes). A failed attempt starts over.
+    pub async fn copy_blob_from(
+        &self,
+        source: &Registry,
+        source_repo: &Reference,
+        repo: &Reference,
+        desc: &Descriptor,
+    ) -> Result<(), RegistryError> {
+        let (from, to) = (source.oci_ref(source_repo), self.oci_ref(repo));
+        let layer = oci_client::manifest::OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.to_string(),
+            size: desc.size as i64,
+            ..Default::default()
+        };
+        let digest = desc.digest.to_string();
+        retry(|| async {
+            let stream = source.client.pull_blob_stream(&from, &layer).await?;
+            let stream = stream
+                .stream
+                .map(|chunk| chunk.map_err(oci_client::errors::OciDistributionError::from));
+            self.client
+                .push_blob_stream(&to, stream, &digest, Some(desc.size))
+                .await
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            self.err(
+                &format!("copy of blob {} from {}", desc.digest, source.host),
+                e,
+            )
+        })
     }
 
     /// Uploads a manifest under `r`'s tag, byte for byte; returns its digest.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 
+use super::Outcome;
 use super::fetch;
 use super::save::{self, SaveOptions};
 use super::transfer;
@@ -22,19 +23,6 @@ use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::store::Store;
 use crate::version::version_to_tag;
-
-/// What happened to one chart version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Migrated,
-    /// The tag already holds this chart.
-    Skipped,
-    /// `--dry-run`: it would be migrated.
-    Planned,
-    Failed(String),
-    /// Not tried, because an earlier version failed and `--keep-going` was not given.
-    NotAttempted,
-}
 
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
@@ -124,7 +112,7 @@ async fn one(
         Err(e) => return Outcome::Failed(e.to_string()),
     }
     match transfer::push(store, registry, target).await {
-        Ok(_) => Outcome::Migrated,
+        Ok(_) => Outcome::Done,
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }

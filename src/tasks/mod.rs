@@ -5,4 +5,19 @@ pub mod export;
 pub mod fetch;
 pub mod migrate;
 pub mod save;
+pub mod sync;
 pub mod transfer;
+
+/// What happened to one item of a bulk job (`repo migrate`, `sync`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Copied.
+    Done,
+    /// Already there.
+    Skipped,
+    /// `--dry-run`: it would be copied.
+    Planned,
+    Failed(String),
+    /// Not tried, because an earlier item failed and `--keep-going` was not given.
+    NotAttempted,
+}

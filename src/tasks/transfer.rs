@@ -50,6 +50,16 @@ pub async fn push(
     registry: &Registry,
     reference: &Reference,
 ) -> Result<Pushed, TransferError> {
+    push_as(store, registry, reference, None).await
+}
+
+/// Pushes the cached chart `reference` names to `target` (same name by default) on `registry`.
+pub async fn push_as(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    target: Option<&Reference>,
+) -> Result<Pushed, TransferError> {
     let (entry, manifest_bytes, mount_sources) = {
         let guard = store.read()?;
         let entry = store.resolve(&guard, reference)?;
@@ -63,8 +73,9 @@ pub async fn push(
             .list(&guard)?
             .into_iter()
             .filter(|e| {
-                e.reference.host() == reference.host()
-                    && e.reference.path() != reference.path()
+                let to = target.unwrap_or(reference);
+                e.reference.host() == to.host()
+                    && e.reference.path() != to.path()
                     && e.content == entry.content
             })
             .map(|e| e.reference.without_object())
@@ -77,7 +88,7 @@ pub async fn push(
             reference: reference.to_string(),
             reason: e.to_string(),
         })?;
-    let target = entry.reference.clone();
+    let target = target.cloned().unwrap_or_else(|| entry.reference.clone());
     let repo = target.without_object();
     let (mut uploaded, mut mounted, mut total, mut blobs) = (0, 0, 0, 0);
     // Ask about every blob at once, then send what is missing.
@@ -177,6 +188,17 @@ pub async fn pull(
     registry: &Registry,
     reference: &Reference,
 ) -> Result<Pulled, TransferError> {
+    pull_as(store, registry, reference, None).await
+}
+
+/// Pulls `reference` into the cache under `local` (by default its own name, with the chart
+/// version as tag when pulled by digest).
+pub async fn pull_as(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    local: Option<&Reference>,
+) -> Result<Pulled, TransferError> {
     let (manifest_bytes, manifest_digest) = registry.manifest(reference).await?;
     let not_chart = |reason: String| TransferError::NotAChart {
         reference: reference.to_string(),
@@ -207,15 +229,20 @@ pub async fn pull(
     }
 
     // Already cached under this tag? Then nothing to download.
-    if let Some(tag) = reference.tag() {
-        let guard = store.read()?;
-        if let Ok(entry) = store.resolve(
-            &guard,
-            &reference
+    let cached_name = match (local, reference.tag()) {
+        (Some(l), _) => Some(l.clone()),
+        (None, Some(tag)) => Some(
+            reference
                 .without_object()
                 .with_tag(tag)
                 .map_err(|e| not_chart(e.to_string()))?,
-        ) && entry.manifest.as_ref() == Some(&manifest_digest)
+        ),
+        (None, None) => None,
+    };
+    if let Some(name) = &cached_name {
+        let guard = store.read()?;
+        if let Ok(entry) = store.resolve(&guard, name)
+            && entry.manifest.as_ref() == Some(&manifest_digest)
             && [&entry.config, &entry.content]
                 .iter()
                 .all(|d| store.has_blob(d))
@@ -258,11 +285,12 @@ pub async fn pull(
             .map_err(|e| not_chart(format!("chart layer: {e}")))?;
     }
 
-    let tag = match reference.tag() {
-        Some(t) => t.to_string(),
-        None => version_to_tag(&metadata.version),
+    let local = match cached_name {
+        Some(name) => name,
+        None => repo
+            .with_tag(&version_to_tag(&metadata.version))
+            .map_err(|e| not_chart(e.to_string()))?,
     };
-    let local = repo.with_tag(&tag).map_err(|e| not_chart(e.to_string()))?;
     let writer = store.write()?;
     for (blob, digest) in staged {
         writer.commit_blob(blob, Some(&digest))?;
@@ -291,5 +319,75 @@ pub async fn pull(
         manifest: manifest_digest,
         downloaded: true,
         warnings,
+    })
+}
+
+/// What a registry-to-registry copy did.
+#[derive(Debug)]
+pub struct Copied {
+    pub manifest: Digest,
+    pub blobs: usize,
+    pub copied: usize,
+}
+
+/// Copies the manifest `source` names, and every blob it refers to, to `target`: byte for
+/// byte, so the digest is kept. Blobs the destination has are skipped, blobs on the same
+/// registry are mounted, the rest stream straight from one registry to the other.
+pub async fn copy(
+    source_registry: &Registry,
+    source: &Reference,
+    target_registry: &Registry,
+    target: &Reference,
+) -> Result<Copied, TransferError> {
+    let (bytes, digest) = source_registry.manifest(source).await?;
+    let unsupported = |reason: &str| TransferError::NotAChart {
+        reference: source.to_string(),
+        reason: reason.to_string(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| unsupported(&e.to_string()))?;
+    let media_type = value
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or(MANIFEST_MEDIA_TYPE)
+        .to_string();
+    if media_type == INDEX_MEDIA_TYPE || value.get("manifests").is_some() {
+        return Err(unsupported("image indexes are not supported by sync yet"));
+    }
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|e| unsupported(&e.to_string()))?;
+    let (from_repo, to_repo) = (source.without_object(), target.without_object());
+    let same_registry = source_registry.host() == target_registry.host();
+    let present = futures_util::future::try_join_all(
+        manifest
+            .blobs()
+            .map(|d| target_registry.blob_exists(&to_repo, &d.digest)),
+    )
+    .await?;
+    let mut copied = 0;
+    for (desc, present) in manifest.blobs().zip(present) {
+        if present {
+            continue;
+        }
+        if same_registry
+            && target_registry
+                .mount_blob(&to_repo, &from_repo, &desc.digest)
+                .await
+        {
+            continue;
+        }
+        target_registry
+            .copy_blob_from(source_registry, &from_repo, &to_repo, desc)
+            .await?;
+        copied += 1;
+    }
+    let pushed = target_registry
+        .push_manifest(target, &bytes, &media_type)
+        .await?;
+    debug_assert_eq!(pushed, digest);
+    Ok(Copied {
+        manifest: digest,
+        blobs: manifest.blobs().count(),
+        copied,
     })
 }
