@@ -22,7 +22,7 @@ pub enum RepoError {
     #[error("{url}: the server answered {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: unauthorized (pass --username and --password-stdin)")]
-    Unauthorized { url: String },
+    Unauthorized { url: String, status: u16 },
     #[error("{0}")]
     Config(String),
     #[error("{url}: {reason}")]
@@ -143,7 +143,7 @@ impl Repo {
             })?;
             return match resp.status().as_u16() {
                 200..=299 => Ok(resp),
-                401 | 403 => Err(RepoError::Unauthorized { url: shown }),
+                status @ (401 | 403) => Err(RepoError::Unauthorized { url: shown, status }),
                 status => Err(RepoError::Status { url: shown, status }),
             };
         }
@@ -186,7 +186,8 @@ impl Repo {
         Ok(n)
     }
 
-    /// A small optional file (a `.prov`): `None` when the server has none.
+    /// A small optional file (a `.prov`): `None` when the server has none. A 403 counts as
+    /// none too: object stores such as S3 answer it for a missing key when listing is denied.
     pub async fn download_optional(&self, url: &Url) -> Result<Option<Vec<u8>>, RepoError> {
         match self.get(url).await {
             Ok(resp) => Ok(Some(
@@ -200,7 +201,8 @@ impl Repo {
             )),
             Err(RepoError::Status {
                 status: 404 | 410, ..
-            }) => Ok(None),
+            })
+            | Err(RepoError::Unauthorized { status: 403, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

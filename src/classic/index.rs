@@ -26,6 +26,8 @@ pub enum IndexError {
     NoChart(String),
     #[error("no version of chart {name:?} matches {constraint:?}")]
     NoVersion { name: String, constraint: String },
+    #[error("no chart version in the repository matches {0:?}")]
+    NoVersionAtAll(String),
     #[error(transparent)]
     Constraint(#[from] crate::constraint::ConstraintError),
 }
@@ -191,7 +193,7 @@ impl Index {
                 return Err(IndexError::NoChart(n.clone()));
             }
         }
-        Ok(self
+        let selected: Vec<&IndexEntry> = self
             .entries
             .iter()
             .filter(|(name, _)| names.is_empty() || names.contains(name))
@@ -199,12 +201,23 @@ impl Index {
             .filter(|e| {
                 let Some(v) = &e.semver else { return false };
                 match constraint {
-                    Some(c) if devel => c.matches_devel(v),
+                    Some(c) if devel => c.matches_including_prereleases(v),
                     Some(c) => c.matches(v),
                     None => true,
                 }
             })
-            .collect())
+            .collect();
+        // A constraint that matches nothing is a mistake, not a migration with nothing to do.
+        if let (true, Some(c)) = (selected.is_empty(), constraint) {
+            return Err(match names {
+                [] => IndexError::NoVersionAtAll(c.to_string()),
+                _ => IndexError::NoVersion {
+                    name: names.join(", "),
+                    constraint: c.to_string(),
+                },
+            });
+        }
+        Ok(selected)
     }
 }
 

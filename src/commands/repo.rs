@@ -144,7 +144,7 @@ async fn migrate_all(
     dry_run: bool,
     keep_going: bool,
 ) -> Result<()> {
-    let reporter = Reporter::new(ctx, entries.len(), dry_run);
+    let reporter = Reporter::new(ctx, entries.len(), dry_run, super::report::MIGRATE);
     let options = MigrateOptions {
         jobs: jobs.into(),
         dry_run,
@@ -163,9 +163,9 @@ async fn migrate_all(
             } else {
                 target.to_string()
             };
-            reporter.item(&what, outcome, "migrated");
+            reporter.item(&what, outcome);
         },
     )
     .await;
-    reporter.finish(&outcomes, "migrated", "chart versions", repo.url().as_str())
+    reporter.finish(&outcomes, "chart versions", repo.url().as_str())
 }

@@ -8,14 +8,31 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Context;
 use crate::tasks::Outcome;
 
+/// The verb a bulk job reports with: `migrate` / `migrated`, `sync` / `synced`.
+#[derive(Debug, Clone, Copy)]
+pub struct Verb {
+    pub base: &'static str,
+    pub past: &'static str,
+}
+
+pub const MIGRATE: Verb = Verb {
+    base: "migrate",
+    past: "migrated",
+};
+pub const SYNC: Verb = Verb {
+    base: "sync",
+    past: "synced",
+};
+
 pub struct Reporter<'a> {
     ctx: &'a Context,
     bar: ProgressBar,
     dry_run: bool,
+    verb: Verb,
 }
 
 impl<'a> Reporter<'a> {
-    pub fn new(ctx: &'a Context, total: usize, dry_run: bool) -> Self {
+    pub fn new(ctx: &'a Context, total: usize, dry_run: bool, verb: Verb) -> Self {
         let bar = if std::io::stderr().is_terminal() && !ctx.quiet {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
@@ -28,7 +45,12 @@ impl<'a> Reporter<'a> {
         } else {
             ProgressBar::hidden()
         };
-        Reporter { ctx, bar, dry_run }
+        Reporter {
+            ctx,
+            bar,
+            dry_run,
+            verb,
+        }
     }
 
     fn line(&self, text: String) {
@@ -43,13 +65,13 @@ impl<'a> Reporter<'a> {
     }
 
     /// One item has ended.
-    pub fn item(&self, what: &str, outcome: &Outcome, done_word: &str) {
+    pub fn item(&self, what: &str, outcome: &Outcome) {
         self.bar.inc(1);
         self.bar.set_message(what.to_string());
         match outcome {
-            Outcome::Done => self.line(format!("{what}: {done_word}")),
+            Outcome::Done => self.line(format!("{what}: {}", self.verb.past)),
             Outcome::Skipped => self.line(format!("{what}: up to date, skipped")),
-            Outcome::Planned => self.line(format!("{what}: would be {done_word}")),
+            Outcome::Planned => self.line(format!("{what}: would {}", self.verb.base)),
             Outcome::Failed(e) => {
                 self.bar.suspend(|| eprintln!("Error: {what}: {e}"));
             }
@@ -59,22 +81,17 @@ impl<'a> Reporter<'a> {
 
     /// Prints the summary; an error (already reported) if anything failed.
     /// `what` names the items ("chart versions"), `from` their source.
-    pub fn finish(
-        self,
-        outcomes: &[Outcome],
-        done_word: &str,
-        what: &str,
-        from: &str,
-    ) -> anyhow::Result<()> {
+    pub fn finish(self, outcomes: &[Outcome], what: &str, from: &str) -> anyhow::Result<()> {
         self.bar.finish_and_clear();
         let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
         let failed = count(|o| matches!(o, Outcome::Failed(_)));
         let not_attempted = count(|o| matches!(o, Outcome::NotAttempted));
         let done = count(|o| matches!(o, Outcome::Done | Outcome::Planned));
-        let mut verb = format!("{}{done_word}", if self.dry_run { "To be " } else { "" });
-        if let Some(first) = verb.get(..1) {
-            verb = first.to_uppercase() + &verb[1..];
-        }
+        let verb = if self.dry_run {
+            format!("To {}", self.verb.base)
+        } else {
+            capitalized(self.verb.past)
+        };
         let mut summary = format!(
             "{verb}: {done}, skipped: {}, failed: {failed} (of {} {what} from {from})",
             count(|o| matches!(o, Outcome::Skipped)),
@@ -90,5 +107,13 @@ impl<'a> Reporter<'a> {
             return Err(super::Reported.into());
         }
         Ok(())
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

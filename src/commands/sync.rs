@@ -269,7 +269,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         None => Place::Cache(&ctx.store),
     };
     let total = sources.iter().map(|s| s.refs.len()).sum();
-    let reporter = Reporter::new(ctx, total, args.dry_run);
+    let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC);
     let mut outcomes: Vec<Outcome> = Vec::new();
     for source in &sources {
         let mut items = Vec::new();
@@ -281,7 +281,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 }),
                 Err(e) => {
                     let outcome = Outcome::Failed(e);
-                    reporter.item(&r.to_string(), &outcome, "synced");
+                    reporter.item(&r.to_string(), &outcome);
                     outcomes.push(outcome);
                 }
             }
@@ -292,11 +292,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         };
         outcomes.extend(
             sync::sync(place, target_place, &items, &options, |item, outcome| {
-                reporter.item(
-                    &format!("{} -> {}", item.source, item.target),
-                    outcome,
-                    "synced",
-                );
+                reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
             })
             .await,
         );
@@ -306,5 +302,5 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         .map(|s| s.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    reporter.finish(&outcomes, "synced", "references", &from)
+    reporter.finish(&outcomes, "references", &from)
 }
