@@ -59,6 +59,18 @@ pub enum Command {
     /// skopeo: DEST/NAME:TAG, or with --scoped DEST/HOST/PATH/NAME:TAG. With --config, the
     /// sources come from a skopeo sync YAML file and only DEST is given.
     Sync(SyncArgs),
+    /// Serve the cache as a classic chart repository and a read-only OCI registry
+    ///
+    /// One port answers `helm repo add` (GET /index.yaml, /charts/NAME-VERSION.tgz) and
+    /// `helm pull oci://`, skopeo and chartcache (the OCI distribution pull API under /v2/).
+    /// Repositories are served under their cache names: localhost:5000/myrepo/mychart is
+    /// /v2/localhost_5000/myrepo/mychart, and its prefix is a classic repository of its own at
+    /// /localhost_5000/myrepo/index.yaml. The root /index.yaml lists every chart; a chart name
+    /// found under several prefixes is listed there as PREFIX/NAME. With --upstream the server is
+    /// a pull-through cache of that registry instead: names are relative to it, and a chart not
+    /// yet cached is fetched, verified and stored on first request. Runs until SIGTERM or
+    /// Ctrl-C, then finishes the requests in flight.
+    Serve(ServeArgs),
     /// Print a shell completion script
     Completion {
         /// The shell to complete for
@@ -269,6 +281,47 @@ pub enum RepoCommand {
         #[command(flatten)]
         transport: TransportArgs,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Make chart URLs in index.yaml absolute, under this URL (default: relative)
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Be a pull-through cache of this registry (HOST[/PREFIX]), with its stored login
+    #[arg(long, value_name = "REGISTRY")]
+    pub upstream: Option<String>,
+    /// With --upstream: a repository (relative to it) to list in index.yaml when the upstream
+    /// keeps its catalog private
+    #[arg(long = "repo", value_name = "NAME", requires = "upstream")]
+    pub repos: Vec<String>,
+    /// With --upstream: check a cached tag against the upstream before serving it
+    #[arg(long, requires = "upstream")]
+    pub revalidate: bool,
+    /// With --upstream: seconds before the upstream is listed again for index.yaml
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub index_ttl: u64,
+    /// Require Basic authentication against this htpasswd file (bcrypt entries, htpasswd -B)
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// MiB of small blobs kept in memory (0: always read from disk)
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub memory_cache: u64,
+    /// Connections served at once; more wait to be accepted
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// How to reach the --upstream registry
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ mod chart;
 mod registry;
 mod repo;
 mod report;
+mod serve;
 mod sync;
 
 use std::fmt::Display;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
         Command::Repo(cmd) => runtime()?.block_on(repo::run(&ctx, cmd)),
         Command::Sync(args) => runtime()?.block_on(sync::run(&ctx, args)),
+        Command::Serve(args) => runtime()?.block_on(serve::run(&ctx, args)),
         Command::Completion { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(*shell, &mut cmd, "chartcache", &mut std::io::stdout());

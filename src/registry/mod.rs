@@ -496,6 +496,37 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Every repository the registry lists in `/v2/_catalog`, following pages. Registries that
+    /// keep their catalog private (most token registries) answer with an error.
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        const PAGE: usize = 1000;
+        let probe =
+            oci_client::Reference::with_tag(self.host.clone(), "library".into(), "x".into());
+        let mut all: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let last = all.last().cloned();
+            let page = retry(|| {
+                self.client
+                    .catalog(&probe, &self.auth, Some(PAGE), last.as_deref())
+            })
+            .await
+            .map_err(|e| self.err("catalog", e))?;
+            let before = all.len();
+            all.extend(
+                page.repositories
+                    .into_iter()
+                    .filter(|r| seen.insert(r.clone())),
+            );
+            if all.len() == before || all.len() - before < PAGE {
+                break;
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// `GET /v2/` without credentials: the status, or why there was none.
 async fn ping(
     http: &reqwest::Client,

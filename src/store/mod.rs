@@ -77,6 +77,14 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// See [`Store::change_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeToken {
+    inode: u64,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
 /// Held while reading: writers wait for it.
 pub struct ReadGuard {
     _lock: File,
@@ -153,6 +161,22 @@ impl Store {
         refs::recover(self)?;
         layout::repair(self)?;
         Ok(writer)
+    }
+
+    /// A token that changes whenever a ref changes: every ref change rewrites `index.json`
+    /// through a rename, giving it a new inode and time. `None` when there is no index (an
+    /// empty cache, or one written by Helm's alpha), so callers cannot tell.
+    pub fn change_token(&self) -> Option<ChangeToken> {
+        let meta = fs::metadata(self.root.join("index.json")).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(ChangeToken {
+            inode,
+            modified: meta.modified().ok(),
+            len: meta.len(),
+        })
     }
 
     pub fn has_blob(&self, digest: &Digest) -> bool {

@@ -5,6 +5,7 @@ pub mod export;
 pub mod fetch;
 pub mod migrate;
 pub mod save;
+pub mod serve;
 pub mod sync;
 pub mod transfer;
 

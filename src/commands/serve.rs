@@ -1,0 +1,82 @@
+//! `chartcache serve`: flags in, the serve task out. Reading the htpasswd file and the upstream
+//! login happens here, before the port opens, so a mistake is an error at start-up rather
+//! than a server that refuses everyone.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::Context;
+use crate::cli::ServeArgs;
+use crate::reference::Reference;
+use crate::tasks::serve::{self, Htpasswd, ServeOptions, UpstreamOptions};
+
+pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
+    let upstream = match &args.upstream {
+        None => None,
+        Some(text) => {
+            let base = text
+                .trim_start_matches("oci://")
+                .trim_start_matches("docker://")
+                .trim_end_matches('/');
+            // Checked as a reference with a dummy last component, so `host` alone is fine.
+            let probe = Reference::parse(&format!("{base}/x"))
+                .map_err(|e| anyhow::anyhow!("--upstream {text}: not a REGISTRY[/PREFIX]: {e}"))?;
+            if base.contains(['@']) || probe.tag().is_some() {
+                bail!("--upstream {text}: give a registry and an optional path, without a tag");
+            }
+            let host = probe.host().to_string();
+            let prefix = probe
+                .path()
+                .strip_suffix("x")
+                .unwrap_or("")
+                .trim_end_matches('/');
+            let credential = ctx.credentials.get(&host)?;
+            Some(UpstreamOptions {
+                prefix: prefix.to_string(),
+                transport: (&args.transport).into(),
+                credential,
+                repos: args.repos.clone(),
+                revalidate: args.revalidate,
+                index_ttl: Duration::from_secs(args.index_ttl),
+                host,
+            })
+        }
+    };
+    let htpasswd = match &args.htpasswd {
+        Some(path) => Some(Htpasswd::load(path)?),
+        None => None,
+    };
+    if let Some(base) = &args.base_url
+        && !(base.starts_with("http://") || base.starts_with("https://"))
+    {
+        bail!("--base-url {base}: an http:// or https:// URL is needed");
+    }
+    let what = match &upstream {
+        Some(u) => format!(
+            "a pull-through cache of {}",
+            args.upstream.as_deref().unwrap_or(&u.host)
+        ),
+        None => format!("the cache at {}", ctx.store.root().display()),
+    };
+    let options = ServeOptions {
+        listen: args.listen.clone(),
+        base_url: args.base_url.clone(),
+        upstream,
+        htpasswd,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        access_log: !ctx.quiet,
+        memory_cache: args.memory_cache.saturating_mul(1024 * 1024),
+        max_connections: args.max_connections as usize,
+    };
+    serve::serve(ctx.store.clone(), options, |url| {
+        // The first line says where the server is: tests and scripts read it (port 0).
+        println!(
+            "Serving {what} at {url} (chart repository: {url}/index.yaml, registry: {url}/v2/)"
+        );
+        let _ = std::io::stdout().flush();
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! The classic repository view: `index.yaml` (and `index.json`) built from the charts a server
+//! offers, plus the map from chart download paths to blobs.
+//!
+//! Charts are grouped by *prefix*: the served repository name without its last component
+//! (`localhost_5000/myrepo` for `localhost_5000/myrepo/mychart`). Each prefix is a classic
+//! repository of its own, at `/<prefix>/index.yaml`, with chart URLs `charts/<name>-<version>.tgz`
+//! relative to it, so `helm repo add team http://server/localhost_5000/myrepo` sees exactly the
+//! charts pushed under `localhost:5000/myrepo`.
+//!
+//! The root index, `/index.yaml`, lists every chart. A chart name held by one prefix only keeps
+//! its name as the entry key and downloads from `/charts/…`; a name held by several prefixes is
+//! keyed by `<prefix>/<name>` and downloads from `/<prefix>/charts/…`, so two different charts
+//! that share a name never merge (Helm resolves `repo/<prefix>/<name>` by that key).
+//!
+//! Building is pure: no I/O, the same items give the same bytes (entries sorted by key, versions
+//! newest first, `generated` = the newest `created`), so ETags survive rebuilds and restarts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::digest::Digest;
+use crate::version::{self, version_to_tag};
+
+/// One chart version the server offers.
+#[derive(Debug, Clone)]
+pub struct ChartItem {
+    /// The served repository name (`localhost_5000/myrepo/mychart`).
+    pub repo: String,
+    pub tag: String,
+    pub name: String,
+    pub version: String,
+    /// Chart.yaml metadata as the OCI config holds it.
+    pub metadata: Map<String, Value>,
+    /// The chart archive (the OCI chart layer), and its provenance file if signed.
+    pub content: Digest,
+    pub prov: Option<Digest>,
+    /// RFC 3339, from the manifest's `created` annotation or the time the chart was stored.
+    pub created: Option<String>,
+}
+
+/// What a chart download path serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartFile {
+    pub repo: String,
+    pub tag: String,
+    pub digest: Digest,
+}
+
+/// One rendered index, in both encodings.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub yaml: Bytes,
+    pub json: Bytes,
+    pub yaml_etag: String,
+    pub json_etag: String,
+    pub entries: usize,
+}
+
+/// Every index view (by prefix, `""` for the root) and every download path (without the
+/// leading `/`).
+#[derive(Debug, Clone, Default)]
+pub struct Indexes {
+    pub views: HashMap<String, View>,
+    pub files: HashMap<String, ChartFile>,
+}
+
+/// The served repository name without its last component: `""` for a name with no `/`.
+pub fn prefix_of(repo: &str) -> &str {
+    repo.rsplit_once('/').map_or("", |(prefix, _)| prefix)
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    if prefix.is_empty() {
+        path.to_string()
+    } else {
+        format!("{prefix}/{path}")
+    }
+}
+
+/// How an item ranks among items of the same prefix, name and version: the one stored under
+/// the tag and repository Helm would push it to wins, then the first by name.
+fn rank(item: &ChartItem) -> (bool, bool, &str, &str) {
+    let own_repo = item.repo.rsplit('/').next() == Some(item.name.as_str());
+    let own_tag = item.tag == version_to_tag(&item.version);
+    (!own_tag, !own_repo, item.repo.as_str(), item.tag.as_str())
+}
+
+/// Newest first, by SemVer; versions that do not parse sort last, by text.
+fn newest_first(a: &ChartItem, b: &ChartItem) -> std::cmp::Ordering {
+    match (version::parse(&a.version), version::parse(&b.version)) {
+        (Ok(x), Ok(y)) => y.cmp(&x),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.version.cmp(&b.version),
+    }
+}
+
+/// Builds every view. `base_url`, when given, makes chart URLs absolute (`BASE/<path>`);
+/// otherwise they are relative to the index that lists them.
+pub fn build(items: &[ChartItem], base_url: Option<&str>) -> Indexes {
+    // (prefix, name) → version → best item.
+    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, &ChartItem>> = BTreeMap::new();
+    for item in items {
+        let versions = groups
+            .entry((prefix_of(&item.repo), item.name.as_str()))
+            .or_default();
+        versions
+            .entry(item.version.as_str())
+            .and_modify(|best| {
+                if rank(item) < rank(best) {
+                    *best = item;
+                }
+            })
+            .or_insert(item);
+    }
+    let mut prefixes_of_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for (prefix, name) in groups.keys() {
+        prefixes_of_name.entry(name).or_default().insert(prefix);
+    }
+
+    let base = base_url.map(|b| b.trim_end_matches('/'));
+    let url = |path_from_root: &str, path_from_index: &str| match base {
+        Some(b) => format!("{b}/{path_from_root}"),
+        None => path_from_index.to_string(),
+    };
+
+    let mut out = Indexes::default();
+    let mut per_prefix: BTreeMap<&str, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+    let mut root: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut root_newest = "";
+    for ((prefix, name), versions) in &groups {
+        let mut versions: Vec<&ChartItem> = versions.values().copied().collect();
+        versions.sort_by(|a, b| newest_first(a, b));
+        let shared = prefixes_of_name.get(name).is_some_and(|p| p.len() > 1);
+        // At the root, a shared name is qualified by its prefix (the unprefixed one keeps it).
+        let root_dir = if shared { *prefix } else { "" };
+        for item in versions {
+            let file = format!("{}-{}.tgz", item.name, item.version);
+            let in_prefix = join(prefix, &format!("charts/{file}"));
+            let in_root = join(root_dir, &format!("charts/{file}"));
+            for (path, digest) in [(in_prefix.clone(), Some(&item.content))]
+                .into_iter()
+                .chain([(format!("{in_prefix}.prov"), item.prov.as_ref())])
+                .chain([(in_root.clone(), Some(&item.content))])
+                .chain([(format!("{in_root}.prov"), item.prov.as_ref())])
+            {
+                if let Some(digest) = digest {
+                    out.files.insert(
+                        path,
+                        ChartFile {
+                            repo: item.repo.clone(),
+                            tag: item.tag.clone(),
+                            digest: digest.clone(),
+                        },
+                    );
+                }
+            }
+            if let Some(created) = item.created.as_deref() {
+                let n = newest.entry(prefix).or_default();
+                if created > *n {
+                    *n = created;
+                }
+                if created > root_newest {
+                    root_newest = created;
+                }
+            }
+            if !prefix.is_empty() {
+                per_prefix
+                    .entry(prefix)
+                    .or_default()
+                    .entry(item.name.clone())
+                    .or_default()
+                    .push(entry(item, url(&in_prefix, &format!("charts/{file}"))));
+            }
+            root.entry(join(root_dir, &item.name))
+                .or_default()
+                .push(entry(item, url(&in_root, &in_root)));
+        }
+    }
+    for (prefix, entries) in per_prefix {
+        let generated = newest.get(prefix).copied().unwrap_or_default();
+        out.views
+            .insert(prefix.to_string(), render(entries, generated));
+    }
+    out.views.insert(String::new(), render(root, root_newest));
+    out
+}
+
+/// One index entry: the chart's metadata plus `urls`, `digest` and `created`, keys sorted.
+fn entry(item: &ChartItem, url: String) -> Value {
+    let mut fields: BTreeMap<String, Value> = item
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    fields.insert("name".into(), Value::String(item.name.clone()));
+    fields.insert("version".into(), Value::String(item.version.clone()));
+    // Helm reads a chart without apiVersion as v1; say so rather than leave it empty.
+    fields
+        .entry("apiVersion".into())
+        .or_insert_with(|| Value::String("v1".into()));
+    fields.insert("urls".into(), Value::Array(vec![Value::String(url)]));
+    fields.insert(
+        "digest".into(),
+        Value::String(item.content.hex().to_string()),
+    );
+    if let Some(created) = &item.created {
+        fields.insert("created".into(), Value::String(created.clone()));
+    }
+    Value::Object(fields.into_iter().collect())
+}
+
+fn etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", &Digest::of(bytes).hex()[..32])
+}
+
+fn render(entries: BTreeMap<String, Vec<Value>>, generated: &str) -> View {
+    let count = entries.values().map(Vec::len).sum();
+    let generated = if generated.is_empty() {
+        "1970-01-01T00:00:00Z"
+    } else {
+        generated
+    };
+    let mut top: BTreeMap<&str, Value> = BTreeMap::new();
+    top.insert("apiVersion", Value::String("v1".into()));
+    top.insert(
+        "entries",
+        Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, Value::Array(v)))
+                .collect(),
+        ),
+    );
+    top.insert("generated", Value::String(generated.into()));
+    let yaml = serde_norway::to_string(&top).unwrap_or_default();
+    let json = serde_json::to_vec(&top).unwrap_or_default();
+    View {
+        yaml_etag: etag(yaml.as_bytes()),
+        json_etag: etag(&json),
+        yaml: Bytes::from(yaml),
+        json: Bytes::from(json),
+        entries: count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(repo: &str, tag: &str, name: &str, version: &str, seed: &str) -> ChartItem {
+        let mut metadata = Map::new();
+        metadata.insert("apiVersion".into(), "v2".into());
+        metadata.insert("description".into(), format!("chart {seed}").into());
+        metadata.insert("name".into(), name.into());
+        metadata.insert("version".into(), version.into());
+        ChartItem {
+            repo: repo.into(),
+            tag: tag.into(),
+            name: name.into(),
+            version: version.into(),
+            metadata,
+            content: Digest::of(seed.as_bytes()),
+            prov: None,
+            created: Some(format!("2026-01-0{}T00:00:00Z", seed.len() % 9 + 1)),
+        }
+    }
+
+    fn yaml(view: &View) -> serde_json::Value {
+        serde_norway::from_slice(&view.yaml).unwrap()
+    }
+
+    #[test]
+    fn one_prefix_is_a_classic_repository() {
+        let items = [
+            item("localhost_5000/team/web", "1.0.0", "web", "1.0.0", "a"),
+            item("localhost_5000/team/web", "1.10.0", "web", "1.10.0", "bb"),
+            item("localhost_5000/team/web", "1.2.0", "web", "1.2.0", "ccc"),
+            item("localhost_5000/team/db", "0.1.0_b", "db", "0.1.0+b", "dddd"),
+        ];
+        let idx = build(&items, None);
+        let team = yaml(&idx.views["localhost_5000/team"]);
+        assert_eq!(team["apiVersion"], "v1");
+        let versions: Vec<&str> = team["entries"]["web"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            versions,
+            ["1.10.0", "1.2.0", "1.0.0"],
+            "newest first, SemVer order"
+        );
+        let db = &team["entries"]["db"][0];
+        assert_eq!(db["urls"][0], "charts/db-0.1.0+b.tgz");
+        assert_eq!(db["digest"], Digest::of(b"dddd").hex());
+        assert_eq!(db["description"], "chart dddd");
+        assert_eq!(db["apiVersion"], "v2");
+        assert_eq!(
+            idx.files["localhost_5000/team/charts/db-0.1.0+b.tgz"].digest,
+            Digest::of(b"dddd")
+        );
+        // The root lists the same charts under their plain names, downloadable from /charts/.
+        let root = yaml(&idx.views[""]);
+        assert_eq!(
+            root["entries"]["web"][0]["urls"][0],
+            "charts/web-1.10.0.tgz"
+        );
+        assert_eq!(idx.files["charts/web-1.2.0.tgz"].digest, Digest::of(b"ccc"));
+        assert_eq!(idx.views[""].entries, 4);
+    }
+
+    #[test]
+    fn the_same_name_in_two_prefixes_stays_two_charts() {
+        let items = [
+            item("reg/a/web", "1.0.0", "web", "1.0.0", "from-a"),
+            item("reg/b/web", "1.0.0", "web", "1.0.0", "from-b"),
+            item("reg/b/api", "2.0.0", "api", "2.0.0", "api"),
+        ];
+        let idx = build(&items, None);
+        let root = yaml(&idx.views[""]);
+        let entries = root["entries"].as_object().unwrap();
+        let keys: Vec<&String> = entries.keys().collect();
+        assert_eq!(keys, ["api", "reg/a/web", "reg/b/web"]);
+        assert_eq!(root["entries"]["reg/a/web"][0]["name"], "web");
+        assert_eq!(
+            root["entries"]["reg/a/web"][0]["urls"][0],
+            "reg/a/charts/web-1.0.0.tgz"
+        );
+        assert_eq!(
+            idx.files["reg/b/charts/web-1.0.0.tgz"].digest,
+            Digest::of(b"from-b")
+        );
+        assert!(!idx.files.contains_key("charts/web-1.0.0.tgz"));
+        assert_eq!(idx.files["charts/api-2.0.0.tgz"].digest, Digest::of(b"api"));
+        // Each prefix still has its own plain index.
+        let a = yaml(&idx.views["reg/a"]);
+        assert_eq!(
+            a["entries"]["web"][0]["digest"],
+            Digest::of(b"from-a").hex()
+        );
+    }
+
+    #[test]
+    fn duplicates_prefer_the_tag_helm_would_write() {
+        let items = [
+            item("reg/a/web", "latest", "web", "1.0.0", "latest"),
+            item("reg/a/web", "1.0.0", "web", "1.0.0", "tagged"),
+        ];
+        let idx = build(&items, None);
+        let root = yaml(&idx.views[""]);
+        assert_eq!(root["entries"]["web"].as_array().unwrap().len(), 1);
+        assert_eq!(idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
+    }
+
+    #[test]
+    fn base_url_makes_urls_absolute_and_provenance_is_served() {
+        let mut signed = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
+        signed.prov = Some(Digest::of(b"prov"));
+        let idx = build(&[signed], Some("https://charts.example.com/"));
+        let a = yaml(&idx.views["reg/a"]);
+        assert_eq!(
+            a["entries"]["web"][0]["urls"][0],
+            "https://charts.example.com/reg/a/charts/web-1.0.0.tgz"
+        );
+        assert_eq!(
+            idx.files["reg/a/charts/web-1.0.0.tgz.prov"].digest,
+            Digest::of(b"prov")
+        );
+        assert_eq!(
+            idx.files["charts/web-1.0.0.tgz.prov"].digest,
+            Digest::of(b"prov")
+        );
+    }
+
+    #[test]
+    fn rebuilding_gives_the_same_bytes_and_an_empty_index_is_valid() {
+        let items = [
+            item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),
+            item("reg/a/web", "2.0.0", "web", "2.0.0", "bb"),
+        ];
+        let (x, y) = (build(&items, None), build(&items, None));
+        assert_eq!(x.views[""].yaml, y.views[""].yaml);
+        assert_eq!(x.views[""].yaml_etag, y.views[""].yaml_etag);
+        assert_ne!(x.views[""].yaml_etag, x.views[""].json_etag);
+        let root = yaml(&x.views[""]);
+        assert_eq!(root["generated"], "2026-01-03T00:00:00Z");
+
+        let empty = build(&[], None);
+        let root = yaml(&empty.views[""]);
+        assert_eq!(root["apiVersion"], "v1");
+        assert!(root["entries"].as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unprefixed_names_are_root_charts() {
+        let items = [
+            item("web", "1.0.0", "web", "1.0.0", "top"),
+            item("team/web", "1.0.0", "web", "1.0.0", "team"),
+        ];
+        let idx = build(&items, None);
+        let root = yaml(&idx.views[""]);
+        assert_eq!(
+            root["entries"]["web"][0]["digest"],
+            Digest::of(b"top").hex()
+        );
+        assert_eq!(
+            root["entries"]["team/web"][0]["urls"][0],
+            "team/charts/web-1.0.0.tgz"
+        );
+        assert_eq!(idx.files["charts/web-1.0.0.tgz"].digest, Digest::of(b"top"));
+        assert!(idx.views.contains_key("team"));
+    }
+}
