@@ -239,9 +239,11 @@ pub async fn pull_as(
         ),
         (None, None) => None,
     };
-    if let Some(name) = &cached_name {
+    // By digest without a local name: any tag of the repository holding that manifest will do.
+    let lookup = cached_name.clone().unwrap_or_else(|| reference.clone());
+    {
         let guard = store.read()?;
-        if let Ok(entry) = store.resolve(&guard, name)
+        if let Ok(entry) = store.resolve(&guard, &lookup)
             && entry.manifest.as_ref() == Some(&manifest_digest)
             && [&entry.config, &entry.content]
                 .iter()

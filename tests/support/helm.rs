@@ -161,6 +161,14 @@ impl Helm {
             ("HELM_CONFIG_HOME", self.config_home().into()),
             ("HELM_DATA_HOME", self.data_home().into()),
             ("HELM_REGISTRY_CONFIG", self.registry_config().into()),
+            (
+                "HELM_REPOSITORY_CONFIG",
+                self.config_home().join("repositories.yaml").into(),
+            ),
+            (
+                "HELM_REPOSITORY_CACHE",
+                self.cache_home().join("repository").into(),
+            ),
         ];
         if let Some(ca) = &self.ca_file {
             envs.push(("SSL_CERT_FILE", ca.into()));
@@ -189,6 +197,33 @@ impl Helm {
     pub fn show_chart(&self, reference: &str) -> Result<String, String> {
         let (value, _) =
             self.run_python("out(run(h.Show(config()).chart(ARGS[0])))", &[reference])?;
+        value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("Show.chart returned {value}"))
+    }
+
+    /// `helm repo add repo URL [--username U --password P]`, then `helm show chart repo/CHART`:
+    /// Helm reads the classic `index.yaml` at URL and downloads the chart archive it lists.
+    pub fn show_chart_from_repo(
+        &self,
+        url: &str,
+        chart: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Result<String, String> {
+        let (user, pass) = auth.unwrap_or(("", ""));
+        let (value, _) = self.run_python(
+            r#"
+p = os.environ["HELM_REPOSITORY_CONFIG"]
+os.makedirs(os.path.dirname(p), exist_ok=True)
+if not os.path.exists(p):
+    with open(p, "w") as f:
+        f.write('apiVersion: ""\nrepositories: []\n')
+run(h.RepoAdd(config()).run("repo", ARGS[0], username=ARGS[2] or None, password=ARGS[3] or None))
+out(run(h.Show(config()).chart("repo/" + ARGS[1])))
+"#,
+            &[url, chart, user, pass],
+        )?;
         value
             .as_str()
             .map(str::to_string)

@@ -145,6 +145,18 @@ pub async fn serve(
             match tls {
                 None => connection(stream, peer, state, watcher).await,
                 Some(acceptor) => {
+                    if !speaks_tls(&stream).await {
+                        // As Go's servers do: a plain request on the TLS port gets a plain
+                        // answer saying so (Docker-style clients read it as "use HTTPS").
+                        use tokio::io::AsyncWriteExt;
+                        let mut stream = stream;
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+                            )
+                            .await;
+                        return;
+                    }
                     let handshake = acceptor.accept(stream);
                     // A client that never finishes the handshake must not hold a connection.
                     if let Ok(Ok(tls_stream)) =
@@ -188,6 +200,15 @@ async fn connection<I>(
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(io), service);
     let _ = watcher.watch(conn).await;
+}
+
+/// Whether the client opens with a TLS handshake record (0x16), waiting up to 10 s for it.
+async fn speaks_tls(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
 }
 
 async fn shutdown_signal() {
