@@ -16,6 +16,7 @@
 //! newest first, `generated` = the newest `created`), so ETags survive rebuilds and restarts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -31,8 +32,8 @@ pub struct ChartItem {
     pub tag: String,
     pub name: String,
     pub version: String,
-    /// Chart.yaml metadata as the OCI config holds it.
-    pub metadata: Map<String, Value>,
+    /// Chart.yaml metadata as the OCI config holds it (shared: configs are memoised).
+    pub metadata: Arc<Map<String, Value>>,
     /// The chart archive (the OCI chart layer), and its provenance file if signed.
     pub content: Digest,
     pub prov: Option<Digest>,
@@ -48,9 +49,9 @@ pub struct ChartFile {
     pub digest: Digest,
 }
 
-/// One rendered index, in both encodings.
+/// One index, rendered in both encodings.
 #[derive(Debug, Clone)]
-pub struct View {
+pub struct Rendered {
     pub yaml: Bytes,
     pub json: Bytes,
     pub yaml_etag: String,
@@ -58,12 +59,37 @@ pub struct View {
     pub entries: usize,
 }
 
+/// One index before rendering: entry key → (item, URL), newest first. Rendering waits for the
+/// first request, so a server with many prefixes renders only the views that are asked for.
+#[derive(Debug, Default)]
+struct View {
+    entries: BTreeMap<String, Vec<(usize, String)>>,
+    generated: String,
+    rendered: OnceLock<Rendered>,
+}
+
 /// Every index view (by prefix, `""` for the root) and every download path (without the
 /// leading `/`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Indexes {
-    pub views: HashMap<String, View>,
+    items: Vec<ChartItem>,
+    views: HashMap<String, View>,
     pub files: HashMap<String, ChartFile>,
+}
+
+impl Indexes {
+    /// The index of `prefix` (`""`: the root), rendered on first use.
+    pub fn view(&self, prefix: &str) -> Option<&Rendered> {
+        let view = self.views.get(prefix)?;
+        Some(view.rendered.get_or_init(|| render(&self.items, view)))
+    }
+
+    /// Whether [`Indexes::view`] would answer without rendering.
+    pub fn is_rendered(&self, prefix: &str) -> bool {
+        self.views
+            .get(prefix)
+            .is_none_or(|v| v.rendered.get().is_some())
+    }
 }
 
 /// The served repository name without its last component: `""` for a name with no `/`.
@@ -99,21 +125,21 @@ fn newest_first(a: &ChartItem, b: &ChartItem) -> std::cmp::Ordering {
 
 /// Builds every view. `base_url`, when given, makes chart URLs absolute (`BASE/<path>`);
 /// otherwise they are relative to the index that lists them.
-pub fn build(items: &[ChartItem], base_url: Option<&str>) -> Indexes {
+pub fn build(items: Vec<ChartItem>, base_url: Option<&str>) -> Indexes {
     // (prefix, name) → version → best item.
-    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, &ChartItem>> = BTreeMap::new();
-    for item in items {
+    let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
         let versions = groups
             .entry((prefix_of(&item.repo), item.name.as_str()))
             .or_default();
         versions
             .entry(item.version.as_str())
             .and_modify(|best| {
-                if rank(item) < rank(best) {
-                    *best = item;
+                if rank(item) < rank(&items[*best]) {
+                    *best = i;
                 }
             })
-            .or_insert(item);
+            .or_insert(i);
     }
     let mut prefixes_of_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for (prefix, name) in groups.keys() {
@@ -126,119 +152,148 @@ pub fn build(items: &[ChartItem], base_url: Option<&str>) -> Indexes {
         None => path_from_index.to_string(),
     };
 
-    let mut out = Indexes::default();
-    let mut per_prefix: BTreeMap<&str, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
-    let mut root: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut root_newest = "";
+    let mut files = HashMap::new();
+    let mut root = View::default();
+    let mut per_prefix: HashMap<&str, View> = HashMap::new();
     for ((prefix, name), versions) in &groups {
-        let mut versions: Vec<&ChartItem> = versions.values().copied().collect();
-        versions.sort_by(|a, b| newest_first(a, b));
+        let mut versions: Vec<usize> = versions.values().copied().collect();
+        versions.sort_by(|a, b| newest_first(&items[*a], &items[*b]));
         let shared = prefixes_of_name.get(name).is_some_and(|p| p.len() > 1);
         // At the root, a shared name is qualified by its prefix (the unprefixed one keeps it).
         let root_dir = if shared { *prefix } else { "" };
-        for item in versions {
+        for i in versions {
+            let item = &items[i];
             let file = format!("{}-{}.tgz", item.name, item.version);
             let in_prefix = join(prefix, &format!("charts/{file}"));
             let in_root = join(root_dir, &format!("charts/{file}"));
-            for (path, digest) in [(in_prefix.clone(), Some(&item.content))]
-                .into_iter()
-                .chain([(format!("{in_prefix}.prov"), item.prov.as_ref())])
-                .chain([(in_root.clone(), Some(&item.content))])
-                .chain([(format!("{in_root}.prov"), item.prov.as_ref())])
-            {
-                if let Some(digest) = digest {
-                    out.files.insert(
-                        path,
-                        ChartFile {
-                            repo: item.repo.clone(),
-                            tag: item.tag.clone(),
-                            digest: digest.clone(),
-                        },
-                    );
+            for path in [&in_prefix, &in_root] {
+                files.insert(path.clone(), chart_file(item, &item.content));
+                if let Some(prov) = &item.prov {
+                    files.insert(format!("{path}.prov"), chart_file(item, prov));
                 }
             }
-            if let Some(created) = item.created.as_deref() {
-                let n = newest.entry(prefix).or_default();
-                if created > *n {
-                    *n = created;
-                }
-                if created > root_newest {
-                    root_newest = created;
-                }
-            }
+            let created = item.created.as_deref().unwrap_or_default();
             if !prefix.is_empty() {
-                per_prefix
-                    .entry(prefix)
-                    .or_default()
+                let v = per_prefix.entry(prefix).or_default();
+                v.entries
                     .entry(item.name.clone())
                     .or_default()
-                    .push(entry(item, url(&in_prefix, &format!("charts/{file}"))));
+                    .push((i, url(&in_prefix, &format!("charts/{file}"))));
+                if created > v.generated.as_str() {
+                    v.generated = created.to_string();
+                }
             }
-            root.entry(join(root_dir, &item.name))
+            root.entries
+                .entry(join(root_dir, &item.name))
                 .or_default()
-                .push(entry(item, url(&in_root, &in_root)));
+                .push((i, url(&in_root, &in_root)));
+            if created > root.generated.as_str() {
+                root.generated = created.to_string();
+            }
         }
     }
-    for (prefix, entries) in per_prefix {
-        let generated = newest.get(prefix).copied().unwrap_or_default();
-        out.views
-            .insert(prefix.to_string(), render(entries, generated));
+    let mut views: HashMap<String, View> = per_prefix
+        .into_iter()
+        .map(|(p, v)| (p.to_string(), v))
+        .collect();
+    views.insert(String::new(), root);
+    Indexes {
+        items,
+        views,
+        files,
     }
-    out.views.insert(String::new(), render(root, root_newest));
-    out
+}
+
+fn chart_file(item: &ChartItem, digest: &Digest) -> ChartFile {
+    ChartFile {
+        repo: item.repo.clone(),
+        tag: item.tag.clone(),
+        digest: digest.clone(),
+    }
 }
 
 /// One index entry: the chart's metadata plus `urls`, `digest` and `created`, keys sorted.
-fn entry(item: &ChartItem, url: String) -> Value {
-    let mut fields: BTreeMap<String, Value> = item
+fn entry<'a>(item: &'a ChartItem, url: &str) -> BTreeMap<&'a str, Value> {
+    let mut fields: BTreeMap<&str, Value> = item
         .metadata
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    fields.insert("name".into(), Value::String(item.name.clone()));
-    fields.insert("version".into(), Value::String(item.version.clone()));
+    fields.insert("name", Value::String(item.name.clone()));
+    fields.insert("version", Value::String(item.version.clone()));
     // Helm reads a chart without apiVersion as v1; say so rather than leave it empty.
     fields
-        .entry("apiVersion".into())
+        .entry("apiVersion")
         .or_insert_with(|| Value::String("v1".into()));
-    fields.insert("urls".into(), Value::Array(vec![Value::String(url)]));
-    fields.insert(
-        "digest".into(),
-        Value::String(item.content.hex().to_string()),
-    );
+    fields.insert("urls", Value::Array(vec![Value::String(url.to_string())]));
+    fields.insert("digest", Value::String(item.content.hex().to_string()));
     if let Some(created) = &item.created {
-        fields.insert("created".into(), Value::String(created.clone()));
+        fields.insert("created", Value::String(created.clone()));
     }
-    Value::Object(fields.into_iter().collect())
+    fields
 }
 
 fn etag(bytes: &[u8]) -> String {
     format!("\"{}\"", &Digest::of(bytes).hex()[..32])
 }
 
-fn render(entries: BTreeMap<String, Vec<Value>>, generated: &str) -> View {
-    let count = entries.values().map(Vec::len).sum();
-    let generated = if generated.is_empty() {
+/// A YAML scalar on one line (`web`, `'1.0'`), as the YAML serializer quotes it.
+fn yaml_scalar(s: &str) -> String {
+    serde_norway::to_string(s)
+        .unwrap_or_else(|_| format!("{s:?}"))
+        .trim_end()
+        .to_string()
+}
+
+/// Renders a view entry by entry, so memory holds one entry's tree at a time, not the index's.
+/// The YAML is what a serializer writes for the whole document (keys sorted, sequences of
+/// mappings), put together from each entry's own document indented into place.
+fn render(items: &[ChartItem], view: &View) -> Rendered {
+    let generated = if view.generated.is_empty() {
         "1970-01-01T00:00:00Z"
     } else {
-        generated
+        view.generated.as_str()
     };
-    let mut top: BTreeMap<&str, Value> = BTreeMap::new();
-    top.insert("apiVersion", Value::String("v1".into()));
-    top.insert(
-        "entries",
-        Value::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k, Value::Array(v)))
-                .collect(),
-        ),
-    );
-    top.insert("generated", Value::String(generated.into()));
-    let yaml = serde_norway::to_string(&top).unwrap_or_default();
-    let json = serde_json::to_vec(&top).unwrap_or_default();
-    View {
+    let mut yaml = String::from("apiVersion: v1\n");
+    let mut json = Vec::from(&br#"{"apiVersion":"v1","entries":{"#[..]);
+    if view.entries.is_empty() {
+        yaml.push_str("entries: {}\n");
+    } else {
+        yaml.push_str("entries:\n");
+    }
+    let mut count = 0;
+    for (k, (key, versions)) in view.entries.iter().enumerate() {
+        yaml.push_str("  ");
+        yaml.push_str(&yaml_scalar(key));
+        yaml.push_str(":\n");
+        if k > 0 {
+            json.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut json, key);
+        json.extend_from_slice(b":[");
+        for (v, (i, url)) in versions.iter().enumerate() {
+            let fields = entry(&items[*i], url);
+            let doc = serde_norway::to_string(&fields).unwrap_or_default();
+            for (n, line) in doc.lines().enumerate() {
+                yaml.push_str(if n == 0 { "  - " } else { "    " });
+                yaml.push_str(line);
+                yaml.push('\n');
+            }
+            if v > 0 {
+                json.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut json, &fields);
+            count += 1;
+        }
+        json.push(b']');
+    }
+    yaml.push_str("generated: ");
+    yaml.push_str(&yaml_scalar(generated));
+    yaml.push('\n');
+    json.extend_from_slice(b"},\"generated\":");
+    let _ = serde_json::to_writer(&mut json, generated);
+    json.push(b'}');
+    Rendered {
         yaml_etag: etag(yaml.as_bytes()),
         json_etag: etag(&json),
         yaml: Bytes::from(yaml),
@@ -262,14 +317,14 @@ mod tests {
             tag: tag.into(),
             name: name.into(),
             version: version.into(),
-            metadata,
+            metadata: Arc::new(metadata),
             content: Digest::of(seed.as_bytes()),
             prov: None,
             created: Some(format!("2026-01-0{}T00:00:00Z", seed.len() % 9 + 1)),
         }
     }
 
-    fn yaml(view: &View) -> serde_json::Value {
+    fn yaml(view: &Rendered) -> serde_json::Value {
         serde_norway::from_slice(&view.yaml).unwrap()
     }
 
@@ -281,8 +336,8 @@ mod tests {
             item("localhost_5000/team/web", "1.2.0", "web", "1.2.0", "ccc"),
             item("localhost_5000/team/db", "0.1.0_b", "db", "0.1.0+b", "dddd"),
         ];
-        let idx = build(&items, None);
-        let team = yaml(&idx.views["localhost_5000/team"]);
+        let idx = build(items.to_vec(), None);
+        let team = yaml(&idx.view("localhost_5000/team").unwrap());
         assert_eq!(team["apiVersion"], "v1");
         let versions: Vec<&str> = team["entries"]["web"]
             .as_array()
@@ -305,13 +360,13 @@ mod tests {
             Digest::of(b"dddd")
         );
         // The root lists the same charts under their plain names, downloadable from /charts/.
-        let root = yaml(&idx.views[""]);
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["urls"][0],
             "charts/web-1.10.0.tgz"
         );
         assert_eq!(idx.files["charts/web-1.2.0.tgz"].digest, Digest::of(b"ccc"));
-        assert_eq!(idx.views[""].entries, 4);
+        assert_eq!(idx.view("").unwrap().entries, 4);
     }
 
     #[test]
@@ -321,8 +376,8 @@ mod tests {
             item("reg/b/web", "1.0.0", "web", "1.0.0", "from-b"),
             item("reg/b/api", "2.0.0", "api", "2.0.0", "api"),
         ];
-        let idx = build(&items, None);
-        let root = yaml(&idx.views[""]);
+        let idx = build(items.to_vec(), None);
+        let root = yaml(&idx.view("").unwrap());
         let entries = root["entries"].as_object().unwrap();
         let keys: Vec<&String> = entries.keys().collect();
         assert_eq!(keys, ["api", "reg/a/web", "reg/b/web"]);
@@ -338,7 +393,7 @@ mod tests {
         assert!(!idx.files.contains_key("charts/web-1.0.0.tgz"));
         assert_eq!(idx.files["charts/api-2.0.0.tgz"].digest, Digest::of(b"api"));
         // Each prefix still has its own plain index.
-        let a = yaml(&idx.views["reg/a"]);
+        let a = yaml(&idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["digest"],
             Digest::of(b"from-a").hex()
@@ -351,8 +406,8 @@ mod tests {
             item("reg/a/web", "latest", "web", "1.0.0", "latest"),
             item("reg/a/web", "1.0.0", "web", "1.0.0", "tagged"),
         ];
-        let idx = build(&items, None);
-        let root = yaml(&idx.views[""]);
+        let idx = build(items.to_vec(), None);
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(root["entries"]["web"].as_array().unwrap().len(), 1);
         assert_eq!(idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
     }
@@ -361,8 +416,8 @@ mod tests {
     fn base_url_makes_urls_absolute_and_provenance_is_served() {
         let mut signed = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
         signed.prov = Some(Digest::of(b"prov"));
-        let idx = build(&[signed], Some("https://charts.example.com/"));
-        let a = yaml(&idx.views["reg/a"]);
+        let idx = build(vec![signed], Some("https://charts.example.com/"));
+        let a = yaml(&idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["urls"][0],
             "https://charts.example.com/reg/a/charts/web-1.0.0.tgz"
@@ -383,17 +438,51 @@ mod tests {
             item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),
             item("reg/a/web", "2.0.0", "web", "2.0.0", "bb"),
         ];
-        let (x, y) = (build(&items, None), build(&items, None));
-        assert_eq!(x.views[""].yaml, y.views[""].yaml);
-        assert_eq!(x.views[""].yaml_etag, y.views[""].yaml_etag);
-        assert_ne!(x.views[""].yaml_etag, x.views[""].json_etag);
-        let root = yaml(&x.views[""]);
+        let (x, y) = (build(items.to_vec(), None), build(items.to_vec(), None));
+        assert_eq!(x.view("").unwrap().yaml, y.view("").unwrap().yaml);
+        assert_eq!(x.view("").unwrap().yaml_etag, y.view("").unwrap().yaml_etag);
+        assert_ne!(x.view("").unwrap().yaml_etag, x.view("").unwrap().json_etag);
+        let root = yaml(&x.view("").unwrap());
         assert_eq!(root["generated"], "2026-01-03T00:00:00Z");
 
-        let empty = build(&[], None);
-        let root = yaml(&empty.views[""]);
+        let empty = build(Vec::new(), None);
+        let root = yaml(&empty.view("").unwrap());
         assert_eq!(root["apiVersion"], "v1");
         assert!(root["entries"].as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_yaml_put_together_per_entry_is_one_valid_document_equal_to_the_json() {
+        let mut tricky = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
+        let mut metadata = (*tricky.metadata).clone();
+        metadata.insert(
+            "description".into(),
+            "line one\n  indented: line two\n\nafter a blank: - dash # hash".into(),
+        );
+        metadata.insert("appVersion".into(), "1.0".into());
+        metadata.insert("deprecated".into(), true.into());
+        metadata.insert(
+            "annotations".into(),
+            serde_json::json!({"example.com/x": "yes", "n": "123"}),
+        );
+        metadata.insert("keywords".into(), serde_json::json!(["a: b", "- c", ""]));
+        tricky.metadata = Arc::new(metadata.clone());
+        let odd_name = item("reg/a/1.0", "2.0.0", "true", "2.0.0", "odd");
+        let idx = build(vec![tricky, odd_name], None);
+        let view = idx.view("").unwrap();
+        let from_yaml = yaml(view);
+        let from_json: serde_json::Value = serde_json::from_slice(&view.json).unwrap();
+        assert_eq!(from_yaml, from_json);
+        let web = &from_yaml["entries"]["web"][0];
+        assert_eq!(web["description"], metadata["description"]);
+        assert_eq!(
+            web["appVersion"], "1.0",
+            "a version-like string stays a string"
+        );
+        assert_eq!(web["annotations"]["n"], "123");
+        assert_eq!(web["keywords"], serde_json::json!(["a: b", "- c", ""]));
+        assert_eq!(from_yaml["entries"]["true"][0]["name"], "true");
+        assert_eq!(view.entries, 2);
     }
 
     #[test]
@@ -402,8 +491,8 @@ mod tests {
             item("web", "1.0.0", "web", "1.0.0", "top"),
             item("team/web", "1.0.0", "web", "1.0.0", "team"),
         ];
-        let idx = build(&items, None);
-        let root = yaml(&idx.views[""]);
+        let idx = build(items.to_vec(), None);
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["digest"],
             Digest::of(b"top").hex()
@@ -413,6 +502,6 @@ mod tests {
             "team/charts/web-1.0.0.tgz"
         );
         assert_eq!(idx.files["charts/web-1.0.0.tgz"].digest, Digest::of(b"top"));
-        assert!(idx.views.contains_key("team"));
+        assert!(idx.view("team").is_some());
     }
 }

@@ -22,7 +22,7 @@ use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use super::blobcache::BlobCache;
-use super::index::{self, ChartFile, ChartItem, Indexes, View};
+use super::index::{self, ChartFile, ChartItem, Indexes, Rendered};
 use crate::credentials::Credential;
 use crate::digest::Digest;
 use crate::oci::{ANNOTATION_CREATED, MANIFEST_MEDIA_TYPE, Manifest};
@@ -269,7 +269,7 @@ impl Library {
             token: None,
             built: Instant::now() - UNTRACKED_RESCAN * 2,
             repos: BTreeMap::new(),
-            indexes: Arc::new(index::build(&[], base_url.as_deref())),
+            indexes: Arc::new(index::build(Vec::new(), base_url.as_deref())),
         };
         Library {
             store,
@@ -344,32 +344,50 @@ impl Library {
             let guard = self.store.read().map_err(|e| e.to_string())?;
             self.store.list(&guard).map_err(|e| e.to_string())?
         };
+        let ours: Vec<(String, String, RefEntry)> = entries
+            .into_iter()
+            .filter_map(|e| {
+                let served = self.namespace.served(&e.reference.without_object())?;
+                let tag = e.reference.tag()?.to_string();
+                Some((served, tag, e))
+            })
+            .collect();
+        // Reading configs and manifests is many small files: spread it over a few threads,
+        // which matters most when they are not in the page cache.
+        let item = |(served, tag, e): &(String, String, RefEntry)| ChartItem {
+            repo: served.clone(),
+            tag: tag.clone(),
+            name: e.name.clone(),
+            version: e.version.clone(),
+            metadata: self.cached_metadata(&e.config),
+            content: e.content.clone(),
+            prov: e.prov.clone(),
+            created: self.cached_created(e),
+        };
+        let items: Vec<ChartItem> = if ours.len() < 256 {
+            ours.iter().map(item).collect()
+        } else {
+            let chunk = ours.len().div_ceil(8);
+            std::thread::scope(|s| {
+                let parts: Vec<_> = ours
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || part.iter().map(item).collect::<Vec<_>>()))
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| p.join().unwrap_or_default())
+                    .collect()
+            })
+        };
         let mut repos: BTreeMap<String, BTreeMap<String, RefEntry>> = BTreeMap::new();
-        let mut items = Vec::new();
-        for e in entries {
-            let (Some(served), Some(tag)) = (
-                self.namespace.served(&e.reference.without_object()),
-                e.reference.tag().map(str::to_string),
-            ) else {
-                continue;
-            };
-            items.push(ChartItem {
-                repo: served.clone(),
-                tag: tag.clone(),
-                name: e.name.clone(),
-                version: e.version.clone(),
-                metadata: (*self.cached_metadata(&e.config)).clone(),
-                content: e.content.clone(),
-                prov: e.prov.clone(),
-                created: self.cached_created(&e),
-            });
+        for (served, tag, e) in ours {
             repos.entry(served).or_default().insert(tag, e);
         }
         Ok(Snapshot {
             token,
             built: Instant::now(),
             repos,
-            indexes: Arc::new(index::build(&items, self.base_url.as_deref())),
+            indexes: Arc::new(index::build(items, self.base_url.as_deref())),
         })
     }
 
@@ -460,7 +478,7 @@ impl Library {
         let up = self.upstream.as_ref()?;
         match self.list_upstream(up).await {
             Ok(items) => {
-                let idx = Arc::new(index::build(&items, self.base_url.as_deref()));
+                let idx = Arc::new(index::build(items, self.base_url.as_deref()));
                 if let Ok(mut slot) = up.index.write() {
                     *slot = Some((Instant::now(), Arc::clone(&idx)));
                 }
@@ -525,7 +543,7 @@ impl Library {
                     tag,
                     name: metadata.get("name")?.as_str()?.to_string(),
                     version: metadata.get("version")?.as_str()?.to_string(),
-                    metadata: (*metadata).clone(),
+                    metadata,
                     content: layer.digest.clone(),
                     prov: manifest.prov_layer().map(|d| d.digest.clone()),
                     created: manifest.annotations.get(ANNOTATION_CREATED).cloned(),
@@ -571,8 +589,16 @@ impl Library {
         Some(parsed)
     }
 
-    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<View>, ApiError> {
-        Ok(self.indexes().await?.views.get(prefix).cloned())
+    /// The rendered index of `prefix`; the first request renders it, off the async threads.
+    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Rendered>, ApiError> {
+        let indexes = self.indexes().await?;
+        if indexes.is_rendered(prefix) {
+            return Ok(indexes.view(prefix).cloned());
+        }
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || indexes.view(&prefix).cloned())
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))
     }
 
     pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {

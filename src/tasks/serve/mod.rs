@@ -195,7 +195,10 @@ async fn connection<I>(
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
     });
+    // Vectored writes send a body from memory as it is, without copying it into hyper's
+    // write buffer first.
     let conn = hyper::server::conn::http1::Builder::new()
+        .writev(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(io), service);

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Serve benchmark: `chartcache serve` against nginx serving the same bytes as static files, in
+# the same run, with the same load generator (wrk, keep-alive connections).
+#
+#   index   GET /index.yaml of a cache holding 10,000 chart versions (100 charts x 100),
+#           requests per second                                          goal >= 0.5x nginx
+#   chart   GET /charts/big-1.0.0.tgz, a ~1 MB chart archive, rps          goal >= 0.5x nginx
+#   memory  peak resident memory of chartcache serve while 200 connections download a
+#           ~20 MB chart at once (streamed from disk, not held in memory)
+#
+# Usage: bench/serve.sh [SECONDS]      (default 5 s per wrk run; from anywhere)
+# Needs: wrk, nginx (apt-get install wrk nginx), python3, curl. Builds target/release if
+#        missing. chartcache runs with -q (no access log) and nginx with access_log off.
+# Scratch: bench/work/serve/ (gitignored), removed at the end unless KEEP=1.
+set -euo pipefail
+
+secs=${1:-5}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/target/release/chartcache"
+if [[ ! -x "$bin" ]]; then
+  echo "building $bin" >&2
+  (cd "$root" && cargo build --release --quiet)
+fi
+for tool in wrk nginx python3 curl; do
+  command -v "$tool" >/dev/null || { echo "bench/serve.sh: missing $tool (apt-get install wrk nginx curl)" >&2; exit 1; }
+done
+
+work="$root/bench/work/serve"
+rm -rf "$work"
+mkdir -p "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ "${KEEP:-0}" == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the cache: 10,000 chart versions, a 1 MB chart and a 20 MB chart ------------------------
+home="$work/home"
+reg="$home/registry"
+"$bin" --home "$home" -q chart save "$root/testdata/charts/simple" localhost:5000/bench/seed/simple:0.1.0
+
+# Charts with incompressible payloads (files under Helm's 5 MiB cap).
+python3 - "$work/gen" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(7)
+for name, mib in (("big", 1), ("huge", 20)):
+    d = os.path.join(root, name)
+    os.makedirs(os.path.join(d, "templates"))
+    with open(os.path.join(d, "Chart.yaml"), "w") as f:
+        f.write(f"apiVersion: v2\nname: {name}\nversion: 1.0.0\ndescription: bench/serve.sh\n")
+    left = mib * 1024 * 1024 - 64 * 1024
+    i = 0
+    while left > 0:
+        n = min(left, 4 * 1024 * 1024)
+        with open(os.path.join(d, f"data{i}.bin"), "wb") as f:
+            f.write(rng.randbytes(n))
+        left -= n
+        i += 1
+PY
+"$bin" --home "$home" -q chart save "$work/gen/big" localhost:5000/bench/files/big
+"$bin" --home "$home" -q chart save "$work/gen/huge" localhost:5000/bench/files/huge
+
+# 10,000 distinct chart versions, written the way the store writes them (src/store/refs.rs,
+# layout.rs): a config and a manifest blob each, the chart version marker, the ref's relative
+# links and an index.json entry. They share the seed's archive. `chart verify` checks the result.
+python3 - "$reg" <<'PY'
+import hashlib, json, os, sys
+reg = sys.argv[1]
+seed = os.path.join(reg, "refs/localhost_5000/bench/seed/simple/tags/0.1.0")
+content = os.readlink(os.path.join(seed, "content")).replace("../", "")
+content_size = os.path.getsize(os.path.join(reg, content))
+content_hex = os.path.basename(content)
+
+def put(data):
+    h = hashlib.sha256(data).hexdigest()
+    p = os.path.join(reg, "blobs/sha256", h)
+    if not os.path.exists(p):
+        with open(p, "wb") as f:
+            f.write(data)
+    return h
+
+with open(os.path.join(reg, "index.json")) as f:
+    index = json.load(f)
+for c in range(100):
+    name = f"chart-{c:03}"
+    repo = f"bench/team-{c % 10}/{name}"
+    for v in range(100):
+        version = f"1.{v // 10}.{v % 10}"
+        meta = {"name": name, "version": version, "apiVersion": "v2", "appVersion": f"{v}.0",
+                "description": f"Generated chart {name} for bench/serve.sh",
+                "home": "https://example.com/" + name, "keywords": ["bench", "serve"],
+                "maintainers": [{"name": "Bench", "email": "bench@example.com"}], "type": "application"}
+        config = json.dumps(meta, separators=(",", ":")).encode()
+        ch = put(config)
+        manifest = json.dumps({"schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": "sha256:" + ch, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": "sha256:" + content_hex, "size": content_size}],
+            "annotations": {"org.opencontainers.image.title": name, "org.opencontainers.image.version": version}},
+            separators=(",", ":")).encode()
+        mh = put(manifest)
+        os.makedirs(os.path.join(reg, "charts", name, "versions"), exist_ok=True)
+        with open(os.path.join(reg, "charts", name, "versions", version), "w") as f:
+            f.write("-")
+        d = os.path.join(reg, "refs/localhost_5000", repo, "tags", version)
+        os.makedirs(d)
+        up = "../" * (repo.count("/") + 1 + 4)
+        for link, target in (("chart", f"charts/{name}/versions/{version}"), ("content", content),
+                             ("meta", "blobs/sha256/" + ch), ("manifest", "blobs/sha256/" + mh)):
+            os.symlink(up + target, os.path.join(d, link))
+        index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + mh, "size": len(manifest),
+            "annotations": {"org.opencontainers.image.ref.name": f"localhost:5000/{repo}:{version}"}})
+index["manifests"].sort(key=lambda e: e["annotations"]["org.opencontainers.image.ref.name"])
+with open(os.path.join(reg, "index.json"), "w") as f:
+    json.dump(index, f, separators=(",", ":"))
+PY
+"$bin" --home "$home" chart verify >/dev/null || { echo "bench/serve.sh: the generated cache does not verify" >&2; exit 1; }
+
+# --- the servers --------------------------------------------------------------------------------
+cc_port=$(free_port)
+"$bin" --home "$home" -q serve --listen "127.0.0.1:$cc_port" >"$work/serve.out" 2>"$work/serve.err" &
+cc_pid=$!
+pids+=("$cc_pid")
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$cc_port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+cc="http://127.0.0.1:$cc_port"
+
+# nginx serves the very bytes chartcache serves, as static files.
+static="$work/static"
+mkdir -p "$static/charts"
+t0=$(python3 -c 'import time; print(time.perf_counter())')
+curl -fs "$cc/index.yaml" -o "$static/index.yaml"
+t1=$(python3 -c 'import time; print(time.perf_counter())')
+first_index_ms=$(python3 -c 'import sys; print("%.0f" % ((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$t0" "$t1")
+curl -fs "$cc/charts/big-1.0.0.tgz" -o "$static/charts/big-1.0.0.tgz"
+curl -fs "$cc/charts/huge-1.0.0.tgz" -o "$static/charts/huge-1.0.0.tgz"
+entries=$(python3 -c 'import sys, re; print(sum(1 for l in open(sys.argv[1]) if re.match(r"^  - ", l)))' "$static/index.yaml")
+[[ "$entries" -ge 10000 ]] || { echo "bench/serve.sh: index.yaml has only $entries entries" >&2; exit 1; }
+cmp -s "$static/charts/big-1.0.0.tgz" "$reg/refs/localhost_5000/bench/files/big/tags/1.0.0/content" ||
+  { echo "bench/serve.sh: the served chart differs from the stored one" >&2; exit 1; }
+
+ng_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  types { application/yaml yaml; application/gzip tgz; }
+  server { listen 127.0.0.1:$ng_port; root $static; }
+}
+EOF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx/stderr" &
+pids+=("$!")
+ng="http://127.0.0.1:$ng_port"
+for _ in $(seq 100); do curl -fs "$ng/index.yaml" -o /dev/null 2>&1 && break; sleep 0.1; done
+cmp -s <(curl -fs "$ng/index.yaml") <(curl -fs "$cc/index.yaml") || { echo "bench/serve.sh: nginx and chartcache disagree on index.yaml" >&2; exit 1; }
+
+# rps URL CONNECTIONS: wrk's requests per second (2 threads: this machine's cores are shared).
+rps() {
+  wrk -t2 -c"$2" -d"${secs}s" --latency "$1" >"$work/wrk.out" 2>&1
+  grep -q "Non-2xx" "$work/wrk.out" && { echo "bench/serve.sh: errors from $1" >&2; cat "$work/wrk.out" >&2; exit 1; }
+  awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
+}
+ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+
+index_bytes=$(stat -c %s "$static/index.yaml")
+big_bytes=$(stat -c %s "$static/charts/big-1.0.0.tgz")
+huge_bytes=$(stat -c %s "$static/charts/huge-1.0.0.tgz")
+
+cc_index=$(rps "$cc/index.yaml" 16)
+ng_index=$(rps "$ng/index.yaml" 16)
+cc_big=$(rps "$cc/charts/big-1.0.0.tgz" 16)
+ng_big=$(rps "$ng/charts/big-1.0.0.tgz" 16)
+cc_rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$cc_pid/status")
+cc_huge=$(rps "$cc/charts/huge-1.0.0.tgz" 200)
+ng_huge=$(rps "$ng/charts/huge-1.0.0.tgz" 200)
+cc_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$cc_pid/status")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cat <<EOF
+
+chartcache serve benchmark (wrk -t2, ${secs} s per run, keep-alive; $(nproc) cores, load $load)
+  index   GET /index.yaml ($entries entries, $((index_bytes / 1024)) KiB; first build ${first_index_ms} ms), 16 connections
+          chartcache ${cc_index} req/s   nginx ${ng_index} req/s   ratio $(ratio "$cc_index" "$ng_index")x  (goal >= 0.50x)
+  chart   GET /charts/big-1.0.0.tgz ($((big_bytes / 1024)) KiB), 16 connections
+          chartcache ${cc_big} req/s   nginx ${ng_big} req/s   ratio $(ratio "$cc_big" "$ng_big")x  (goal >= 0.50x)
+  memory  GET /charts/huge-1.0.0.tgz ($((huge_bytes / 1024 / 1024)) MiB), 200 connections at once
+          chartcache ${cc_huge} req/s   nginx ${ng_huge} req/s;  chartcache peak RSS $((cc_hwm / 1024)) MiB (before the 200: $((cc_rss_before / 1024)) MiB)
+EOF
