@@ -337,7 +337,7 @@ mod tests {
             item("localhost_5000/team/db", "0.1.0_b", "db", "0.1.0+b", "dddd"),
         ];
         let idx = build(items.to_vec(), None);
-        let team = yaml(&idx.view("localhost_5000/team").unwrap());
+        let team = yaml(idx.view("localhost_5000/team").unwrap());
         assert_eq!(team["apiVersion"], "v1");
         let versions: Vec<&str> = team["entries"]["web"]
             .as_array()
@@ -360,7 +360,7 @@ mod tests {
             Digest::of(b"dddd")
         );
         // The root lists the same charts under their plain names, downloadable from /charts/.
-        let root = yaml(&idx.view("").unwrap());
+        let root = yaml(idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["urls"][0],
             "charts/web-1.10.0.tgz"
@@ -377,7 +377,7 @@ mod tests {
             item("reg/b/api", "2.0.0", "api", "2.0.0", "api"),
         ];
         let idx = build(items.to_vec(), None);
-        let root = yaml(&idx.view("").unwrap());
+        let root = yaml(idx.view("").unwrap());
         let entries = root["entries"].as_object().unwrap();
         let keys: Vec<&String> = entries.keys().collect();
         assert_eq!(keys, ["api", "reg/a/web", "reg/b/web"]);
@@ -393,7 +393,7 @@ mod tests {
         assert!(!idx.files.contains_key("charts/web-1.0.0.tgz"));
         assert_eq!(idx.files["charts/api-2.0.0.tgz"].digest, Digest::of(b"api"));
         // Each prefix still has its own plain index.
-        let a = yaml(&idx.view("reg/a").unwrap());
+        let a = yaml(idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["digest"],
             Digest::of(b"from-a").hex()
@@ -407,7 +407,7 @@ mod tests {
             item("reg/a/web", "1.0.0", "web", "1.0.0", "tagged"),
         ];
         let idx = build(items.to_vec(), None);
-        let root = yaml(&idx.view("").unwrap());
+        let root = yaml(idx.view("").unwrap());
         assert_eq!(root["entries"]["web"].as_array().unwrap().len(), 1);
         assert_eq!(idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
     }
@@ -417,7 +417,7 @@ mod tests {
         let mut signed = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
         signed.prov = Some(Digest::of(b"prov"));
         let idx = build(vec![signed], Some("https://charts.example.com/"));
-        let a = yaml(&idx.view("reg/a").unwrap());
+        let a = yaml(idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["urls"][0],
             "https://charts.example.com/reg/a/charts/web-1.0.0.tgz"
@@ -442,11 +442,11 @@ mod tests {
         assert_eq!(x.view("").unwrap().yaml, y.view("").unwrap().yaml);
         assert_eq!(x.view("").unwrap().yaml_etag, y.view("").unwrap().yaml_etag);
         assert_ne!(x.view("").unwrap().yaml_etag, x.view("").unwrap().json_etag);
-        let root = yaml(&x.view("").unwrap());
+        let root = yaml(x.view("").unwrap());
         assert_eq!(root["generated"], "2026-01-03T00:00:00Z");
 
         let empty = build(Vec::new(), None);
-        let root = yaml(&empty.view("").unwrap());
+        let root = yaml(empty.view("").unwrap());
         assert_eq!(root["apiVersion"], "v1");
         assert!(root["entries"].as_object().unwrap().is_empty());
     }
@@ -492,7 +492,7 @@ mod tests {
             item("team/web", "1.0.0", "web", "1.0.0", "team"),
         ];
         let idx = build(items.to_vec(), None);
-        let root = yaml(&idx.view("").unwrap());
+        let root = yaml(idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["digest"],
             Digest::of(b"top").hex()
