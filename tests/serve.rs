@@ -451,45 +451,55 @@ fn the_registry_api_answers_as_the_distribution_spec_asks() {
     assert_eq!((part.status, part.body.as_slice()), (206, &layer[..2]));
 
     // Errors, with the spec's JSON bodies.
-    let code = |resp: &HttpResponse| {
-        resp.json()["errors"][0]["code"]
+    let fails = |method: &str, path: &str, status: u16, code: &str| {
+        let resp = server.request(method, path, &[]);
+        let got = resp.json()["errors"][0]["code"]
             .as_str()
-            .unwrap()
-            .to_string()
+            .map(str::to_string);
+        assert_eq!(
+            (resp.status, got.as_deref()),
+            (status, Some(code)),
+            "{method} {path}"
+        );
     };
-    let unknown_name = server.get("/v2/reg.example.com/team/nope/manifests/1.0.0");
-    assert_eq!(
-        (unknown_name.status, code(&unknown_name).as_str()),
-        (404, "NAME_UNKNOWN")
+    fails(
+        "GET",
+        "/v2/reg.example.com/team/nope/manifests/1.0.0",
+        404,
+        "NAME_UNKNOWN",
     );
-    let unknown_tag = server.get(&format!("/v2/{name}/manifests/9.9.9"));
-    assert_eq!(
-        (unknown_tag.status, code(&unknown_tag).as_str()),
-        (404, "MANIFEST_UNKNOWN")
+    fails(
+        "GET",
+        &format!("/v2/{name}/manifests/9.9.9"),
+        404,
+        "MANIFEST_UNKNOWN",
     );
-    let bad_digest = server.get(&format!("/v2/{name}/manifests/sha256:xyz"));
-    assert_eq!(
-        (bad_digest.status, code(&bad_digest).as_str()),
-        (400, "DIGEST_INVALID")
+    fails(
+        "GET",
+        &format!("/v2/{name}/manifests/sha256:xyz"),
+        400,
+        "DIGEST_INVALID",
     );
-    let bad_blob = server.get(&format!("/v2/{name}/blobs/sha256:12"));
-    assert_eq!(
-        (bad_blob.status, code(&bad_blob).as_str()),
-        (400, "DIGEST_INVALID")
+    fails(
+        "GET",
+        &format!("/v2/{name}/blobs/sha256:12"),
+        400,
+        "DIGEST_INVALID",
     );
     // A blob of another repository is not this repository's.
     let other_layer = sha256_hex(&content(&sb, "reg.example.com/other/web:2.0.0"));
-    let foreign = server.get(&format!("/v2/{name}/blobs/sha256:{other_layer}"));
-    assert_eq!(
-        (foreign.status, code(&foreign).as_str()),
-        (404, "BLOB_UNKNOWN")
+    fails(
+        "GET",
+        &format!("/v2/{name}/blobs/sha256:{other_layer}"),
+        404,
+        "BLOB_UNKNOWN",
     );
     for method in ["PUT", "DELETE", "POST"] {
-        let resp = server.request(method, &format!("/v2/{name}/manifests/1.0.0"), &[]);
-        assert_eq!(
-            (resp.status, code(&resp).as_str()),
-            (405, "UNSUPPORTED"),
-            "{method}"
+        fails(
+            method,
+            &format!("/v2/{name}/manifests/1.0.0"),
+            405,
+            "UNSUPPORTED",
         );
     }
 
@@ -594,29 +604,9 @@ fn htpasswd_logins_are_required_and_accepted_by_every_client() {
     let pull = format!("{host}/{name}:1.0.0");
     let line = client.fails(&["chart", "pull", &pull]);
     assert!(line.contains("unauthorized"), "{line}");
-    let out = client.run_stdin(
-        &[
-            "registry",
-            "login",
-            &host,
-            "-u",
-            "alice",
-            "--password-stdin",
-        ],
-        "wonder land\n",
-    );
+    let out = client.login_stdin(&host, "alice", "wonder land");
     assert!(out.status.success(), "{}", describe(&out));
-    let line = client.run_stdin(
-        &[
-            "registry",
-            "login",
-            &host,
-            "-u",
-            "alice",
-            "--password-stdin",
-        ],
-        "nope\n",
-    );
+    let line = client.login_stdin(&host, "alice", "nope");
     assert!(
         !line.status.success(),
         "a wrong password is refused at login"
@@ -908,17 +898,7 @@ fn pull_through_with_revalidate_follows_a_moved_tag() {
 fn pull_through_uses_the_stored_login_of_the_upstream() {
     let reg = Registry::htpasswd("bob", "b0bpass");
     let sb = Sandbox::new();
-    let out = sb.run_stdin(
-        &[
-            "registry",
-            "login",
-            &reg.host(),
-            "-u",
-            "bob",
-            "--password-stdin",
-        ],
-        "b0bpass\n",
-    );
+    let out = sb.login_stdin(&reg.host(), "bob", "b0bpass");
     assert!(out.status.success(), "{}", describe(&out));
     let reference = format!("{}/charts/web:1.0.0", reg.host());
     sb.save("web", "1.0.0", &reference);

@@ -160,6 +160,14 @@ impl Sandbox {
             .expect("run chartcache")
     }
 
+    /// `chartcache registry login HOST -u USER --password-stdin`, with PASS on stdin.
+    pub fn login_stdin(&self, host: &str, user: &str, pass: &str) -> Output {
+        self.run_stdin(
+            &["registry", "login", host, "-u", user, "--password-stdin"],
+            &format!("{pass}\n"),
+        )
+    }
+
     /// Runs `chartcache ARGS…`, which must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
