@@ -11,8 +11,9 @@
 //! GET  /v2/<name>/tags/list, /v2/_catalog        (with n, last and Link paging)
 //! ```
 //!
-//! [`library`] decides what is offered; [`index`] renders the classic view; [`http`] has the
-//! byte-serving plumbing; this file routes requests, checks `--htpasswd` logins, writes the
+//! [`library`] decides what is offered (with `upstream` for the pull-through mode and `names`
+//! for how served names map to references); [`index`] renders the classic view; [`http`] has
+//! the byte-serving plumbing; this file routes requests, checks `--htpasswd` logins, writes the
 //! access log, and runs the listener (plain or TLS) until SIGTERM or Ctrl-C, then lets
 //! requests in flight finish. Memory stays bounded: downloads stream from disk in 64 KiB
 //! chunks past a small in-memory blob cache, and connections are capped.
@@ -22,6 +23,8 @@ mod blobcache;
 pub mod http;
 pub mod index;
 pub mod library;
+mod names;
+mod upstream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,8 +42,9 @@ use tokio::net::TcpListener;
 
 pub use auth::Htpasswd;
 use http::{Body, Source};
-use library::{ApiError, Object};
-pub use library::{Library, UpstreamOptions};
+pub use library::Library;
+use names::{ApiError, Object};
+pub use upstream::UpstreamOptions;
 
 use crate::digest::Digest;
 use crate::store::Store;

@@ -1,0 +1,244 @@
+//! The pull-through half of `serve --upstream`: connecting to the upstream once, listing it
+//! for the index view (its catalog, or the `--repo` names), and fetching a chart into the
+//! cache the first time it is asked for, through the same `transfer::pull` the CLI uses (so
+//! every blob is digest-checked before it is stored). One pull runs per reference; requests
+//! for it meanwhile wait and then find it cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hyper::StatusCode;
+use serde_json::{Map, Value};
+
+use super::index::{self, ChartItem, Indexes};
+use super::library::Library;
+use super::names::{ApiError, Object};
+use crate::credentials::Credential;
+use crate::digest::Digest;
+use crate::oci::{ANNOTATION_CREATED, Manifest};
+use crate::reference::Reference;
+use crate::registry::{Registry, RegistryError, Transport};
+use crate::store::RefEntry;
+use crate::tasks::transfer::{self, TransferError};
+
+/// The upstream registry of a pull-through server.
+pub struct UpstreamOptions {
+    pub host: String,
+    pub prefix: String,
+    pub transport: Transport,
+    pub credential: Option<Credential>,
+    /// Served names to list in the index when the upstream keeps its catalog private.
+    pub repos: Vec<String>,
+    /// Check a cached tag against the upstream (HEAD) before serving it.
+    pub revalidate: bool,
+    /// How long the upstream's index view is served before it is listed again.
+    pub index_ttl: Duration,
+}
+
+pub(super) struct Upstream {
+    pub(super) options: UpstreamOptions,
+    pub(super) registry: tokio::sync::OnceCell<Registry>,
+    pub(super) index: RwLock<Option<(Instant, Arc<Indexes>)>>,
+    /// Held by whoever lists the upstream, so only one listing runs at a time.
+    pub(super) refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// One pull at a time per reference; later requests for it wait, then find it cached.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Upstream {
+    pub(super) fn new(options: UpstreamOptions) -> Self {
+        Upstream {
+            options,
+            registry: tokio::sync::OnceCell::new(),
+            index: RwLock::new(None),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Library {
+    /// Lists the upstream and rebuilds its index view; `None` (logged) if it cannot be listed.
+    pub(super) async fn refresh_upstream_index(self: &Arc<Self>) -> Option<Arc<Indexes>> {
+        let up = self.upstream.as_ref()?;
+        match self.list_upstream(up).await {
+            Ok(items) => {
+                let idx = Arc::new(index::build(items, self.base_url.as_deref()));
+                if let Ok(mut slot) = up.index.write() {
+                    *slot = Some((Instant::now(), Arc::clone(&idx)));
+                }
+                Some(idx)
+            }
+            Err(e) => {
+                (self.log)(&format!("cannot list the upstream for the index: {e}"));
+                None
+            }
+        }
+    }
+
+    pub(super) async fn registry<'a>(
+        &self,
+        up: &'a Upstream,
+    ) -> Result<&'a Registry, RegistryError> {
+        up.registry
+            .get_or_try_init(|| {
+                Registry::connect(
+                    &up.options.host,
+                    &up.options.transport,
+                    up.options.credential.clone(),
+                )
+            })
+            .await
+    }
+
+    /// Every chart the upstream holds under the prefix: its catalog where allowed, else the
+    /// `--repo` names. Manifests are fetched per tag; configs only once per digest.
+    async fn list_upstream(&self, up: &Upstream) -> Result<Vec<ChartItem>, RegistryError> {
+        let registry = self.registry(up).await?;
+        let mut names: Vec<String> = match registry.catalog().await {
+            Ok(repos) => repos
+                .iter()
+                .filter_map(|r| Reference::parse(&format!("{}/{r}", up.options.host)).ok())
+                .filter_map(|r| self.namespace.served(&r))
+                .collect(),
+            Err(e) if up.options.repos.is_empty() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        names.extend(up.options.repos.iter().cloned());
+        names.sort();
+        names.dedup();
+        let mut tagged = Vec::new();
+        for name in &names {
+            let Some(repo) = self.namespace.repository(name) else {
+                continue;
+            };
+            let tags = match registry.tags(&repo).await {
+                Ok(t) => t,
+                Err(RegistryError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            tagged.extend(tags.into_iter().map(|t| (name.clone(), repo.clone(), t)));
+        }
+        let items = futures_util::stream::iter(tagged)
+            .map(|(name, repo, tag)| async move {
+                let r = repo.with_tag(&tag).ok()?;
+                let (bytes, _) = registry.manifest(&r).await.ok()?;
+                let manifest = Manifest::parse_chart(&bytes).ok()?;
+                let metadata = self.upstream_metadata(registry, &repo, &manifest).await?;
+                let layer = manifest.chart_layer()?;
+                Some(ChartItem {
+                    repo: name,
+                    tag,
+                    name: metadata.get("name")?.as_str()?.to_string(),
+                    version: metadata.get("version")?.as_str()?.to_string(),
+                    metadata,
+                    content: layer.digest.clone(),
+                    prov: manifest.prov_layer().map(|d| d.digest.clone()),
+                    created: manifest.annotations.get(ANNOTATION_CREATED).cloned(),
+                })
+            })
+            .buffer_unordered(8)
+            .filter_map(|i| async move { i })
+            .collect::<Vec<_>>()
+            .await;
+        Ok(items)
+    }
+
+    async fn upstream_metadata(
+        &self,
+        registry: &Registry,
+        repo: &Reference,
+        manifest: &Manifest,
+    ) -> Option<Arc<Map<String, Value>>> {
+        let digest = &manifest.config.digest;
+        if let Some(m) = self
+            .metadata
+            .lock()
+            .ok()
+            .and_then(|m| m.get(digest).cloned())
+        {
+            return Some(m);
+        }
+        if manifest.config.size > 1024 * 1024 {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        registry
+            .pull_blob(repo, &manifest.config, &mut bytes)
+            .await
+            .ok()?;
+        if Digest::of(&bytes) != *digest {
+            return None;
+        }
+        let parsed: Arc<Map<String, Value>> = Arc::new(serde_json::from_slice(&bytes).ok()?);
+        if let Ok(mut m) = self.metadata.lock() {
+            m.insert(digest.clone(), Arc::clone(&parsed));
+        }
+        Some(parsed)
+    }
+
+    /// The cached ref for `served:object`, fetching it from the upstream first when it is not
+    /// cached (or, with `--revalidate`, when the upstream's tag moved).
+    pub(super) async fn pull_through(
+        self: &Arc<Self>,
+        up: &Upstream,
+        served: &str,
+        repo: &Reference,
+        object: &Object,
+    ) -> Result<Option<RefEntry>, ApiError> {
+        let unknown = || ApiError::manifest_unknown(served, &object.to_string());
+        let before = self.current().await?.find(served, object).cloned();
+        if let Some(local) = &before {
+            match object {
+                Object::Digest(_) => return Ok(before),
+                Object::Tag(_) if !up.options.revalidate => return Ok(before),
+                Object::Tag(_) => {
+                    let upstream_ref = object.on(repo).ok_or_else(unknown)?;
+                    let registry = match self.registry(up).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            (self.log)(&format!("{upstream_ref}: serving the cached copy: {e}"));
+                            return Ok(before);
+                        }
+                    };
+                    match registry.manifest_digest(&upstream_ref).await {
+                        Ok(Some(d)) if local.manifest.as_ref() == Some(&d) => return Ok(before),
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Err(unknown()),
+                        Err(e) => {
+                            (self.log)(&format!("{upstream_ref}: serving the cached copy: {e}"));
+                            return Ok(before);
+                        }
+                    }
+                }
+            }
+        }
+        let upstream_ref = object.on(repo).ok_or_else(unknown)?;
+        let lock = {
+            let mut inflight = up.inflight.lock().map_err(|_| unknown())?;
+            Arc::clone(inflight.entry(upstream_ref.to_string()).or_default())
+        };
+        let _one = lock.lock().await;
+        // Someone else may have fetched it while this request waited.
+        let now = self.current().await?.find(served, object).cloned();
+        if now.is_some() && now != before {
+            return Ok(now);
+        }
+        let registry = self.registry(up).await.map_err(ApiError::upstream)?;
+        match transfer::pull(&self.store, registry, &upstream_ref).await {
+            Ok(_) => {
+                (self.log)(&format!("pulled {upstream_ref} into the cache"));
+                Ok(self.current().await?.find(served, object).cloned())
+            }
+            Err(TransferError::Registry(RegistryError::NotFound { .. })) => Err(unknown()),
+            Err(TransferError::NotAChart { reason, .. }) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                format!("{upstream_ref} is not a Helm chart: {reason}"),
+            )),
+            Err(e) => Err(ApiError::upstream(e)),
+        }
+    }
+}
