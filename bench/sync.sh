@@ -24,12 +24,16 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-sync.XXXXXX")
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_registry() { # NAME -> prints host:port
-  local name=$1 port
+start_registry() { # NAME: starts it, sets $started to its host:port (not echoed: a subshell
+  local name=$1 port  # would lose the pid, and the registry would outlive the script)
   port=$(free_port)
   cat >"$work/$name.yml" <<EOF
 version: 0.1
@@ -42,10 +46,10 @@ EOF
   docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
-  echo "127.0.0.1:$port"
+  started="127.0.0.1:$port"
 }
-src=$(start_registry src)
-dst=$(start_registry dst)
+start_registry src; src=$started
+start_registry dst; dst=$started
 
 export HOME="$work/home" HELM_REGISTRY_CONFIG="$work/creds.json"
 mkdir -p "$HOME"

@@ -565,35 +565,59 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 }
 
 #[test]
-fn on_one_registry_blobs_are_mounted_not_uploaded() {
+fn blobs_the_destination_has_are_skipped_and_on_one_registry_mounted() {
     let reg = Registry::builder().log_level("info").start();
-    let want = publish(&reg, "charts/app", &["1.0.0", "1.1.0"]);
-    let uploads_before = count_logged(&reg, "PUT", "/v2/mirror/");
+    let dst = Registry::builder().log_level("info").start();
+    let publisher = Sandbox::new();
+    let digest = push_chart(&publisher, &reg, "charts/app", "1.0.0", "x");
+    push_chart(&publisher, &reg, "charts/app", "1.1.0", "y");
+    // `stable` is the same manifest as 1.0.0, so the same blobs.
+    let stable = format!("{}/charts/app:stable", reg.host());
+    publisher.ok(&[
+        "chart",
+        "tag",
+        &format!("{}/charts/app:1.0.0", reg.host()),
+        &stable,
+    ]);
+    publisher.ok(&["chart", "push", &stable]);
+    let want = digests(&reg, "charts/app");
+    assert_eq!(want["stable"], digest);
+    let source = format!("{}/charts/app", reg.host());
     let sb = Sandbox::new();
+
+    // Another registry: 1.0.0 first, then the rest; `stable` needs no blob uploaded.
     sync_ok(
         &sb,
-        &[
-            &format!("{}/charts/app", reg.host()),
-            &format!("{}/mirror", reg.host()),
-        ],
+        &[&format!("{source}:1.0.0"), &format!("{}/m", dst.host())],
     );
+    assert_eq!(wait_logged(&dst, "PUT", "/v2/m/app/manifests/", 1), 1);
+    let uploads = count_logged(&dst, "PUT", "/v2/m/app/blobs/uploads/");
+    assert_eq!(uploads, 2, "config and chart layer\n{}", dst.log());
+    sync_ok(&sb, &[&source, &format!("{}/m", dst.host())]);
+    assert_eq!(digests(&dst, "m/app"), want);
+    assert_eq!(wait_logged(&dst, "PUT", "/v2/m/app/manifests/", 3), 3);
+    assert_eq!(
+        count_logged(&dst, "PUT", "/v2/m/app/blobs/uploads/"),
+        uploads + 2,
+        "only 1.1.0's two blobs were to be uploaded\n{}",
+        dst.log()
+    );
+
+    // The same registry: every blob is mounted, none uploaded.
+    sync_ok(&sb, &[&source, &format!("{}/mirror", reg.host())]);
     assert_eq!(digests(&reg, "mirror/app"), want);
-    wait_logged(&reg, "PUT", "/v2/mirror/app/manifests/", 2);
+    wait_logged(&reg, "PUT", "/v2/mirror/app/manifests/", 3);
     let mounts = fault::logged_requests(&reg)
         .into_iter()
         .filter(|(m, u)| {
             m == "POST" && u.starts_with("/v2/mirror/app/blobs/uploads/") && u.contains("mount=")
         })
         .count();
-    assert_eq!(
-        mounts,
-        4,
-        "config and chart layer of two tags\n{}",
-        reg.log()
-    );
+    // Two blobs for each of 1.0.0 and 1.1.0; `stable`'s are mounted or found there.
+    assert!((4..=6).contains(&mounts), "{mounts} mounts\n{}", reg.log());
     assert_eq!(
         count_logged(&reg, "PUT", "/v2/mirror/app/blobs/uploads/"),
-        uploads_before,
+        0,
         "blob bytes were uploaded instead of mounted"
     );
 }

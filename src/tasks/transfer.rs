@@ -332,12 +332,16 @@ pub struct Copied {
 
 /// Copies the manifest `source` names, and every blob it refers to, to `target`: byte for
 /// byte, so the digest is kept. Blobs the destination has are skipped, blobs on the same
-/// registry are mounted, the rest stream straight from one registry to the other.
+/// registry are mounted, the rest stream straight from one registry to the other, all blobs
+/// at once. `new_repository` says the target repository does not exist yet, so no blob can be
+/// there and none is asked about (a blob another copy of the same run has just sent is sent
+/// again, which a registry takes as a no-op).
 pub async fn copy(
     source_registry: &Registry,
     source: &Reference,
     target_registry: &Registry,
     target: &Reference,
+    new_repository: bool,
 ) -> Result<Copied, TransferError> {
     let (bytes, digest) = source_registry.manifest(source).await?;
     let unsupported = |reason: &str| TransferError::NotAChart {
@@ -358,29 +362,28 @@ pub async fn copy(
         serde_json::from_value(value).map_err(|e| unsupported(&e.to_string()))?;
     let (from_repo, to_repo) = (source.without_object(), target.without_object());
     let same_registry = source_registry.host() == target_registry.host();
-    let present = futures_util::future::try_join_all(
-        manifest
-            .blobs()
-            .map(|d| target_registry.blob_exists(&to_repo, &d.digest)),
-    )
-    .await?;
-    let mut copied = 0;
-    for (desc, present) in manifest.blobs().zip(present) {
-        if present {
-            continue;
+    let (from_repo, to_repo) = (&from_repo, &to_repo);
+    let copies = manifest.blobs().map(|desc| async move {
+        if !new_repository && target_registry.blob_exists(to_repo, &desc.digest).await? {
+            return Ok::<_, TransferError>(false);
         }
         if same_registry
             && target_registry
-                .mount_blob(&to_repo, &from_repo, &desc.digest)
+                .mount_blob(to_repo, from_repo, &desc.digest)
                 .await
         {
-            continue;
+            return Ok(false);
         }
         target_registry
-            .copy_blob_from(source_registry, &from_repo, &to_repo, desc)
+            .copy_blob_from(source_registry, from_repo, to_repo, desc)
             .await?;
-        copied += 1;
-    }
+        Ok(true)
+    });
+    let copied = futures_util::future::try_join_all(copies)
+        .await?
+        .into_iter()
+        .filter(|c| *c)
+        .count();
     let pushed = target_registry
         .push_manifest(target, &bytes, &media_type)
         .await?;

@@ -148,25 +148,28 @@ pub fn sort(refs: &mut [Reference]) {
     });
 }
 
-/// The tags a repository holds at a place (empty when the repository does not exist).
-async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Vec<String>, String> {
+/// The tags a repository holds at a place; `None` when a registry does not know the
+/// repository at all (the cache always answers, possibly with no tags).
+async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Option<Vec<String>>, String> {
     match place {
         Place::Registry(registry) => match registry.tags(repo).await {
-            Ok(tags) => Ok(tags),
-            Err(RegistryError::NotFound { .. }) => Ok(Vec::new()),
+            Ok(tags) => Ok(Some(tags)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.to_string()),
         },
         // No cache yet: nothing in it (and a dry run does not create one).
-        Place::Cache(store) if !store.root().exists() => Ok(Vec::new()),
+        Place::Cache(store) if !store.root().exists() => Ok(Some(Vec::new())),
         Place::Cache(store) => {
             let guard = store.read().map_err(|e| e.to_string())?;
-            Ok(store
-                .list(&guard)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|e| e.reference.without_object() == *repo)
-                .filter_map(|e| e.reference.tag().map(str::to_string))
-                .collect())
+            Ok(Some(
+                store
+                    .list(&guard)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|e| e.reference.without_object() == *repo)
+                    .filter_map(|e| e.reference.tag().map(str::to_string))
+                    .collect(),
+            ))
         }
     }
 }
@@ -185,7 +188,7 @@ pub async fn list(
             }
             other => other.to_string(),
         })?,
-        Place::Cache(_) => tags_at(place, repo).await?,
+        Place::Cache(_) => tags_at(place, repo).await?.unwrap_or_default(),
     };
     let mut out = Vec::new();
     for tag in tags.into_iter().filter(|t| filter.accepts(t)) {
@@ -302,19 +305,20 @@ async fn digest_at(place: Place<'_>, r: &Reference) -> Result<Option<Digest>, St
     }
 }
 
-/// What the destination already has: the tags of each repository the items go to, listed
-/// once per repository, all at once. A repository that cannot be listed (other than by not
-/// existing yet) is an error: a destination that refuses to list will refuse the copies too.
+/// What the destination already has: the tags of each repository the items go to (`None`
+/// for a repository it does not have), listed once per repository, all at once. A
+/// repository that cannot be listed (other than by not existing yet) is an error: a
+/// destination that refuses to list will refuse the copies too.
 async fn existing(
     place: Place<'_>,
     items: &[Item],
     concurrency: usize,
-) -> Result<HashMap<Reference, HashSet<String>>, String> {
+) -> Result<HashMap<Reference, Option<HashSet<String>>>, String> {
     let repos: HashSet<Reference> = items.iter().map(|i| i.target.without_object()).collect();
     futures_util::stream::iter(repos)
         .map(|repo| async move {
             let tags = tags_at(place, &repo).await?;
-            Ok((repo, tags.into_iter().collect()))
+            Ok((repo, tags.map(|t| t.into_iter().collect())))
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<Result<_, String>>>()
@@ -328,10 +332,10 @@ async fn needs_copy(
     source: Place<'_>,
     target: Place<'_>,
     item: &Item,
-    existing: &HashMap<Reference, HashSet<String>>,
+    existing: &HashMap<Reference, Option<HashSet<String>>>,
     options: &SyncOptions,
 ) -> Result<bool, String> {
-    let Some(there) = existing.get(&item.target.without_object()) else {
+    let Some(Some(there)) = existing.get(&item.target.without_object()) else {
         return Ok(true);
     };
     match item.target.tag() {
@@ -350,10 +354,10 @@ async fn needs_copy(
     Ok(have.ok().flatten().as_ref() != Some(&want))
 }
 
-async fn copy(source: Place<'_>, target: Place<'_>, item: &Item) -> Outcome {
+async fn copy(source: Place<'_>, target: Place<'_>, item: &Item, new_repository: bool) -> Outcome {
     let result = match (source, target) {
         (Place::Registry(from), Place::Registry(to)) => {
-            transfer::copy(from, &item.source, to, &item.target)
+            transfer::copy(from, &item.source, to, &item.target, new_repository)
                 .await
                 .map(|_| ())
         }
@@ -421,13 +425,15 @@ pub async fn sync(
         }
     }
 
-    let stop = &stop;
+    let (stop, existing) = (&stop, &existing);
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|i| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
-            let outcome = copy(source, target, &items[i]).await;
+            let repo = items[i].target.without_object();
+            let new_repository = matches!(existing.get(&repo), Some(None));
+            let outcome = copy(source, target, &items[i], new_repository).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
