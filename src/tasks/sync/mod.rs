@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 
 use super::Outcome;
-use super::transfer;
+use super::transfer::{self, SentBlobs};
 use crate::constraint::Constraint;
 use crate::digest::Digest;
 use crate::reference::{Reference, escape_host};
@@ -354,10 +354,16 @@ async fn needs_copy(
     Ok(have.ok().flatten().as_ref() != Some(&want))
 }
 
-async fn copy(source: Place<'_>, target: Place<'_>, item: &Item, new_repository: bool) -> Outcome {
+async fn copy(
+    source: Place<'_>,
+    target: Place<'_>,
+    item: &Item,
+    new_repository: bool,
+    sent: &SentBlobs,
+) -> Outcome {
     let result = match (source, target) {
         (Place::Registry(from), Place::Registry(to)) => {
-            transfer::copy(from, &item.source, to, &item.target, new_repository)
+            transfer::copy(from, &item.source, to, &item.target, new_repository, sent)
                 .await
                 .map(|_| ())
         }
@@ -367,7 +373,7 @@ async fn copy(source: Place<'_>, target: Place<'_>, item: &Item, new_repository:
                 .map(|_| ())
         }
         (Place::Cache(store), Place::Registry(to)) => {
-            transfer::push_as(store, to, &item.source, Some(&item.target))
+            transfer::push_as(store, to, &item.source, Some(&item.target), sent)
                 .await
                 .map(|_| ())
         }
@@ -425,6 +431,7 @@ pub async fn sync(
         }
     }
 
+    let sent = &SentBlobs::default();
     let (stop, existing) = (&stop, &existing);
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|i| async move {
@@ -433,7 +440,7 @@ pub async fn sync(
             }
             let repo = items[i].target.without_object();
             let new_repository = matches!(existing.get(&repo), Some(None));
-            let outcome = copy(source, target, &items[i], new_repository).await;
+            let outcome = copy(source, target, &items[i], new_repository, sent).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
