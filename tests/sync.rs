@@ -834,6 +834,90 @@ fn credentials_come_from_the_login_store_or_the_flags() {
     assert!(storage_snapshot(&dst) == before);
 }
 
+/// tag → manifest digest of `repo`'s tags on a TLS registry, read with skopeo.
+fn tls_digests(reg: &Registry, repo: &str, tags: &[&String]) -> BTreeMap<String, String> {
+    let certs = reg.cert_dir();
+    tags.iter()
+        .map(|t| {
+            let out = Skopeo::new().run(&[
+                "inspect",
+                "--raw",
+                "--cert-dir",
+                certs.to_str().unwrap(),
+                &reg.docker(&format!("{repo}:{t}")),
+            ]);
+            assert!(out.status.success(), "{}", describe(&out));
+            (
+                t.to_string(),
+                format!("sha256:{}", fault::sha256_hex(&out.stdout)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_registry_into_a_tls_registry_with_flags_per_side() {
+    let src = Registry::token("bob", "hunter2");
+    let dst = Registry::tls();
+    let want = publish(&src, "charts/app", &["1.0.0", "1.1.0"]);
+    let tags: Vec<&String> = want.keys().collect();
+    let sb = Sandbox::new();
+    let source = format!("{}/charts/app", src.host());
+    let creds = ["--src-creds", "bob:hunter2"];
+
+    // The destination's CA is not the system's: refused, and said so.
+    let out = sync(
+        &sb,
+        &[creds[0], creds[1], &source, &format!("{}/m", dst.host())],
+    );
+    let line = error_line_of(&out, "sync to a TLS registry without its CA");
+    assert!(line.contains(&dst.host()) && line.contains("TLS"), "{line}");
+
+    let ca = dst.ca_pem_path();
+    let certs = dst.cert_dir();
+    for (flags, prefix) in [
+        (vec!["--dest-ca-file", ca.to_str().unwrap()], "ca"),
+        (vec!["--dest-cert-dir", certs.to_str().unwrap()], "dir"),
+        (vec!["--dest-tls-verify=false"], "noverify"),
+    ] {
+        let mut args = vec![creds[0], creds[1]];
+        args.extend(flags.iter().copied());
+        let dest = format!("{}/{prefix}", dst.host());
+        args.extend([source.as_str(), dest.as_str()]);
+        sync_ok(&sb, &args);
+        assert_eq!(
+            tls_digests(&dst, &format!("{prefix}/app"), &tags),
+            want,
+            "{flags:?}"
+        );
+    }
+
+    // A rerun checks every digest with a token asked for once per repository, not per
+    // request.
+    let issuer = src.token_issuer().expect("token issuer");
+    issuer.clear_requests();
+    let out = sync_ok(
+        &sb,
+        &[
+            creds[0],
+            creds[1],
+            "--dest-ca-file",
+            ca.to_str().unwrap(),
+            &source,
+            &format!("{}/ca", dst.host()),
+        ],
+    );
+    assert!(
+        out.ends_with(&format!("{}\n", summary("Synced", 0, 2, 0, &source))),
+        "{out}"
+    );
+    let asked = issuer.requests();
+    assert!(
+        !asked.is_empty() && asked.len() <= 2 && asked.iter().all(|r| r.status == 200),
+        "{asked:?}"
+    );
+}
+
 #[test]
 fn a_failing_item_stops_new_copies_unless_keep_going() {
     let src = Registry::plain();
