@@ -849,3 +849,33 @@ where
     }
     op().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=x&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/v2/p?last=1>; rel="prev", <https://h/v2/n?last=2>; rel=next"#)
+                .as_deref(),
+            Some("https://h/v2/n?last=2")
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn registry_messages_keep_the_registry_words() {
+        let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#;
+        assert_eq!(
+            error::registry_message(body),
+            "NAME_UNKNOWN: repository name not known"
+        );
+        assert_eq!(error::registry_message(" slow down \n"), "slow down");
+    }
+}
