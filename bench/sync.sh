@@ -2,15 +2,17 @@
 # Sync benchmark: `chartcache sync` against `skopeo sync --src docker --dest docker` of the same
 # repository, in the same run, between two local CNCF distribution registries.
 #
-#   cold  100 chart tags into an empty destination prefix (every manifest and blob copied)
+#   cold  100 chart tags into an empty destination (every manifest and blob copied)
 #                                                                     goal <= 0.30x skopeo
 #   warm  the same sync again: nothing to copy                        goal <= 0.20x skopeo
 #
 # Usage: bench/sync.sh [RUNS] [TAGS]   (default 5 runs, 100 tags; median reported)
 # Needs: docker-registry, skopeo, curl, python3 (`bash .ci/install-peers`). Builds
 #        target/release (cargo is a no-op when it is current, and a stale binary would measure
-#        old code). Runs the two tools alternately, each into its own fresh prefix per run,
-#        with skopeo's blob-info cache in a throwaway HOME.
+#        old code). Each run gives each tool its own new, empty destination registry and
+#        skopeo a new HOME: into a registry that already holds the blobs (an earlier run's
+#        prefix), skopeo's blob-info cache lets it mount them instead of copying, so "cold"
+#        would not be cold for it. The tools take turns going first.
 set -euo pipefail
 
 runs=${1:-5}
@@ -45,17 +47,19 @@ http: {addr: 127.0.0.1:$port, secret: bench}
 EOF
   docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
   pids+=($!)
+  started_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
   started="127.0.0.1:$port"
 }
+stop_registry() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 start_registry src; src=$started
-start_registry dst; dst=$started
 
 export HOME="$work/home" HELM_REGISTRY_CONFIG="$work/creds.json"
 mkdir -p "$HOME"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$work/policy.json"
 skopeo_sync=(skopeo --policy "$work/policy.json" sync --src docker --dest docker
   --src-tls-verify=false --dest-tls-verify=false)
+sk_home() { local run=$1; shift; env HOME="$work/sk-home$run" "${skopeo_sync[@]}" "$@"; }
 
 # $tags versions of one small chart (each its own chart layer and config), published with
 # `chart push` (not sync, so the setup does not depend on the code being measured).
@@ -84,19 +88,24 @@ median() { python3 -c 'import statistics,sys; print("%.4f" % statistics.median(f
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 
 for f in cold_cc cold_sk warm_cc warm_sk; do : >"$work/$f"; done
+dst_cc="" dst_sk="" pid_cc="" pid_sk=""
 for i in $(seq "$runs"); do
-  cc=(timed "$work/cold_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst/cc$i")
-  sk=(timed "$work/cold_sk" "${skopeo_sync[@]}" "$src/bench/app" "$dst/sk$i")
+  [[ -n "$pid_cc" ]] && stop_registry "$pid_cc" && stop_registry "$pid_sk"
+  start_registry "dst-cc$i"; dst_cc=$started; pid_cc=$started_pid
+  start_registry "dst-sk$i"; dst_sk=$started; pid_sk=$started_pid
+  mkdir -p "$work/sk-home$i"
+  cc=(timed "$work/cold_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
+  sk=(timed "$work/cold_sk" sk_home "$i" "$src/bench/app" "$dst_sk/mirror")
   if (( i % 2 )); then "${cc[@]}"; "${sk[@]}"; else "${sk[@]}"; "${cc[@]}"; fi
-  cc=(timed "$work/warm_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst/cc$i")
-  sk=(timed "$work/warm_sk" "${skopeo_sync[@]}" "$src/bench/app" "$dst/sk$i")
+  cc=(timed "$work/warm_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
+  sk=(timed "$work/warm_sk" sk_home "$i" "$src/bench/app" "$dst_sk/mirror")
   if (( i % 2 )); then "${cc[@]}"; "${sk[@]}"; else "${sk[@]}"; "${cc[@]}"; fi
 done
 
 # Both tools must have made the same thing: every tag, with the source's digests.
-python3 - "$src" "$dst" "$tags" <<'PY'
+python3 - "$src" "$dst_cc" "$dst_sk" "$tags" <<'PY'
 import json, sys, urllib.request
-src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dst_cc, dst_sk, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
 def digests(host, repo):
     tags = json.load(urllib.request.urlopen(f"http://{host}/v2/{repo}/tags/list"))["tags"]
@@ -107,9 +116,9 @@ def digests(host, repo):
     return out
 want = digests(src, "bench/app")
 assert len(want) == n, len(want)
-for repo in ("cc1/app", "sk1/app"):
-    got = digests(dst, repo)
-    assert got == want, f"{repo} differs from the source"
+for dst in (dst_cc, dst_sk):
+    got = digests(dst, "mirror/app")
+    assert got == want, f"{dst}/mirror/app differs from the source"
 PY
 
 c_cc=$(median "$work/cold_cc"); c_sk=$(median "$work/cold_sk")
