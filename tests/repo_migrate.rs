@@ -10,11 +10,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use classic::{ChartFile, FileServer, RepoFixture, Rule, basic};
-use fault::{Sandbox, error_line_of, get_manifest, sha256_hex};
+use fault::{
+    Sandbox, error_line_of, get_manifest, registry_get as rget, repo_tags as tags, sha256_hex,
+    storage_snapshot,
+};
 use support::{HELM_CHART_LAYER_MEDIA_TYPE, HELM_CONFIG_MEDIA_TYPE, Helm, Registry, describe};
 
 const PROV_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.provenance.v1.prov";
@@ -96,41 +97,6 @@ fn summary(verb: &str, done: usize, skipped: usize, failed: usize, url: &str) ->
         "{verb}: {done}, skipped: {skipped}, failed: {failed} (of {} chart versions from {url})",
         done + skipped + failed
     )
-}
-
-/// The tags of `repo` on the registry (empty when the repository does not exist).
-fn tags(reg: &Registry, repo: &str) -> Vec<String> {
-    let resp = rget(reg, &format!("/v2/{repo}/tags/list"));
-    if resp.status == 404 {
-        return Vec::new();
-    }
-    assert_eq!(resp.status, 200, "tags of {repo}: {}", resp.text());
-    let mut t: Vec<String> = resp.json()["tags"]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    t.sort();
-    t
-}
-
-/// Every file under the registry's storage with its size and mtime: any push changes it.
-fn storage_snapshot(reg: &Registry) -> BTreeMap<String, (u64, i64, i64)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, i64, i64)>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if m.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, (m.len(), m.mtime(), m.mtime_nsec()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(reg.storage_dir(), reg.storage_dir(), &mut out);
-    out
 }
 
 /// Checks what the registry holds for `chart` under `prefix`: the chart layer is the served
@@ -228,14 +194,6 @@ fn check_migrated(reg: &Registry, prefix: &str, chart: &ChartFile) -> String {
     resp.header("Docker-Content-Digest")
         .expect("digest header")
         .to_string()
-}
-
-/// `GET path` on the registry, with its Basic credentials when it has some.
-fn rget(reg: &Registry, path: &str) -> support::HttpResponse {
-    match reg.credentials() {
-        Some(_) => reg.get_with_basic_auth(path),
-        None => reg.get(path, &[]),
-    }
 }
 
 #[test]

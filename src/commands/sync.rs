@@ -1,6 +1,7 @@
-//! `chartcache sync [SRC] DEST`: builds the list of sources (a repository, a tag, the cache,
-//! or a skopeo sync file), connects each side with its own credentials and TLS settings, and
-//! runs the sync task once per source registry.
+//! `chartcache sync [SRC] DEST`: checks every argument (references, filters, the skopeo sync
+//! file) before contacting anything, connects each side with its own credentials and TLS
+//! settings, builds the list of sources (a repository, a tag, the cache, or the file's
+//! registries), and runs the sync task once per source registry.
 
 use std::path::{Path, PathBuf};
 
@@ -11,10 +12,12 @@ use super::report::Reporter;
 use crate::cli::SyncArgs;
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
+use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
 use crate::tasks::Outcome;
-use crate::tasks::sync::{self, Destination, Item, Place, SyncOptions, TagFilter, config};
+use crate::tasks::sync::config::{self, Select};
+use crate::tasks::sync::{self, Destination, Place, SyncOptions, TagFilter};
 
 /// One side's TLS settings, from the `--src-*` or `--dest-*` flags.
 struct SideFlags<'a> {
@@ -77,36 +80,116 @@ async fn connect(
     Ok(Registry::connect(host, transport, credential).await?)
 }
 
+/// What SRC names, parsed but not yet looked up.
+enum SourceArg {
+    /// `cache:` or `cache:SCOPE`: a repository or path prefix, or one cached reference.
+    Cache(String),
+    /// A repository (all its tags) or one tag or digest.
+    Registry(Reference),
+    /// `--config FILE`, every section checked.
+    Config(
+        PathBuf,
+        Vec<(String, config::RegistryConfig, Vec<config::Entry>)>,
+    ),
+}
+
+/// What DEST names.
+enum DestArg {
+    /// `cache:` or `cache:PREFIX`.
+    Cache(Option<String>),
+    /// `host[/prefix]`.
+    Registry { host: String, base: String },
+}
+
+fn parse_dest(dest: &str) -> Result<DestArg> {
+    if let Some(prefix) = dest.strip_prefix("cache:") {
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.is_empty() {
+            return Ok(DestArg::Cache(None));
+        }
+        Reference::parse(&format!("{prefix}/x"))
+            .with_context(|| format!("{dest}: not cache: or cache:HOST[/PREFIX]"))?;
+        return Ok(DestArg::Cache(Some(prefix.to_string())));
+    }
+    let base = dest.trim_start_matches("docker://").trim_end_matches('/');
+    Reference::parse(&format!("{base}/x"))
+        .with_context(|| format!("{dest}: not a registry or registry/prefix"))?;
+    let host = base.split('/').next().unwrap_or(base).to_string();
+    Ok(DestArg::Registry {
+        host,
+        base: base.to_string(),
+    })
+}
+
 /// The sources of one registry (or the cache), with their references.
 struct Source {
     label: String,
     registry: Option<Registry>,
-    refs: Vec<Reference>,
+    refs: Vec<(Reference, Option<Digest>)>,
 }
 
 pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
+    // Everything the arguments say is checked first: a mistake contacts nothing.
     let (source_arg, dest_arg) = match (&args.config, args.places.as_slice()) {
         (Some(_), [dest]) => (None, dest.as_str()),
         (Some(_), _) => bail!("with --config, give only DEST"),
         (None, [src, dest]) => (Some(src.as_str()), dest.as_str()),
         (None, _) => bail!("give SRC and DEST (or --config FILE and DEST)"),
     };
-    let filter = || -> Result<TagFilter> {
-        Ok(TagFilter {
-            constraint: args
-                .constraint
-                .as_deref()
-                .map(Constraint::parse)
-                .transpose()?,
-            regex: args
-                .tag_regex
-                .as_deref()
-                .map(regex::Regex::new)
-                .transpose()
-                .context("--tag-regex")?,
-            only: None,
-        })
+    let filter = TagFilter {
+        constraint: args
+            .constraint
+            .as_deref()
+            .map(Constraint::parse)
+            .transpose()
+            .context("--constraint")?,
+        regex: args
+            .tag_regex
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .context("--tag-regex")?,
     };
+    let src_creds = args
+        .src_creds
+        .as_deref()
+        .map(|c| parse_creds(c, "--src-creds"))
+        .transpose()?;
+    let dest_creds = args
+        .dest_creds
+        .as_deref()
+        .map(|c| parse_creds(c, "--dest-creds"))
+        .transpose()?;
+    let source = match (source_arg, &args.config) {
+        (_, Some(path)) => {
+            let cfg = config::read(path).map_err(anyhow::Error::msg)?;
+            let mut sections = Vec::new();
+            for (host, rc) in cfg {
+                let entries = config::entries(path, &host, &rc).map_err(anyhow::Error::msg)?;
+                sections.push((host, rc, entries));
+            }
+            SourceArg::Config(path.clone(), sections)
+        }
+        (Some(src), None) => match src.strip_prefix("cache:") {
+            Some(scope) => SourceArg::Cache(scope.trim_end_matches('/').to_string()),
+            None => {
+                let r = Reference::parse(src.trim_start_matches("docker://"))?;
+                if (r.tag().is_some() || r.digest().is_some()) && !filter.is_empty() {
+                    bail!(
+                        "{src}: names one tag; {} filter the tags of a repository",
+                        filter.describe()
+                    );
+                }
+                SourceArg::Registry(r)
+            }
+        },
+        (None, None) => unreachable!("checked above"),
+    };
+    let dest = parse_dest(dest_arg)?;
+    if matches!((&source, &dest), (SourceArg::Cache(_), DestArg::Cache(_))) {
+        bail!("SRC and DEST are both the cache: use `chart tag` to give cached charts other names");
+    }
+
     let src_flags = SideFlags {
         plain_http: args.src_plain_http,
         insecure: args.src_insecure,
@@ -125,136 +208,131 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         key_file: &args.dest_key_file,
         cert_dir: &args.dest_cert_dir,
     };
-    let src_creds = args
-        .src_creds
-        .as_deref()
-        .map(|c| parse_creds(c, "--src-creds"))
-        .transpose()?;
-    let dest_creds = args
-        .dest_creds
-        .as_deref()
-        .map(|c| parse_creds(c, "--dest-creds"))
-        .transpose()?;
 
     // The destination.
-    let (dest_registry, destination) = match dest_arg.strip_prefix("cache:") {
-        Some(prefix) => (
+    let (dest_registry, destination) = match dest {
+        DestArg::Cache(prefix) => (
             None,
             Destination {
-                base: Some(prefix.to_string()).filter(|p| !p.is_empty()),
+                base: prefix,
                 scoped: args.scoped,
             },
         ),
-        None => {
-            let base = dest_arg
-                .trim_start_matches("docker://")
-                .trim_end_matches('/');
-            Reference::parse(&format!("{base}/x"))
-                .with_context(|| format!("{dest_arg}: not a registry or registry/prefix"))?;
-            let host = base.split('/').next().unwrap_or(base);
-            let registry = connect(ctx, host, &dest_flags.transport(), dest_creds).await?;
+        DestArg::Registry { host, base } => {
+            let registry = connect(ctx, &host, &dest_flags.transport(), dest_creds).await?;
             (
                 Some(registry),
                 Destination {
-                    base: Some(base.to_string()),
+                    base: Some(base),
                     scoped: args.scoped,
                 },
             )
         }
     };
 
-    // The sources.
+    // The sources: what each holds that the filters take.
     let mut sources: Vec<Source> = Vec::new();
-    if let Some(path) = &args.config {
-        let cfg = config::read(path).map_err(anyhow::Error::msg)?;
-        for (host, rc) in cfg {
-            let mut transport = src_flags.transport();
-            if rc.tls_verify == Some(false) {
-                transport.insecure = true;
-                transport.http_fallback = true;
-            }
-            if let Some(dir) = &rc.cert_dir {
-                apply_cert_dir(&mut transport, dir);
-            }
-            let creds = match &rc.credentials {
-                Some(c) if !c.username.is_empty() => Some(Credential {
-                    username: c.username.clone(),
-                    secret: Secret::new(c.password.clone()),
-                }),
-                _ => src_creds.clone(),
-            };
-            let registry = connect(ctx, &host, &transport, creds).await?;
-            let mut refs = Vec::new();
-            let mut add = async |name: &str, f: TagFilter| -> Result<()> {
-                let repo = Reference::parse(&format!("{host}/{name}"))?;
-                refs.extend(
-                    sync::list(Place::Registry(&registry), &repo, &f)
-                        .await
-                        .map_err(anyhow::Error::msg)?,
-                );
-                Ok(())
-            };
-            for (name, tags) in &rc.images {
-                let mut f = filter()?;
-                f.only = tags.clone().filter(|t| !t.is_empty());
-                add(name, f).await?;
-            }
-            for (name, re) in &rc.images_by_tag_regex {
-                let mut f = filter()?;
-                f.regex =
-                    Some(regex::Regex::new(re).with_context(|| {
-                        format!("{}: images-by-tag-regex {name}", path.display())
-                    })?);
-                add(name, f).await?;
-            }
-            for (name, c) in &rc.images_by_semver {
-                let mut f = filter()?;
-                f.constraint = Some(Constraint::parse(c)?);
-                add(name, f).await?;
-            }
-            sources.push(Source {
-                label: host.clone(),
-                registry: Some(registry),
-                refs,
-            });
-        }
-    } else if let Some(src) = source_arg {
-        match src.strip_prefix("cache:") {
-            Some(scope) => {
-                let repos = sync::cache_repositories(&ctx.store).map_err(anyhow::Error::msg)?;
+    match source {
+        SourceArg::Config(path, sections) => {
+            for (host, rc, entries) in sections {
+                for key in rc.unknown.keys() {
+                    ctx.warn(format!(
+                        "{}: {host}: unknown key {key:?} ignored (as skopeo does)",
+                        path.display()
+                    ));
+                }
+                if entries.is_empty() {
+                    ctx.warn(format!("{}: {host}: no images to sync", path.display()));
+                    continue;
+                }
+                let mut transport = src_flags.transport();
+                if rc.tls_verify == Some(false) {
+                    transport.insecure = true;
+                    transport.http_fallback = true;
+                }
+                if let Some(dir) = &rc.cert_dir {
+                    apply_cert_dir(&mut transport, dir);
+                }
+                let creds = match &rc.credentials {
+                    Some(c) if !c.username.is_empty() => Some(Credential {
+                        username: c.username.clone(),
+                        secret: Secret::new(c.password.clone()),
+                    }),
+                    _ => src_creds.clone(),
+                };
+                let registry = connect(ctx, &host, &transport, creds).await?;
                 let mut refs = Vec::new();
-                for repo in repos
-                    .iter()
-                    .filter(|r| scope.is_empty() || r.repository() == scope)
-                {
-                    refs.extend(
-                        sync::list(Place::Cache(&ctx.store), repo, &filter()?)
-                            .await
-                            .map_err(anyhow::Error::msg)?,
-                    );
+                for entry in entries {
+                    let mut f = filter.clone();
+                    let found = match entry.select {
+                        Select::Only(named) => {
+                            refs.extend(
+                                named
+                                    .into_iter()
+                                    .filter(|r| r.tag().is_none_or(|t| f.accepts(t)))
+                                    .map(|r| (r, None)),
+                            );
+                            continue;
+                        }
+                        Select::All => list(&registry, &entry.repo, &f).await?,
+                        Select::Regex(re) => {
+                            f.regex = Some(re);
+                            list(&registry, &entry.repo, &f).await?
+                        }
+                        Select::Semver(c) => {
+                            f.constraint = Some(c);
+                            list(&registry, &entry.repo, &f).await?
+                        }
+                    };
+                    if found.is_empty() {
+                        ctx.warn(format!(
+                            "{}: {}: no tag matches",
+                            path.display(),
+                            entry.repo
+                        ));
+                    }
+                    refs.extend(found.into_iter().map(|r| (r, None)));
                 }
                 sources.push(Source {
-                    label: "the cache".into(),
-                    registry: None,
-                    refs,
-                });
-            }
-            None => {
-                let r = Reference::parse(src.trim_start_matches("docker://"))?;
-                let registry = connect(ctx, r.host(), &src_flags.transport(), src_creds).await?;
-                let refs = if r.tag().is_some() || r.digest().is_some() {
-                    vec![r.clone()]
-                } else {
-                    sync::list(Place::Registry(&registry), &r, &filter()?)
-                        .await
-                        .map_err(anyhow::Error::msg)?
-                };
-                sources.push(Source {
-                    label: r.repository(),
+                    label: host.clone(),
                     registry: Some(registry),
                     refs,
                 });
             }
+        }
+        SourceArg::Cache(scope) => {
+            let refs = cache_refs(ctx, &scope, &filter)?;
+            sources.push(Source {
+                label: match scope.as_str() {
+                    "" => "the cache".into(),
+                    s => format!("the cache ({s})"),
+                },
+                registry: None,
+                refs,
+            });
+        }
+        SourceArg::Registry(r) => {
+            let registry = connect(ctx, r.host(), &src_flags.transport(), src_creds).await?;
+            let refs = if r.tag().is_some() || r.digest().is_some() {
+                match registry.manifest_digest(&r).await? {
+                    Some(d) => vec![(r.clone(), Some(d))],
+                    None => bail!("{r}: not found at {}", r.host()),
+                }
+            } else {
+                let found = list(&registry, &r, &filter).await?;
+                if found.is_empty() {
+                    match filter.is_empty() {
+                        true => bail!("{r}: the repository has no tags"),
+                        false => bail!("{r}: no tag matches {}", filter.describe()),
+                    }
+                }
+                found.into_iter().map(|t| (t, None)).collect()
+            };
+            sources.push(Source {
+                label: r.to_string(),
+                registry: Some(registry),
+                refs,
+            });
         }
     }
 
@@ -271,36 +349,91 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
     let total = sources.iter().map(|s| s.refs.len()).sum();
     let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC);
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for source in &sources {
-        let mut items = Vec::new();
-        for r in &source.refs {
-            match destination.target(r) {
-                Ok(target) => items.push(Item {
-                    source: r.clone(),
-                    target,
-                }),
-                Err(e) => {
-                    let outcome = Outcome::Failed(e);
-                    reporter.item(&r.to_string(), &outcome);
-                    outcomes.push(outcome);
-                }
-            }
-        }
-        let place = match &source.registry {
-            Some(r) => Place::Registry(r),
-            None => Place::Cache(&ctx.store),
-        };
-        outcomes.extend(
-            sync::sync(place, target_place, &items, &options, |item, outcome| {
-                reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
-            })
-            .await,
-        );
-    }
     let from = sources
         .iter()
         .map(|s| s.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
+    for source in sources {
+        let (items, failed) = sync::items(source.refs, &destination);
+        for (what, outcome) in failed {
+            reporter.item(&what, &outcome);
+            outcomes.push(outcome);
+        }
+        let place = match &source.registry {
+            Some(r) => Place::Registry(r),
+            None => Place::Cache(&ctx.store),
+        };
+        let done = sync::sync(place, target_place, &items, &options, |item, outcome| {
+            reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
+        })
+        .await;
+        match done {
+            Ok(done) => outcomes.extend(done),
+            Err(e) if outcomes.is_empty() => bail!(e),
+            Err(e) => {
+                let outcome = Outcome::Failed(e);
+                reporter.item(&source.label, &outcome);
+                outcomes.push(outcome);
+            }
+        }
+        if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) && !args.keep_going {
+            break;
+        }
+    }
     reporter.finish(&outcomes, "references", &from)
+}
+
+async fn list(registry: &Registry, repo: &Reference, filter: &TagFilter) -> Result<Vec<Reference>> {
+    sync::list(Place::Registry(registry), repo, filter)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+/// The cached references `cache:SCOPE` names: everything (no scope), one reference (a scope
+/// with a tag or digest), or the repositories equal to or under the scope.
+fn cache_refs(
+    ctx: &Context,
+    scope: &str,
+    filter: &TagFilter,
+) -> Result<Vec<(Reference, Option<Digest>)>> {
+    let store = &ctx.store;
+    if !scope.is_empty()
+        && let Ok(one) = Reference::parse(scope)
+        && (one.tag().is_some() || one.digest().is_some())
+    {
+        if !store.root().exists() {
+            bail!(
+                "cache:{scope}: not in the cache (there is none at {})",
+                store.root().display()
+            );
+        }
+        let guard = store.read()?;
+        let entry = store
+            .resolve(&guard, &one)
+            .with_context(|| format!("cache:{scope}: not in the cache"))?;
+        return Ok(vec![(entry.reference, entry.manifest)]);
+    }
+    let repos = sync::cache_repositories(store).map_err(anyhow::Error::msg)?;
+    let chosen: Vec<&Reference> = repos
+        .iter()
+        .filter(|r| {
+            let name = r.repository();
+            scope.is_empty() || name == scope || name.starts_with(&format!("{scope}/"))
+        })
+        .collect();
+    if chosen.is_empty() {
+        match scope.is_empty() {
+            true => bail!("the cache holds no charts (at {})", store.root().display()),
+            false => bail!("cache:{scope}: no cached repository is or is under {scope}"),
+        }
+    }
+    let mut refs = Vec::new();
+    for repo in chosen {
+        refs.extend(sync::list_cached(store, repo, filter).map_err(anyhow::Error::msg)?);
+    }
+    if refs.is_empty() {
+        bail!("cache:{scope}: no tag matches {}", filter.describe());
+    }
+    Ok(refs.into_iter().map(|r| (r, None)).collect())
 }

@@ -74,24 +74,15 @@ impl RegistryError {
             return RegistryError::NotFound { host, what };
         }
         match e {
-            Oci::RequestError(r) => {
-                let reason = describe_reqwest(&r);
-                if reason.contains("certificate")
-                    || reason.contains("TLS")
-                    || reason.contains("tls")
-                {
-                    RegistryError::Tls { host, reason }
-                } else if let Some(status) = r.status() {
-                    RegistryError::Status {
-                        host,
-                        what,
-                        code: status.as_u16(),
-                        message: reason,
-                    }
-                } else {
-                    RegistryError::Unreachable { host, reason }
-                }
-            }
+            Oci::RequestError(r) => match r.status() {
+                Some(status) if !is_tls(&describe_reqwest(&r)) => RegistryError::Status {
+                    host,
+                    what,
+                    code: status.as_u16(),
+                    message: describe_reqwest(&r),
+                },
+                _ => from_reqwest(&host, &r),
+            },
             Oci::ServerError { code, message, .. } => RegistryError::Status {
                 host,
                 what,
@@ -119,6 +110,45 @@ impl RegistryError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+fn is_tls(reason: &str) -> bool {
+    reason.contains("certificate") || reason.contains("TLS") || reason.contains("tls")
+}
+
+/// A request that got no answer: a TLS failure, or a registry that cannot be reached.
+pub(super) fn from_reqwest(host: &str, e: &reqwest::Error) -> RegistryError {
+    let host = host.to_string();
+    let reason = describe_reqwest(e);
+    if is_tls(&reason) {
+        RegistryError::Tls { host, reason }
+    } else {
+        RegistryError::Unreachable { host, reason }
+    }
+}
+
+/// The messages of an OCI error body (`{"errors":[{"code","message"}]}`), else the text itself.
+pub(super) fn registry_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Envelope>(body) {
+        Ok(env) if !env.errors.is_empty() => env
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => body.trim().to_string(),
     }
 }
 

@@ -8,9 +8,13 @@
 //! - login checks: `oci-client` accepts any Basic credentials without asking the registry, so
 //!   [`Registry::check_login`] sends `GET /v2/` itself;
 //! - retries with backoff on 429, 5xx and dropped connections ([`retry`]);
-//! - tag listing that follows pages with `last=` until a page brings nothing new, which copes
-//!   both with registries that paginate and with those that ignore `n` (`oci-client` does not
-//!   expose the `Link` header, so the page chain is followed by its content instead);
+//! - manifest reads (GET and HEAD) and tag lists sent by this module over its own connection
+//!   pool ([`Registry::send`]): `oci-client` precedes each of those calls with its own
+//!   `GET /v2/`, and once one of them has run it does so before every later request too, which
+//!   doubled the requests of a sync. Credentials go the same way as `oci-client`'s (Basic, or a
+//!   Bearer token it fetches), cached per repository; an open registry gets none;
+//! - tag lists that follow the `Link` header, and, where a registry sends none but fills a
+//!   page, `last=` until a page brings nothing new;
 //! - errors that name the host and say what to do ([`RegistryError`]).
 //!
 //! - TLS client certificates, which `oci-client` cannot present ([`client_cert`]).
@@ -18,6 +22,7 @@
 mod client_cert;
 mod error;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +31,8 @@ use futures_util::{Stream, StreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
 use tokio::io::AsyncReadExt;
 
 pub use error::{RegistryError, describe_reqwest};
@@ -55,12 +62,27 @@ pub struct Registry {
     client: Client,
     http: reqwest::Client,
     auth: RegistryAuth,
+    /// The ping found the registry open: no request needs credentials, and `oci-client` is
+    /// never given any (so it never pings before a request).
+    open: bool,
+    /// The `Authorization` value of our own requests, per repository path.
+    authorizations: tokio::sync::Mutex<HashMap<String, Option<HeaderValue>>>,
     /// Carries `oci-client`'s requests when a client certificate is in use.
     _cert_proxy: Option<client_cert::CertProxy>,
 }
 
 /// Docker's schema 2 manifest: not a chart, but `sync` copies whatever a repository holds.
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// The manifest types asked for: OCI manifests and indexes, Docker schema 2.
+const MANIFEST_TYPES: [&str; 3] = [
+    MANIFEST_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    DOCKER_MANIFEST_MEDIA_TYPE,
+];
+
+/// Manifests larger than this are refused rather than held in memory (containerd's limit).
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
 
@@ -206,6 +228,8 @@ impl Registry {
             client,
             http,
             auth,
+            open,
+            authorizations: tokio::sync::Mutex::new(HashMap::new()),
             _cert_proxy: cert_proxy,
         })
     }
@@ -279,36 +303,215 @@ impl Registry {
 
     /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has one).
     pub async fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
-        let image = self.oci_ref(r);
-        let accepted = [
-            MANIFEST_MEDIA_TYPE,
-            INDEX_MEDIA_TYPE,
-            DOCKER_MANIFEST_MEDIA_TYPE,
-        ];
-        let (bytes, _header_digest) =
-            retry(|| self.client.pull_manifest_raw(&image, &self.auth, &accepted))
-                .await
-                .map_err(|e| self.err(&format!("manifest {r}"), e))?;
+        let what = format!("manifest {r}");
+        let resp = self
+            .send(
+                Method::GET,
+                &self.manifest_url(r),
+                r,
+                Some(&MANIFEST_TYPES.join(", ")),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(&what, resp).await);
+        }
+        let bytes = self.body(&what, resp, MAX_MANIFEST_BYTES).await?;
         let actual = Digest::of(&bytes);
         if let Some(expected) = r.digest()
             && *expected != actual
         {
             return Err(RegistryError::DigestMismatch {
-                what: format!("manifest {r}"),
+                what,
                 expected: expected.clone(),
                 actual,
             });
         }
-        Ok((bytes.to_vec(), actual))
+        Ok((bytes, actual))
     }
 
     /// The manifest digest a tag points at (a HEAD request), if the tag exists.
     pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
-        let image = self.oci_ref(r);
-        match retry(|| self.client.fetch_manifest_digest(&image, &self.auth)).await {
-            Ok(d) => Ok(Digest::parse(&d).ok()),
-            Err(e) if error::is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.err(&format!("manifest {r}"), e)),
+        let what = format!("manifest {r}");
+        let resp = self
+            .send(
+                Method::HEAD,
+                &self.manifest_url(r),
+                r,
+                Some(&MANIFEST_TYPES.join(", ")),
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.status_error(&what, resp).await);
+        }
+        let header = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        match header {
+            Some(d) => Ok(Some(d)),
+            // Without the header, the digest is that of the bytes.
+            None => self.manifest(r).await.map(|(_, d)| Some(d)),
+        }
+    }
+
+    fn manifest_url(&self, r: &Reference) -> String {
+        let object = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        format!(
+            "{}://{}/v2/{}/manifests/{object}",
+            self.scheme,
+            self.host,
+            r.path()
+        )
+    }
+
+    /// What our own requests to `repo` send as `Authorization`: nothing for an open registry,
+    /// else what `oci-client` would send (a Bearer token from the registry's token service, or
+    /// the Basic credentials), worked out once per repository.
+    async fn authorization(&self, repo: &Reference) -> Result<Option<HeaderValue>, RegistryError> {
+        if self.open {
+            return Ok(None);
+        }
+        let mut cache = self.authorizations.lock().await;
+        if let Some(value) = cache.get(repo.path()) {
+            return Ok(value.clone());
+        }
+        let image = self.oci_ref(repo);
+        let token = retry(|| {
+            self.client
+                .auth(&image, &self.auth, RegistryOperation::Pull)
+        })
+        .await
+        .map_err(|e| self.err(&format!("authorization for {}", repo.without_object()), e))?;
+        let text = match (token, &self.auth) {
+            (Some(t), _) => Some(format!("Bearer {t}")),
+            (None, RegistryAuth::Basic(u, p)) => {
+                use base64::Engine as _;
+                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                Some(format!("Basic {pair}"))
+            }
+            (None, _) => None,
+        };
+        let value = match text {
+            Some(t) => {
+                let mut v = HeaderValue::from_str(&t).map_err(|_| RegistryError::Unauthorized {
+                    host: self.host.clone(),
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        cache.insert(repo.path().to_string(), value.clone());
+        Ok(value)
+    }
+
+    /// Sends one of our own (read-only) requests about `repo`, authorized as
+    /// [`Registry::authorization`] says, retried like `oci-client`'s calls (429, 5xx, dropped
+    /// connections; honouring a short `Retry-After`), and once more with fresh credentials
+    /// when a cached token has expired. Any status comes back; transport failures are errors.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        repo: &Reference,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut delay = Duration::from_millis(250);
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let authorization = self.authorization(repo).await?;
+            let mut req = self.http.request(method.clone(), url);
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            if let Some(v) = &authorization {
+                req = req.header(AUTHORIZATION, v.clone());
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    if code == 401 && authorization.is_some() && !refreshed {
+                        self.authorizations.lock().await.remove(repo.path());
+                        refreshed = true;
+                        continue;
+                    }
+                    if (code == 429 || (500..=599).contains(&code)) && attempt < 4 {
+                        let wait = retry_after(&resp).map_or(delay, |w| w.max(delay));
+                        tokio::time::sleep(wait).await;
+                        delay *= 2;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) if attempt < 4 && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(error::from_reqwest(&self.host, &e)),
+            }
+        }
+    }
+
+    /// The body of a successful answer, at most `limit` bytes.
+    async fn body(
+        &self,
+        what: &str,
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let mut out = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if out.len() + chunk.len() > limit {
+                        return Err(RegistryError::Other {
+                            host: self.host.clone(),
+                            what: what.to_string(),
+                            message: format!("larger than {} MiB, refused", limit >> 20),
+                        });
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) => {
+                    return Err(RegistryError::Unreachable {
+                        host: self.host.clone(),
+                        reason: format!("{what}: {}", error::describe_reqwest(&e)),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The error for an unsuccessful answer, with the registry's own words.
+    async fn status_error(&self, what: &str, resp: reqwest::Response) -> RegistryError {
+        let code = resp.status().as_u16();
+        let host = self.host.clone();
+        match code {
+            401 | 403 => RegistryError::Unauthorized { host },
+            404 => RegistryError::NotFound {
+                host,
+                what: what.to_string(),
+            },
+            _ => {
+                let text = resp.text().await.unwrap_or_default();
+                RegistryError::Status {
+                    host,
+                    what: what.to_string(),
+                    code,
+                    message: error::registry_message(&text),
+                }
+            }
         }
     }
 
@@ -467,22 +670,45 @@ impl Registry {
         Ok(Digest::of(bytes))
     }
 
-    /// Every tag of a repository, following pages until one brings nothing new.
+    /// Every tag of a repository, following the registry's `Link` header from page to page.
+    /// A registry that fills a page but sends no `Link` is asked again from the last tag seen,
+    /// until a page brings nothing new.
     pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>, RegistryError> {
         const PAGE: usize = 1000;
-        let image = self.oci_ref(repo);
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let what = format!("tags of {}", repo.without_object());
+        let origin = format!("{}://{}", self.scheme, self.host);
+        let first = format!("{origin}/v2/{}/tags/list?n={PAGE}", repo.path());
+        let mut url = first.clone();
         let mut seen = std::collections::HashSet::new();
         let mut all = Vec::new();
-        let mut last: Option<String> = None;
         loop {
-            let page = retry(|| {
-                self.client
-                    .list_tags(&image, &self.auth, Some(PAGE), last.as_deref())
-            })
-            .await
-            .map_err(|e| self.err(&format!("tags of {repo}"), e))?;
+            let resp = self
+                .send(Method::GET, &url, repo, Some("application/json"))
+                .await?;
+            if !resp.status().is_success() {
+                return Err(self.status_error(&what, resp).await);
+            }
+            let next = resp
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            let body = self.body(&what, resp, 64 << 20).await?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Other {
+                host: self.host.clone(),
+                what: what.clone(),
+                message: format!("not a tag list: {e}"),
+            })?;
+            let page = page.tags.unwrap_or_default();
+            let full = page.len() >= PAGE;
             let before = all.len();
-            for t in page.tags {
+            for t in page {
                 if seen.insert(t.clone()) {
                     all.push(t);
                 }
@@ -490,7 +716,17 @@ impl Registry {
             if all.len() == before {
                 break;
             }
-            last = all.last().cloned();
+            url = match next {
+                Some(link) if link.starts_with('/') => format!("{origin}{link}"),
+                // Credentials never follow a link to another origin.
+                Some(link) if link.starts_with(&format!("{origin}/")) => link,
+                Some(_) => break,
+                None if full => match all.last() {
+                    Some(last) => format!("{first}&last={last}"),
+                    None => break,
+                },
+                None => break,
+            };
         }
         Ok(all)
     }
@@ -525,6 +761,31 @@ impl Registry {
         }
         Ok(all)
     }
+}
+
+/// The target of a `Link: <…>; rel="next"` header value.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
+/// A `Retry-After` of a few seconds (longer ones are not waited for here).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs <= 10).then(|| Duration::from_secs(secs))
 }
 
 /// `GET /v2/` without credentials: the status, or why there was none.
@@ -618,4 +879,34 @@ where
         }
     }
     op().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=x&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/v2/p?last=1>; rel="prev", <https://h/v2/n?last=2>; rel=next"#)
+                .as_deref(),
+            Some("https://h/v2/n?last=2")
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn registry_messages_keep_the_registry_words() {
+        let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#;
+        assert_eq!(
+            error::registry_message(body),
+            "NAME_UNKNOWN: repository name not known"
+        );
+        assert_eq!(error::registry_message(" slow down \n"), "slow down");
+    }
 }

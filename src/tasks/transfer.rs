@@ -7,7 +7,9 @@
 //! hash into staged files, checks each against its digest and size, and only then, under the
 //! cache lock, commits the blobs and points the tag at them: a bad byte stores nothing.
 
+use std::collections::HashMap;
 use std::io::BufReader;
+use std::sync::Arc;
 
 use crate::chart::Metadata;
 use crate::chart::archive;
@@ -32,6 +34,65 @@ pub enum TransferError {
     NotAChart { reference: String, reason: String },
 }
 
+/// The blobs a job has made present in destination repositories, so that charts sharing a
+/// blob (tags of one chart version, a chart saved under several names) send it once: a
+/// second copy waits for the first instead of sending it again. Beyond the wasted upload,
+/// distribution 2.8 can lose the repository's link to a blob committed twice at the same
+/// moment, and then refuses the manifest (`MANIFEST_BLOB_UNKNOWN`).
+#[derive(Default)]
+pub struct SentBlobs {
+    /// (registry host/repository path, digest) → how the blob got there, once it has.
+    cells: std::sync::Mutex<HashMap<(String, Digest), SentCell>>,
+}
+
+type SentCell = Arc<tokio::sync::OnceCell<Sent>>;
+
+/// How a blob came to be in a destination repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// It was there (or another copy of the job put it there).
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+impl SentBlobs {
+    /// Runs `send` for `digest` in `registry`'s repository `repo` unless it ran already (or is
+    /// running) in this job; a failed run lets the next caller try again. Returns what `send`
+    /// did, to its caller only: the others are told the blob was present.
+    async fn once<F, Fut>(
+        &self,
+        registry: &Registry,
+        repo: &Reference,
+        digest: &Digest,
+        send: F,
+    ) -> Result<Sent, TransferError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Sent, TransferError>>,
+    {
+        let key = (
+            format!("{}/{}", registry.host(), repo.path()),
+            digest.clone(),
+        );
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(cells.entry(key).or_default())
+        };
+        let first = std::sync::atomic::AtomicBool::new(false);
+        let sent = *cell
+            .get_or_try_init(|| {
+                first.store(true, std::sync::atomic::Ordering::Relaxed);
+                send()
+            })
+            .await?;
+        match first.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Ok(sent),
+            false => Ok(Sent::Present),
+        }
+    }
+}
+
 /// What a push did.
 #[derive(Debug)]
 pub struct Pushed {
@@ -50,15 +111,17 @@ pub async fn push(
     registry: &Registry,
     reference: &Reference,
 ) -> Result<Pushed, TransferError> {
-    push_as(store, registry, reference, None).await
+    push_as(store, registry, reference, None, &SentBlobs::default()).await
 }
 
-/// Pushes the cached chart `reference` names to `target` (same name by default) on `registry`.
+/// Pushes the cached chart `reference` names to `target` (same name by default) on `registry`,
+/// sending each blob at most once per `sent`.
 pub async fn push_as(
     store: &Store,
     registry: &Registry,
     reference: &Reference,
     target: Option<&Reference>,
+    sent: &SentBlobs,
 ) -> Result<Pushed, TransferError> {
     let (entry, manifest_bytes, mount_sources) = {
         let guard = store.read()?;
@@ -89,41 +152,37 @@ pub async fn push_as(
             reason: e.to_string(),
         })?;
     let target = target.cloned().unwrap_or_else(|| entry.reference.clone());
-    let repo = target.without_object();
-    let (mut uploaded, mut mounted, mut total, mut blobs) = (0, 0, 0, 0);
-    // Ask about every blob at once, then send what is missing.
-    let present = futures_util::future::try_join_all(
-        manifest
-            .blobs()
-            .map(|d| registry.blob_exists(&repo, &d.digest)),
-    )
-    .await?;
-    for (desc, present) in manifest.blobs().zip(present) {
-        blobs += 1;
-        total += desc.size;
-        if present {
-            continue;
-        }
-        let mut done = false;
-        for from in &mount_sources {
-            if registry.mount_blob(&repo, from, &desc.digest).await {
-                mounted += 1;
-                done = true;
-                break;
+    let repo = &target.without_object();
+    let mount_sources = &mount_sources;
+    // Every blob at once: asked about, then mounted or uploaded if missing.
+    let sends = manifest.blobs().map(|desc| async move {
+        sent.once(registry, repo, &desc.digest, || async move {
+            if registry.blob_exists(repo, &desc.digest).await? {
+                return Ok(Sent::Present);
             }
-        }
-        if !done {
+            for from in mount_sources {
+                if registry.mount_blob(repo, from, &desc.digest).await {
+                    return Ok(Sent::Mounted);
+                }
+            }
             registry
                 .push_blob_file(
-                    &repo,
+                    repo,
                     &desc.digest,
                     desc.size,
                     &store.blob_path(&desc.digest),
                 )
                 .await?;
-            uploaded += 1;
-        }
-    }
+            Ok(Sent::Uploaded)
+        })
+        .await
+    });
+    let sends = futures_util::future::try_join_all(sends).await?;
+    let count = |what: Sent| sends.iter().filter(|s| **s == what).count();
+    let (uploaded, mounted) = (count(Sent::Uploaded), count(Sent::Mounted));
+    let (blobs, total) = manifest
+        .blobs()
+        .fold((0, 0), |(n, size), d| (n + 1, size + d.size));
     let digest = registry
         .push_manifest(&target, &manifest_bytes, MANIFEST_MEDIA_TYPE)
         .await?;
@@ -334,12 +393,17 @@ pub struct Copied {
 
 /// Copies the manifest `source` names, and every blob it refers to, to `target`: byte for
 /// byte, so the digest is kept. Blobs the destination has are skipped, blobs on the same
-/// registry are mounted, the rest stream straight from one registry to the other.
+/// registry are mounted, the rest stream straight from one registry to the other, all blobs
+/// at once, each at most once per `sent`. `new_repository` says the target repository did not
+/// exist when the job began, so only blobs `sent` knows of can be there and none is asked
+/// about.
 pub async fn copy(
     source_registry: &Registry,
     source: &Reference,
     target_registry: &Registry,
     target: &Reference,
+    new_repository: bool,
+    sent: &SentBlobs,
 ) -> Result<Copied, TransferError> {
     let (bytes, digest) = source_registry.manifest(source).await?;
     let unsupported = |reason: &str| TransferError::NotAChart {
@@ -360,29 +424,31 @@ pub async fn copy(
         serde_json::from_value(value).map_err(|e| unsupported(&e.to_string()))?;
     let (from_repo, to_repo) = (source.without_object(), target.without_object());
     let same_registry = source_registry.host() == target_registry.host();
-    let present = futures_util::future::try_join_all(
-        manifest
-            .blobs()
-            .map(|d| target_registry.blob_exists(&to_repo, &d.digest)),
-    )
-    .await?;
-    let mut copied = 0;
-    for (desc, present) in manifest.blobs().zip(present) {
-        if present {
-            continue;
-        }
-        if same_registry
-            && target_registry
-                .mount_blob(&to_repo, &from_repo, &desc.digest)
-                .await
-        {
-            continue;
-        }
-        target_registry
-            .copy_blob_from(source_registry, &from_repo, &to_repo, desc)
-            .await?;
-        copied += 1;
-    }
+    let (from_repo, to_repo) = (&from_repo, &to_repo);
+    let copies = manifest.blobs().map(|desc| async move {
+        sent.once(target_registry, to_repo, &desc.digest, || async move {
+            if !new_repository && target_registry.blob_exists(to_repo, &desc.digest).await? {
+                return Ok(Sent::Present);
+            }
+            if same_registry
+                && target_registry
+                    .mount_blob(to_repo, from_repo, &desc.digest)
+                    .await
+            {
+                return Ok(Sent::Mounted);
+            }
+            target_registry
+                .copy_blob_from(source_registry, from_repo, to_repo, desc)
+                .await?;
+            Ok(Sent::Uploaded)
+        })
+        .await
+    });
+    let copied = futures_util::future::try_join_all(copies)
+        .await?
+        .into_iter()
+        .filter(|c| *c == Sent::Uploaded)
+        .count();
     let pushed = target_registry
         .push_manifest(target, &bytes, &media_type)
         .await?;

@@ -11,7 +11,8 @@ mod sandbox;
 mod server;
 
 pub use peers::{
-    count_logged, get_manifest, logged_requests, put_manifest, upload_blob, wait_logged,
+    catalog, count_logged, get_manifest, logged_requests, put_manifest, registry_get, repo_tags,
+    storage_snapshot, upload_blob, wait_logged,
 };
 pub use sandbox::{Entry, Sandbox, Snapshot, chart_dir, error_line_of, sha256_hex};
 pub use server::{Artifact, FakeRegistry, OCI_MANIFEST, Request, Response};

@@ -1,6 +1,11 @@
 //! Small helpers around the real registry of `tests/support`: what it was asked (its log at
 //! `info` level), and raw uploads of hand-made artifacts.
 
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
 use crate::support::{HttpResponse, Registry, basic_auth};
 
 use super::server::OCI_MANIFEST;
@@ -106,4 +111,59 @@ pub fn get_manifest(reg: &Registry, repo: &str, reference: &str) -> HttpResponse
     let resp = reg.get(&format!("/v2/{repo}/manifests/{reference}"), &headers);
     assert_eq!(resp.status, 200, "get manifest: {}", resp.text());
     resp
+}
+
+/// `GET path` on a plain-HTTP registry, with its Basic credentials when it has some.
+pub fn registry_get(reg: &Registry, path: &str) -> HttpResponse {
+    match (reg.credentials(), reg.token_issuer()) {
+        (Some(_), None) => reg.get_with_basic_auth(path),
+        _ => reg.get(path, &[]),
+    }
+}
+
+/// The tags of `repo` on the registry, sorted (empty when the repository does not exist).
+pub fn repo_tags(reg: &Registry, repo: &str) -> Vec<String> {
+    let resp = registry_get(reg, &format!("/v2/{repo}/tags/list"));
+    if resp.status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(resp.status, 200, "tags of {repo}: {}", resp.text());
+    let mut t: Vec<String> = resp.json()["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    t.sort();
+    t
+}
+
+/// Every repository the registry holds, sorted.
+pub fn catalog(reg: &Registry) -> Vec<String> {
+    let resp = registry_get(reg, "/v2/_catalog?n=1000");
+    assert_eq!(resp.status, 200, "catalog: {}", resp.text());
+    let mut repos: Vec<String> = resp.json()["repositories"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    repos.sort();
+    repos
+}
+
+/// Every file under the registry's storage with its size and mtime: any push changes it.
+pub fn storage_snapshot(reg: &Registry) -> BTreeMap<String, (u64, i64, i64)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, i64, i64)>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if m.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, (m.len(), m.mtime(), m.mtime_nsec()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(reg.storage_dir(), reg.storage_dir(), &mut out);
+    out
 }

@@ -66,7 +66,11 @@ pub fn http_request(
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(authority)?;
+    // `host` alone means port 80 (a bare-IP registry, `RegistryBuilder::without_port`).
+    let mut stream = match authority.contains(':') {
+        true => TcpStream::connect(authority)?,
+        false => TcpStream::connect((authority, 80))?,
+    };
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");

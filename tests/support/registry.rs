@@ -41,6 +41,7 @@ pub struct RegistryBuilder {
     tls: bool,
     client_auth: bool,
     log_level: String,
+    without_port: bool,
 }
 
 impl Default for RegistryBuilder {
@@ -50,6 +51,7 @@ impl Default for RegistryBuilder {
             tls: false,
             client_auth: false,
             log_level: "warn".into(),
+            without_port: false,
         }
     }
 }
@@ -93,6 +95,13 @@ impl RegistryBuilder {
         self.client_auth = true;
         self
     }
+    /// Listen on port 80 of a random 127.x.y.z address, so that [`Registry::host`] is a bare
+    /// IP address: `skopeo sync --scoped` cannot name a destination after a `host:port`
+    /// source. Plain HTTP only; needs root (or CAP_NET_BIND_SERVICE), as in CI.
+    pub fn without_port(mut self) -> Self {
+        self.without_port = true;
+        self
+    }
     /// distribution's `log.level` (`error`, `warn` (default), `info`, `debug`); see
     /// [`Registry::log`]. Token verification failures are only logged at `info`.
     pub fn log_level(mut self, level: &str) -> Self {
@@ -103,6 +112,10 @@ impl RegistryBuilder {
     /// Starts the registry and waits (up to 20 s) until `GET /v2/` answers.
     pub fn start(self) -> Registry {
         require_peer(REGISTRY_BIN);
+        assert!(
+            !(self.without_port && self.tls),
+            "without_port registries are plain HTTP (the test certificate names 127.0.0.1)"
+        );
         let dir = tempfile::Builder::new()
             .prefix("chartcache-registry-")
             .tempdir()
@@ -173,13 +186,17 @@ impl RegistryBuilder {
         let mut last_failure = String::new();
         // A port from free_port() can be taken by someone else before the registry binds it:
         // retry with another one when that happens.
-        for _attempt in 0..5 {
-            let port = free_port();
+        for attempt in 0..5 {
+            let (ip, port) = if self.without_port {
+                (random_loopback_ip(attempt), 80)
+            } else {
+                ("127.0.0.1".to_string(), free_port())
+            };
             let config = format!(
                 "version: 0.1\n\
                  log:\n  level: {level}\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: chartcache-test-secret\n{tls_yaml}\
+                 http:\n  addr: {ip}:{port}\n  secret: chartcache-test-secret\n{tls_yaml}\
                  {auth_yaml}",
                 level = self.log_level,
                 storage = yaml_str(&storage),
@@ -196,6 +213,7 @@ impl RegistryBuilder {
                 .unwrap_or_else(|e| panic!("cannot start {REGISTRY_BIN}: {e}"));
             let mut registry = Registry {
                 child,
+                ip,
                 port,
                 tls: pki.clone(),
                 creds: creds.clone(),
@@ -239,6 +257,7 @@ impl RegistryBuilder {
 /// A running registry in its own temp dir; killed (and the dir removed) on drop.
 pub struct Registry {
     child: Child,
+    ip: String,
     port: u16,
     tls: Option<TestPki>,
     creds: Option<(String, String)>,
@@ -271,9 +290,12 @@ impl Registry {
         Self::builder().token(user, pass).start()
     }
 
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT` (or a bare `127.x.y.z` for [`RegistryBuilder::without_port`]).
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match self.port {
+            80 => self.ip.clone(),
+            port => format!("{}:{port}", self.ip),
+        }
     }
     pub fn port(&self) -> u16 {
         self.port
@@ -415,6 +437,21 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A 127.x.y.z address unlikely to be in use (any address of 127/8 is loopback on Linux).
+fn random_loopback_ip(salt: usize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let n = nanos ^ (std::process::id() << 8) ^ (salt as u32).wrapping_mul(0x9e37_79b9);
+    format!(
+        "127.{}.{}.{}",
+        (n >> 16) % 250 + 2,
+        (n >> 8) % 256,
+        n % 254 + 1
+    )
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).

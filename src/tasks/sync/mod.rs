@@ -4,25 +4,26 @@
 //! Either side is a registry or the local cache ([`Place`]), so an air-gapped move is
 //! `sync host/repo cache:` on the connected machine and `sync cache: internal-registry` inside.
 //! The plan lists each destination repository's tags once; a tag already there is compared by
-//! manifest digest (HEAD requests, all at once) or, with `immutable_tags`, trusted; only what
-//! differs is copied, `jobs` at a time, through the same pieces `push`, `pull` and registry
-//! copies use. Destination names follow skopeo: `DEST/<last path element>:<tag>`, or with
-//! `scoped` the whole source path, host included (a `:port` written `_port`, which skopeo
-//! cannot do at all).
+//! manifest digest (HEAD requests on both sides, many at once) or, with `immutable_tags`,
+//! trusted; only what differs is copied, `jobs` at a time, through the same pieces `push`, `pull`
+//! and registry copies use. Destination names follow skopeo: `DEST/<last path element>:<tag>`,
+//! or with `scoped` the whole source path, host included (a `:port` written `_port`, which
+//! skopeo cannot do at all).
 
 pub mod config;
 
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
 
 use super::Outcome;
-use super::transfer;
+use super::transfer::{self, SentBlobs};
 use crate::constraint::Constraint;
 use crate::digest::Digest;
 use crate::reference::{Reference, escape_host};
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 use crate::store::Store;
 use crate::version::{self, tag_to_version};
 
@@ -34,28 +35,27 @@ pub enum Place<'a> {
 }
 
 /// One reference to make present at the destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     pub source: Reference,
     pub target: Reference,
+    /// The source's manifest digest, when the plan already knows it.
+    pub digest: Option<Digest>,
 }
 
 /// Which tags of a repository to take.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TagFilter {
     pub constraint: Option<Constraint>,
     pub regex: Option<regex::Regex>,
-    /// Exactly these tags or digests (skopeo's `images: {repo: [..]}`).
-    pub only: Option<Vec<String>>,
 }
 
 impl TagFilter {
-    fn accepts(&self, tag: &str) -> bool {
-        if let Some(only) = &self.only
-            && !only.iter().any(|t| t == tag)
-        {
-            return false;
-        }
+    pub fn is_empty(&self) -> bool {
+        self.constraint.is_none() && self.regex.is_none()
+    }
+
+    pub fn accepts(&self, tag: &str) -> bool {
         if let Some(re) = &self.regex
             && !re.is_match(tag)
         {
@@ -66,6 +66,18 @@ impl TagFilter {
             Some(c) => version::parse(&tag_to_version(tag)).is_ok_and(|v| c.matches(&v)),
             None => true,
         }
+    }
+
+    /// The filter in words, for messages: `--constraint ">=1" and --tag-regex "^1\."`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = &self.constraint {
+            parts.push(format!("--constraint {:?}", c.to_string()));
+        }
+        if let Some(re) = &self.regex {
+            parts.push(format!("--tag-regex {:?}", re.as_str()));
+        }
+        parts.join(" and ")
     }
 }
 
@@ -107,42 +119,111 @@ pub struct SyncOptions {
     pub immutable_tags: bool,
 }
 
-/// The tagged references of `repo` at `place` that `filter` accepts. Digests named in
-/// `filter.only` are taken as they are.
+/// Newest version first, then tags that are not versions, by name; digests last.
+fn tag_order(a: &Reference, b: &Reference) -> CmpOrdering {
+    let key = |r: &Reference| {
+        r.tag()
+            .map(|t| (version::parse(&tag_to_version(t)).ok(), t.to_string()))
+    };
+    match (key(a), key(b)) {
+        (Some((Some(va), ta)), Some((Some(vb), tb))) => {
+            vb.cmp_precedence(&va).then_with(|| tb.cmp(&ta))
+        }
+        (Some((Some(_), _)), Some((None, _))) => CmpOrdering::Less,
+        (Some((None, _)), Some((Some(_), _))) => CmpOrdering::Greater,
+        (Some((None, ta)), Some((None, tb))) => ta.cmp(&tb),
+        (Some(_), None) => CmpOrdering::Less,
+        (None, Some(_)) => CmpOrdering::Greater,
+        (None, None) => a.digest().cmp(&b.digest()),
+    }
+}
+
+/// Sorts references by repository, then newest version first: the order items are worked
+/// through and reported in with `--jobs 1`.
+pub fn sort(refs: &mut [Reference]) {
+    refs.sort_by(|a, b| {
+        a.without_object()
+            .cmp(&b.without_object())
+            .then_with(|| tag_order(a, b))
+    });
+}
+
+/// The tags a repository holds at a place; `None` when a registry does not know the
+/// repository at all (the cache always answers, possibly with no tags).
+async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Option<Vec<String>>, String> {
+    match place {
+        Place::Registry(registry) => match registry.tags(repo).await {
+            Ok(tags) => Ok(Some(tags)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        // No cache yet: nothing in it (and a dry run does not create one).
+        Place::Cache(store) if !store.root().exists() => Ok(Some(Vec::new())),
+        Place::Cache(store) => {
+            let guard = store.read().map_err(|e| e.to_string())?;
+            Ok(Some(
+                store
+                    .list(&guard)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|e| e.reference.without_object() == *repo)
+                    .filter_map(|e| e.reference.tag().map(str::to_string))
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// The tagged references of `repo` at `place` that `filter` accepts, newest first. A
+/// repository a registry does not know is an error naming it.
 pub async fn list(
     place: Place<'_>,
     repo: &Reference,
     filter: &TagFilter,
 ) -> Result<Vec<Reference>, String> {
-    let mut out = Vec::new();
-    if let Some(only) = &filter.only {
-        for r in only.iter().filter(|r| r.starts_with("sha256:")) {
-            let with = Reference::parse(&format!("{}@{r}", repo.repository()))
-                .map_err(|e| e.to_string())?;
-            out.push(with);
-        }
-    }
     let tags: Vec<String> = match place {
-        Place::Registry(registry) => registry.tags(repo).await.map_err(|e| e.to_string())?,
-        Place::Cache(store) => {
-            let guard = store.read().map_err(|e| e.to_string())?;
-            store
-                .list(&guard)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|e| e.reference.without_object() == *repo)
-                .filter_map(|e| e.reference.tag().map(str::to_string))
-                .collect()
-        }
+        Place::Registry(registry) => registry.tags(repo).await.map_err(|e| match e {
+            RegistryError::NotFound { host, .. } => {
+                format!("{repo}: no such repository at {host}")
+            }
+            other => other.to_string(),
+        })?,
+        Place::Cache(_) => tags_at(place, repo).await?.unwrap_or_default(),
     };
+    let mut out = Vec::new();
     for tag in tags.into_iter().filter(|t| filter.accepts(t)) {
         out.push(repo.with_tag(&tag).map_err(|e| e.to_string())?);
     }
+    sort(&mut out);
+    Ok(out)
+}
+
+/// The tagged references of a cached repository that `filter` accepts, newest first.
+pub fn list_cached(
+    store: &Store,
+    repo: &Reference,
+    filter: &TagFilter,
+) -> Result<Vec<Reference>, String> {
+    if !store.root().exists() {
+        return Ok(Vec::new());
+    }
+    let guard = store.read().map_err(|e| e.to_string())?;
+    let mut out: Vec<Reference> = store
+        .list(&guard)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|e| e.reference)
+        .filter(|r| r.without_object() == *repo && r.tag().is_some_and(|t| filter.accepts(t)))
+        .collect();
+    sort(&mut out);
     Ok(out)
 }
 
 /// Every repository the cache holds (for `sync cache: …`).
 pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, String> {
+    if !store.root().exists() {
+        return Ok(Vec::new());
+    }
     let guard = store.read().map_err(|e| e.to_string())?;
     let mut repos: Vec<Reference> = store
         .list(&guard)
@@ -155,63 +236,134 @@ pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, String> {
     Ok(repos)
 }
 
+/// Pairs each source reference with its destination name, dropping repeats (a config file may
+/// name one tag twice). Two different sources that would land on one destination name fail
+/// both, rather than letting the faster copy win. Returns the items and the failures.
+pub fn items(
+    refs: Vec<(Reference, Option<Digest>)>,
+    destination: &Destination,
+) -> (Vec<Item>, Vec<(String, Outcome)>) {
+    let mut items: Vec<Item> = Vec::new();
+    let mut failed = Vec::new();
+    let mut seen = HashSet::new();
+    for (source, digest) in refs {
+        if !seen.insert(source.clone()) {
+            continue;
+        }
+        match destination.target(&source) {
+            Ok(target) => items.push(Item {
+                source,
+                target,
+                digest,
+            }),
+            Err(e) => failed.push((source.to_string(), Outcome::Failed(e))),
+        }
+    }
+    let mut by_target: HashMap<&Reference, Vec<&Reference>> = HashMap::new();
+    for item in &items {
+        by_target
+            .entry(&item.target)
+            .or_default()
+            .push(&item.source);
+    }
+    let clashes: HashMap<Reference, String> = by_target
+        .into_iter()
+        .filter(|(_, sources)| sources.len() > 1)
+        .map(|(target, sources)| {
+            let names: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+            (
+                target.clone(),
+                format!(
+                    "{} would all be written to {target}; sync them one at a time or use --scoped",
+                    names.join(", ")
+                ),
+            )
+        })
+        .collect();
+    items.retain(|item| match clashes.get(&item.target) {
+        Some(reason) => {
+            failed.push((
+                format!("{} -> {}", item.source, item.target),
+                Outcome::Failed(reason.clone()),
+            ));
+            false
+        }
+        None => true,
+    });
+    (items, failed)
+}
+
 /// The manifest digest a reference has at a place, if it is there.
-async fn digest_at(place: Place<'_>, r: &Reference) -> Option<Digest> {
+async fn digest_at(place: Place<'_>, r: &Reference) -> Result<Option<Digest>, String> {
     match place {
-        Place::Registry(registry) => registry.manifest_digest(r).await.ok().flatten(),
+        Place::Registry(registry) => registry.manifest_digest(r).await.map_err(|e| e.to_string()),
+        Place::Cache(store) if !store.root().exists() => Ok(None),
         Place::Cache(store) => {
-            let guard = store.read().ok()?;
-            store.resolve(&guard, r).ok()?.manifest
+            let guard = store.read().map_err(|e| e.to_string())?;
+            Ok(store.resolve(&guard, r).ok().and_then(|e| e.manifest))
         }
     }
 }
 
-/// What the destination already has, listed once per repository.
-async fn existing(place: Place<'_>, items: &[Item]) -> HashMap<Reference, HashSet<String>> {
+/// What the destination already has: the tags of each repository the items go to (`None`
+/// for a repository it does not have), listed once per repository, all at once. A
+/// repository that cannot be listed (other than by not existing yet) is an error: a
+/// destination that refuses to list will refuse the copies too.
+async fn existing(
+    place: Place<'_>,
+    items: &[Item],
+    concurrency: usize,
+) -> Result<HashMap<Reference, Option<HashSet<String>>>, String> {
     let repos: HashSet<Reference> = items.iter().map(|i| i.target.without_object()).collect();
-    let mut out = HashMap::new();
-    for repo in repos {
-        let tags = list(place, &repo, &TagFilter::default())
-            .await
-            .unwrap_or_default();
-        out.insert(
-            repo,
-            tags.iter()
-                .filter_map(|r| r.tag().map(str::to_string))
-                .collect(),
-        );
-    }
-    out
+    futures_util::stream::iter(repos)
+        .map(|repo| async move {
+            let tags = tags_at(place, &repo).await?;
+            Ok((repo, tags.map(|t| t.into_iter().collect())))
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<Result<_, String>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
-async fn one(
+/// Whether an item needs copying: `Ok(false)` when the destination already has it.
+async fn needs_copy(
     source: Place<'_>,
     target: Place<'_>,
     item: &Item,
-    exists: bool,
+    existing: &HashMap<Reference, Option<HashSet<String>>>,
     options: &SyncOptions,
+) -> Result<bool, String> {
+    let Some(Some(there)) = existing.get(&item.target.without_object()) else {
+        return Ok(true);
+    };
+    match item.target.tag() {
+        Some(tag) if !there.contains(tag) => return Ok(true),
+        Some(_) if options.immutable_tags => return Ok(false),
+        _ => {}
+    }
+    let (have, want) = tokio::join!(digest_at(target, &item.target), async {
+        match (&item.digest, item.source.digest()) {
+            (Some(d), _) | (None, Some(d)) => Ok(Some(d.clone())),
+            (None, None) => digest_at(source, &item.source).await,
+        }
+    });
+    let want = want?.ok_or_else(|| format!("{}: not found", item.source))?;
+    // The destination answering badly is the copy's problem to report.
+    Ok(have.ok().flatten().as_ref() != Some(&want))
+}
+
+async fn copy(
+    source: Place<'_>,
+    target: Place<'_>,
+    item: &Item,
+    new_repository: bool,
+    sent: &SentBlobs,
 ) -> Outcome {
-    let by_digest = item.target.digest().is_some();
-    if exists || by_digest {
-        if options.immutable_tags && exists {
-            return Outcome::Skipped;
-        }
-        let (have, want) = tokio::join!(digest_at(target, &item.target), async {
-            match item.source.digest() {
-                Some(d) => Some(d.clone()),
-                None => digest_at(source, &item.source).await,
-            }
-        });
-        if have.is_some() && have == want {
-            return Outcome::Skipped;
-        }
-    }
-    if options.dry_run {
-        return Outcome::Planned;
-    }
     let result = match (source, target) {
         (Place::Registry(from), Place::Registry(to)) => {
-            transfer::copy(from, &item.source, to, &item.target)
+            transfer::copy(from, &item.source, to, &item.target, new_repository, sent)
                 .await
                 .map(|_| ())
         }
@@ -221,7 +373,7 @@ async fn one(
                 .map(|_| ())
         }
         (Place::Cache(store), Place::Registry(to)) => {
-            transfer::push_as(store, to, &item.source, Some(&item.target))
+            transfer::push_as(store, to, &item.source, Some(&item.target), sent)
                 .await
                 .map(|_| ())
         }
@@ -235,41 +387,71 @@ async fn one(
     }
 }
 
-/// Syncs `items` from `source` to `target`, calling `report` as each one ends.
+/// Syncs `items` from `source` to `target`, calling `report` as each one ends: first the
+/// plan (what is already there is skipped, all checks at once), then the copies, `jobs` at a
+/// time. Without `keep_going`, a failure stops new copies. An error (nothing was copied)
+/// when the destination cannot say what it holds.
 pub async fn sync(
     source: Place<'_>,
     target: Place<'_>,
     items: &[Item],
     options: &SyncOptions,
     mut report: impl FnMut(&Item, &Outcome),
-) -> Vec<Outcome> {
-    let existing = existing(target, items).await;
+) -> Result<Vec<Outcome>, String> {
+    let jobs = options.jobs.max(1);
+    // HEAD requests are cheap for a registry: check several per copy slot.
+    let checks = (jobs * 4).clamp(8, 64);
+    let existing = existing(target, items, checks).await?;
     let stop = AtomicBool::new(false);
-    let work = items.iter().enumerate().map(|(i, item)| {
-        let (stop, existing) = (&stop, &existing);
-        async move {
+    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
+
+    let mut to_copy = Vec::new();
+    {
+        let existing = &existing;
+        let mut plan = futures_util::stream::iter(items.iter().enumerate())
+            .map(|(i, item)| async move {
+                (i, needs_copy(source, target, item, existing, options).await)
+            })
+            .buffered(checks);
+        while let Some((i, needed)) = plan.next().await {
+            let outcome = match needed {
+                Ok(true) if options.dry_run => Outcome::Planned,
+                Ok(true) => {
+                    to_copy.push(i);
+                    continue;
+                }
+                Ok(false) => Outcome::Skipped,
+                Err(e) => Outcome::Failed(e),
+            };
+            if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
+                stop.store(true, Ordering::Relaxed);
+            }
+            report(&items[i], &outcome);
+            outcomes[i] = outcome;
+        }
+    }
+
+    let sent = &SentBlobs::default();
+    let (stop, existing) = (&stop, &existing);
+    let mut copies = futures_util::stream::iter(to_copy)
+        .map(|i| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
-            let exists = item.target.tag().is_some_and(|t| {
-                existing
-                    .get(&item.target.without_object())
-                    .is_some_and(|tags| tags.contains(t))
-            });
-            let outcome = one(source, target, item, exists, options).await;
+            let repo = items[i].target.without_object();
+            let new_repository = matches!(existing.get(&repo), Some(None));
+            let outcome = copy(source, target, &items[i], new_repository, sent).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
             (i, outcome)
-        }
-    });
-    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
-    let mut stream = futures_util::stream::iter(work).buffer_unordered(options.jobs.max(1));
-    while let Some((i, outcome)) = stream.next().await {
+        })
+        .buffer_unordered(jobs);
+    while let Some((i, outcome)) = copies.next().await {
         report(&items[i], &outcome);
         outcomes[i] = outcome;
     }
-    outcomes
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -327,10 +509,55 @@ mod tests {
             ..Default::default()
         };
         assert!(f.accepts("1.13.1") && !f.accepts("1.14.0"));
-        let f = TagFilter {
-            only: Some(vec!["latest".into()]),
-            ..Default::default()
+        assert!(TagFilter::default().is_empty() && TagFilter::default().accepts("x"));
+    }
+
+    #[test]
+    fn references_sort_by_repository_then_newest_version() {
+        let mut refs = vec![
+            r("h/b/x:1.0.0"),
+            r("h/a/x:latest"),
+            r("h/a/x:1.10.0"),
+            r("h/a/x:1.9.0"),
+            r("h/a/x:2.0.0-rc.1"),
+            r("h/a/x:edge"),
+        ];
+        sort(&mut refs);
+        let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "h/a/x:2.0.0-rc.1",
+                "h/a/x:1.10.0",
+                "h/a/x:1.9.0",
+                "h/a/x:edge",
+                "h/a/x:latest",
+                "h/b/x:1.0.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn repeats_are_dropped_and_clashing_names_fail() {
+        let dest = Destination {
+            base: Some("d.example.com/m".into()),
+            scoped: false,
         };
-        assert!(f.accepts("latest") && !f.accepts("1.0.0"));
+        let (items, failed) = items(
+            vec![
+                (r("s.example.com/a/app:1.0.0"), None),
+                (r("s.example.com/a/app:1.0.0"), None),
+                (r("s.example.com/b/app:2.0.0"), None),
+                (r("s.example.com/c/app:2.0.0"), None),
+            ],
+            &dest,
+        );
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].target, r("d.example.com/m/app:1.0.0"));
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(
+            failed.iter().all(|(_, o)| matches!(o, Outcome::Failed(e)
+            if e.contains("s.example.com/b/app:2.0.0") && e.contains("s.example.com/c/app:2.0.0")))
+        );
     }
 }
