@@ -896,3 +896,39 @@ fn every_subcommand_has_help() {
         home.ok(&alias);
     }
 }
+
+/// Regression: `chart list -o json | head -c 10` printed `Error: Broken pipe` and exited 1,
+/// because the JSON writer's I/O error came wrapped in serde_json's error.
+#[test]
+fn a_reader_closing_the_pipe_early_is_not_an_error() {
+    use std::io::Read;
+    let home = Home::new();
+    home.save(&fixture("simple"), Some("localhost:5000/p/simple:0.1.0"));
+    // More output than a pipe buffers (64 KiB), so the writer is still writing at the close.
+    for i in 0..250 {
+        home.ok(&[
+            "chart",
+            "tag",
+            "localhost:5000/p/simple:0.1.0",
+            &format!("localhost:5000/p/simple:t{i}"),
+        ]);
+    }
+    for format in ["json", "table"] {
+        let mut child = home
+            .std_cmd()
+            .args(["chart", "list", "-o", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{format}: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{format}");
+    }
+}
