@@ -8,9 +8,8 @@
 //! - login checks: `oci-client` accepts any Basic credentials without asking the registry, so
 //!   [`Registry::check_login`] sends `GET /v2/` itself;
 //! - retries with backoff on 429, 5xx and dropped connections ([`retry`]);
-//! - tag listing that follows pages with `last=` until a page brings nothing new, which copes
-//!   both with registries that paginate and with those that ignore `n` (`oci-client` does not
-//!   expose the `Link` header, so the page chain is followed by its content instead);
+//! - tag listing that follows `Link` pagination (`oci-client` does not expose the header),
+//!   copes with registries that ignore `n`, and ends on a page that brings nothing new;
 //! - errors that name the host and say what to do ([`RegistryError`]).
 //!
 //! - TLS client certificates, which `oci-client` cannot present ([`client_cert`]).
@@ -467,22 +466,42 @@ impl Registry {
         Ok(Digest::of(bytes))
     }
 
-    /// Every tag of a repository, following pages until one brings nothing new.
+    /// Every tag of a repository. Pages are chained by `Link: <URL>; rel="next"` headers, as
+    /// the distribution spec says, whatever their query holds (an opaque cursor on some
+    /// registries); a registry that ignores `n` answers everything on the first page. A full
+    /// page without a `Link` is followed by asking again with `last=`, which older registries
+    /// understand; the listing ends at the first page that brings nothing new, so neither a
+    /// looping chain nor a registry that ignores `last` can keep it going.
     pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>, RegistryError> {
         const PAGE: usize = 1000;
+        let what = format!("tags of {repo}");
         let image = self.oci_ref(repo);
+        let token = retry(|| {
+            self.client
+                .auth(&image, &self.auth, RegistryOperation::Pull)
+        })
+        .await
+        .map_err(|e| self.err(&what, e))?;
+        let bad_url = |_| RegistryError::Config(format!("{}: not a valid registry URL", self.host));
+        let first = reqwest::Url::parse(&format!(
+            "{}://{}/v2/{}/tags/list?n={PAGE}",
+            self.scheme,
+            self.host,
+            repo.path()
+        ))
+        .map_err(bad_url)?;
         let mut seen = std::collections::HashSet::new();
-        let mut all = Vec::new();
-        let mut last: Option<String> = None;
+        let mut all: Vec<String> = Vec::new();
+        let mut visited = std::collections::HashSet::new();
+        let mut url = first.clone();
         loop {
-            let page = retry(|| {
-                self.client
-                    .list_tags(&image, &self.auth, Some(PAGE), last.as_deref())
-            })
-            .await
-            .map_err(|e| self.err(&format!("tags of {repo}"), e))?;
+            visited.insert(url.to_string());
+            let (page, link) = self
+                .tags_page(&url, token.as_deref(), &first, &what)
+                .await?;
+            let count = page.len();
             let before = all.len();
-            for t in page.tags {
+            for t in page {
                 if seen.insert(t.clone()) {
                     all.push(t);
                 }
@@ -490,10 +509,130 @@ impl Registry {
             if all.len() == before {
                 break;
             }
-            last = all.last().cloned();
+            let next = match link {
+                Some(next) => url.join(&next).map_err(bad_url)?,
+                None if count >= PAGE => {
+                    let mut next = first.clone();
+                    next.query_pairs_mut()
+                        .append_pair("last", all.last().map_or("", String::as_str));
+                    next
+                }
+                None => break,
+            };
+            if visited.contains(next.as_str()) {
+                break;
+            }
+            url = next;
         }
         Ok(all)
     }
+
+    /// One page of a tag listing and the `next` link it names. Credentials go only to the
+    /// registry's own origin, wherever a `Link` points.
+    async fn tags_page(
+        &self,
+        url: &reqwest::Url,
+        token: Option<&str>,
+        origin: &reqwest::Url,
+        what: &str,
+    ) -> Result<(Vec<String>, Option<String>), RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let same_origin = url.scheme() == origin.scheme()
+            && url.host_str() == origin.host_str()
+            && url.port_or_known_default() == origin.port_or_known_default();
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if same_origin {
+                req = match (token, &self.auth) {
+                    (Some(t), _) => req.bearer_auth(t),
+                    (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+                    _ => req,
+                };
+            }
+            let result = req.send().await;
+            let transient = match &result {
+                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+            };
+            if transient && attempt < 4 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                continue;
+            }
+            break result.map_err(|e| RegistryError::Unreachable {
+                host: self.host.clone(),
+                reason: format!("{what}: {}", error::describe_reqwest(&e)),
+            })?;
+        };
+        let status = resp.status().as_u16();
+        let link = resp
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(next_link);
+        let body = resp.bytes().await.map_err(|e| RegistryError::Unreachable {
+            host: self.host.clone(),
+            reason: format!("{what}: {}", error::describe_reqwest(&e)),
+        })?;
+        match status {
+            200..=299 => {}
+            401 | 403 => {
+                return Err(RegistryError::Unauthorized {
+                    host: self.host.clone(),
+                });
+            }
+            404 => {
+                return Err(RegistryError::NotFound {
+                    host: self.host.clone(),
+                    what: what.to_string(),
+                });
+            }
+            code => {
+                return Err(RegistryError::Status {
+                    host: self.host.clone(),
+                    what: what.to_string(),
+                    code,
+                    message: String::from_utf8_lossy(&body).trim().to_string(),
+                });
+            }
+        }
+        let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Other {
+            host: self.host.clone(),
+            what: what.to_string(),
+            message: format!("unreadable tag list: {e}"),
+        })?;
+        Ok((page.tags.unwrap_or_default(), link))
+    }
+}
+
+/// The target of the `rel="next"` entry of a `Link` header value, like
+/// `</v2/r/tags/list?n=2&last=b>; rel="next"` (RFC 8288; several entries may be comma-separated).
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|entry| {
+        let (target, params) = entry.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            p.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        });
+        is_next.then(|| target.to_string())
+    })
 }
 
 /// `GET /v2/` without credentials: the status, or why there was none.
@@ -587,4 +726,27 @@ where
         }
     }
     op().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn next_links_are_read_from_link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/r/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/r/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/a?c=1>; rel="prev", <https://h/a?c=3>; rel=next"#).as_deref(),
+            Some("https://h/a?c=3")
+        );
+        assert_eq!(
+            next_link(r#"<x>; title="t"; REL="Next""#).as_deref(),
+            Some("x")
+        );
+        assert_eq!(next_link(r#"<x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 }
