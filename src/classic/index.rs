@@ -66,28 +66,51 @@ pub struct Index {
     pub warnings: Vec<String>,
 }
 
-/// The first line of a parser message (serde-saphyr adds a source snippet below it).
+/// The first line of a parser message (serde-saphyr adds a source snippet below it), without
+/// its `error: ` lead-in.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+    let line = s.lines().next().unwrap_or(s).trim();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
-/// Accepts any YAML scalar as a string (versions like `1.0` are floats to YAML).
+/// Accepts any YAML scalar as a string (versions like `1.0` are floats to YAML); anything else
+/// is an error saying what was expected.
 fn scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum S {
-        Str(String),
-        Int(i64),
-        Float(f64),
-        Bool(bool),
+    struct Scalar;
+    impl<'de> serde::de::Visitor<'de> for Scalar {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_unit<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_none<E>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            d.deserialize_any(Scalar)
+        }
     }
-    Ok(match Option::<S>::deserialize(d)? {
-        None => String::new(),
-        Some(S::Str(s)) => s,
-        Some(S::Int(i)) => i.to_string(),
-        Some(S::Float(f)) => f.to_string(),
-        Some(S::Bool(b)) => b.to_string(),
-    })
+    d.deserialize_any(Scalar)
 }
 
 impl Index {
@@ -311,5 +334,17 @@ generated: "2020-01-01T00:00:00Z"
             "{err}"
         );
         assert!(Index::parse(b"entries: {}\n", "x").is_err());
+        // A version that is not a scalar says so, where it is.
+        let err = Index::parse(
+            b"apiVersion: v1\nentries:\n  a:\n    - name: a\n      version: [1]\n",
+            "http://x/index.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("http://x/index.yaml: invalid index: line 5")
+                && err.contains("expected a string or a number"),
+            "{err}"
+        );
     }
 }
