@@ -54,6 +54,11 @@ pub struct Registry {
     client: Client,
     http: reqwest::Client,
     auth: RegistryAuth,
+    /// The registry answered `GET /v2/` without asking for credentials. Reads then go
+    /// straight to it ([`Registry::send_direct`]): once `oci-client` has been handed any auth
+    /// (even anonymous) for a registry that issues no tokens, it re-sends `GET /v2/` before
+    /// every later request, which doubles the requests of a `repo migrate` or a `chart pull`.
+    open: bool,
     /// Carries `oci-client`'s requests when a client certificate is in use.
     _cert_proxy: Option<client_cert::CertProxy>,
 }
@@ -205,6 +210,7 @@ impl Registry {
             client,
             http,
             auth,
+            open,
             _cert_proxy: cert_proxy,
         })
     }
@@ -278,36 +284,172 @@ impl Registry {
 
     /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has one).
     pub async fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
-        let image = self.oci_ref(r);
         let accepted = [
             MANIFEST_MEDIA_TYPE,
             INDEX_MEDIA_TYPE,
             DOCKER_MANIFEST_MEDIA_TYPE,
         ];
-        let (bytes, _header_digest) =
-            retry(|| self.client.pull_manifest_raw(&image, &self.auth, &accepted))
+        let what = format!("manifest {r}");
+        let bytes = if self.open {
+            let url = self.manifest_url(r)?;
+            let resp = self
+                .send_direct(
+                    reqwest::Method::GET,
+                    &url,
+                    &accepted.join(", "),
+                    None,
+                    &what,
+                )
+                .await?;
+            if !resp.status().is_success() {
+                return Err(self.direct_error(resp, &what).await);
+            }
+            resp.bytes()
                 .await
-                .map_err(|e| self.err(&format!("manifest {r}"), e))?;
+                .map_err(|e| RegistryError::Unreachable {
+                    host: self.host.clone(),
+                    reason: format!("{what}: {}", error::describe_reqwest(&e)),
+                })?
+                .to_vec()
+        } else {
+            let image = self.oci_ref(r);
+            let (bytes, _header_digest) =
+                retry(|| self.client.pull_manifest_raw(&image, &self.auth, &accepted))
+                    .await
+                    .map_err(|e| self.err(&what, e))?;
+            bytes.to_vec()
+        };
         let actual = Digest::of(&bytes);
         if let Some(expected) = r.digest()
             && *expected != actual
         {
             return Err(RegistryError::DigestMismatch {
-                what: format!("manifest {r}"),
+                what,
                 expected: expected.clone(),
                 actual,
             });
         }
-        Ok((bytes.to_vec(), actual))
+        Ok((bytes, actual))
     }
 
     /// The manifest digest a tag points at (a HEAD request), if the tag exists.
     pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
+        if self.open {
+            let what = format!("manifest {r}");
+            let url = self.manifest_url(r)?;
+            let accept = [
+                MANIFEST_MEDIA_TYPE,
+                INDEX_MEDIA_TYPE,
+                DOCKER_MANIFEST_MEDIA_TYPE,
+            ]
+            .join(", ");
+            let resp = self
+                .send_direct(reqwest::Method::HEAD, &url, &accept, None, &what)
+                .await?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(self.direct_error(resp, &what).await);
+            }
+            let header = resp
+                .headers()
+                .get("Docker-Content-Digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|d| Digest::parse(d).ok());
+            return match header {
+                Some(d) => Ok(Some(d)),
+                // No digest header: hash the manifest itself.
+                None => Ok(Some(self.manifest(r).await?.1)),
+            };
+        }
         let image = self.oci_ref(r);
         match retry(|| self.client.fetch_manifest_digest(&image, &self.auth)).await {
             Ok(d) => Ok(Digest::parse(&d).ok()),
             Err(e) if error::is_not_found(&e) => Ok(None),
             Err(e) => Err(self.err(&format!("manifest {r}"), e)),
+        }
+    }
+
+    fn manifest_url(&self, r: &Reference) -> Result<reqwest::Url, RegistryError> {
+        let object = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        self.url(&format!("/v2/{}/manifests/{object}", r.path()))
+    }
+
+    fn url(&self, path: &str) -> Result<reqwest::Url, RegistryError> {
+        let text = format!("{}://{}{path}", self.scheme, self.host);
+        reqwest::Url::parse(&text)
+            .map_err(|_| RegistryError::Config(format!("{text}: not a valid registry URL")))
+    }
+
+    /// Sends a request straight to the registry rather than through `oci-client`, retrying
+    /// like [`retry`] on 429, 5xx and dropped connections. Credentials (the Bearer `token`,
+    /// else the Basic login) go only to the registry's own origin, wherever `url` points.
+    async fn send_direct(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        accept: &str,
+        token: Option<&str>,
+        what: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let ours = self
+            .url("/")
+            .is_ok_and(|base| base.origin() == url.origin());
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(reqwest::header::ACCEPT, accept);
+            if ours {
+                req = match (token, &self.auth) {
+                    (Some(t), _) => req.bearer_auth(t),
+                    (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+                    _ => req,
+                };
+            }
+            let result = req.send().await;
+            let transient = match &result {
+                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+            };
+            if transient && attempt < 4 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                continue;
+            }
+            return result.map_err(|e| RegistryError::Unreachable {
+                host: self.host.clone(),
+                reason: format!("{what}: {}", error::describe_reqwest(&e)),
+            });
+        }
+    }
+
+    /// The error for a direct request's unsuccessful answer, with the registry's own words.
+    async fn direct_error(&self, resp: reqwest::Response, what: &str) -> RegistryError {
+        let code = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        match code {
+            401 | 403 => RegistryError::Unauthorized {
+                host: self.host.clone(),
+            },
+            404 => RegistryError::NotFound {
+                host: self.host.clone(),
+                what: what.to_string(),
+            },
+            _ => RegistryError::Status {
+                host: self.host.clone(),
+                what: what.to_string(),
+                code,
+                message: body.split_whitespace().collect::<Vec<_>>().join(" "),
+            },
         }
     }
 
@@ -476,29 +618,27 @@ impl Registry {
         const PAGE: usize = 1000;
         let what = format!("tags of {repo}");
         let image = self.oci_ref(repo);
-        let token = retry(|| {
-            self.client
-                .auth(&image, &self.auth, RegistryOperation::Pull)
-        })
-        .await
-        .map_err(|e| self.err(&what, e))?;
+        // A registry that wants no credentials issues no tokens; asking oci-client for one
+        // would also make it re-ping before every later request.
+        let token = if self.open {
+            None
+        } else {
+            retry(|| {
+                self.client
+                    .auth(&image, &self.auth, RegistryOperation::Pull)
+            })
+            .await
+            .map_err(|e| self.err(&what, e))?
+        };
         let bad_url = |_| RegistryError::Config(format!("{}: not a valid registry URL", self.host));
-        let first = reqwest::Url::parse(&format!(
-            "{}://{}/v2/{}/tags/list?n={PAGE}",
-            self.scheme,
-            self.host,
-            repo.path()
-        ))
-        .map_err(bad_url)?;
+        let first = self.url(&format!("/v2/{}/tags/list?n={PAGE}", repo.path()))?;
         let mut seen = std::collections::HashSet::new();
         let mut all: Vec<String> = Vec::new();
         let mut visited = std::collections::HashSet::new();
         let mut url = first.clone();
         loop {
             visited.insert(url.to_string());
-            let (page, link) = self
-                .tags_page(&url, token.as_deref(), &first, &what)
-                .await?;
+            let (page, link) = self.tags_page(&url, token.as_deref(), &what).await?;
             let count = page.len();
             let before = all.len();
             for t in page {
@@ -527,13 +667,11 @@ impl Registry {
         Ok(all)
     }
 
-    /// One page of a tag listing and the `next` link it names. Credentials go only to the
-    /// registry's own origin, wherever a `Link` points.
+    /// One page of a tag listing and the `next` link it names.
     async fn tags_page(
         &self,
         url: &reqwest::Url,
         token: Option<&str>,
-        origin: &reqwest::Url,
         what: &str,
     ) -> Result<(Vec<String>, Option<String>), RegistryError> {
         #[derive(serde::Deserialize)]
@@ -541,40 +679,12 @@ impl Registry {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let same_origin = url.scheme() == origin.scheme()
-            && url.host_str() == origin.host_str()
-            && url.port_or_known_default() == origin.port_or_known_default();
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 0;
-        let resp = loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .get(url.clone())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if same_origin {
-                req = match (token, &self.auth) {
-                    (Some(t), _) => req.bearer_auth(t),
-                    (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-                    _ => req,
-                };
-            }
-            let result = req.send().await;
-            let transient = match &result {
-                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
-            };
-            if transient && attempt < 4 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                continue;
-            }
-            break result.map_err(|e| RegistryError::Unreachable {
-                host: self.host.clone(),
-                reason: format!("{what}: {}", error::describe_reqwest(&e)),
-            })?;
-        };
-        let status = resp.status().as_u16();
+        let resp = self
+            .send_direct(reqwest::Method::GET, url, "application/json", token, what)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.direct_error(resp, what).await);
+        }
         let link = resp
             .headers()
             .get_all(reqwest::header::LINK)
@@ -585,28 +695,6 @@ impl Registry {
             host: self.host.clone(),
             reason: format!("{what}: {}", error::describe_reqwest(&e)),
         })?;
-        match status {
-            200..=299 => {}
-            401 | 403 => {
-                return Err(RegistryError::Unauthorized {
-                    host: self.host.clone(),
-                });
-            }
-            404 => {
-                return Err(RegistryError::NotFound {
-                    host: self.host.clone(),
-                    what: what.to_string(),
-                });
-            }
-            code => {
-                return Err(RegistryError::Status {
-                    host: self.host.clone(),
-                    what: what.to_string(),
-                    code,
-                    message: String::from_utf8_lossy(&body).trim().to_string(),
-                });
-            }
-        }
         let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Other {
             host: self.host.clone(),
             what: what.to_string(),
