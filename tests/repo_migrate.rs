@@ -945,6 +945,31 @@ fn bad_repositories_fail_before_anything_is_pushed() {
     assert!(server.tgz_requests().is_empty());
 }
 
+/// A migration goes through a scratch cache per version: the user's cache is left as it was,
+/// charts it already held included, and no temporary directory is left behind.
+#[test]
+fn migrate_leaves_the_users_cache_as_it_was() {
+    let repo = mixed_repo();
+    let server = FileServer::start(repo.root());
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    sb.save(
+        "other",
+        "1.0.0",
+        &format!("{}/mine/other:1.0.0", reg.host()),
+    );
+    let before = sb.snapshot();
+    let tmp = sb.path().join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let mut sb = sb;
+    sb.set_env("TMPDIR", &tmp);
+    migrate_ok(&sb, &[&server.url(), &format!("{}/mirror", reg.host())]);
+    let changes = sb.snapshot().changes_since(&before);
+    assert!(changes.is_empty(), "migrate changed the cache: {changes:?}");
+    let left: Vec<_> = fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
 /// A registry that wants no credentials is pinged (`GET /v2/`) once per command, not before
 /// every request: `oci-client`, once it holds any auth for a registry that issues no tokens,
 /// re-pings before each call, which doubled the requests of a migration.
