@@ -90,40 +90,45 @@ pub async fn push_as(
         })?;
     let target = target.cloned().unwrap_or_else(|| entry.reference.clone());
     let repo = target.without_object();
-    let (mut uploaded, mut mounted, mut total, mut blobs) = (0, 0, 0, 0);
-    // Ask about every blob at once, then send what is missing.
+    // Ask about every blob at once, then send what is missing, all at once too (a chart has
+    // two or three blobs: the config, the chart, maybe a .prov).
     let present = futures_util::future::try_join_all(
         manifest
             .blobs()
             .map(|d| registry.blob_exists(&repo, &d.digest)),
     )
     .await?;
-    for (desc, present) in manifest.blobs().zip(present) {
-        blobs += 1;
-        total += desc.size;
-        if present {
-            continue;
-        }
-        let mut done = false;
-        for from in &mount_sources {
-            if registry.mount_blob(&repo, from, &desc.digest).await {
-                mounted += 1;
-                done = true;
-                break;
-            }
-        }
-        if !done {
-            registry
-                .push_blob_file(
-                    &repo,
-                    &desc.digest,
-                    desc.size,
-                    &store.blob_path(&desc.digest),
-                )
-                .await?;
-            uploaded += 1;
-        }
-    }
+    let (blobs, total) = manifest
+        .blobs()
+        .fold((0, 0), |(n, size), d| (n + 1, size + d.size));
+    let sent = futures_util::future::try_join_all(
+        manifest
+            .blobs()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(desc, _)| {
+                let (repo, mount_sources) = (&repo, &mount_sources);
+                async move {
+                    for from in mount_sources {
+                        if registry.mount_blob(repo, from, &desc.digest).await {
+                            return Ok::<bool, RegistryError>(true);
+                        }
+                    }
+                    registry
+                        .push_blob_file(
+                            repo,
+                            &desc.digest,
+                            desc.size,
+                            &store.blob_path(&desc.digest),
+                        )
+                        .await?;
+                    Ok(false)
+                }
+            }),
+    )
+    .await?;
+    let mounted = sent.iter().filter(|&&m| m).count();
+    let uploaded = sent.len() - mounted;
     let digest = registry
         .push_manifest(&target, &manifest_bytes, MANIFEST_MEDIA_TYPE)
         .await?;
