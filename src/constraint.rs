@@ -765,6 +765,83 @@ mod tests {
         }
     }
 
+    /// Cases from the `Constraints.Check` table of Masterminds/semver's own test suite
+    /// (`TestConstraintsCheck`), a second opinion independent of the table above.
+    #[test]
+    fn masterminds_check_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("~0.0.0", "1.2.3", true),
+            ("0.x.x", "1.2.3", false),
+            ("0.0.x", "1.2.3", false),
+            ("0.0.0", "1.2.3", false),
+            ("^0.0.0", "1.2.3", false),
+            ("= 2.0", "1.2.3", false),
+            ("= 2.0", "2.0.0", true),
+            ("4.1.x", "4.1.3", true),
+            ("1.x", "1.4", true),
+            ("!=4.1-alpha", "4.1.0-alpha", false),
+            ("!=4.1-alpha", "4.1.1-alpha", false),
+            ("!=4.1-alpha", "4.1.0", true),
+            ("!=4.x", "5.1.0", true),
+            ("!=4.x", "4.1.0", false),
+            ("!=4.1.x", "4.2.0", true),
+            ("!=4.2.x", "4.2.3", false),
+            ("<1.x", "1.1.1", false),
+            ("<1.x", "2.0.0", false),
+            ("<1.1.x", "1.1.500", false),
+            ("<1.1.x", "1.0.500", true),
+            (">=1.1", "4.1.0-beta", false),
+            ("<=1.1", "0.1.0-alpha", false),
+            ("<=1.1-a", "0.1.0-alpha", true),
+            ("<=2.x", "3.0.0", false),
+            ("<=1.1.x", "1.2.500", false),
+            ("<=4.5", "3.7.0", true),
+            ("<=4.5", "4.6.3", false),
+            (">1.1, <2", "1.1.1", false),
+            (">1.1, <2", "1.2.1", true),
+            (">=1.1, <2, !=1.2.3", "1.2.3", false),
+            (">1.1    <3", "4.3.2", false),
+            (">=1.1, <2, !=1.2.3 || > 3", "4.1.2", true),
+            (">=1.1, <2, !=1.2.3 || > 3", "3.1.2", false),
+            (">=1.1, <2, !=1.2.3 || >= 3", "3.0.0", true),
+            (">=1.1 <2 !=1.2.3 || > 3", "3.0.0", false),
+            ("> 1.1, <     2", "1.1.1", false),
+            (">=1.1    < 2    != 1.2.3", "1.2.3", false),
+            ("1.1 - 2", "1.1.1", true),
+            ("1.5.0 - 4.5", "3.7.0", true),
+            ("1.1-3", "4.3.2", false),
+            ("^2.x", "1.1.1", false),
+            ("^1.x", "1.1.1-beta1", false),
+            ("^1.1.2-alpha", "1.2.1-beta1", true),
+            ("^1.2.x-alpha", "1.1.1-beta1", false),
+            ("^0.0.1", "0.3.1", false),
+            ("~1", "1.4", true),
+            ("~1.x", "2.1.1", false),
+            ("~1.1", "1.1.1-alpha", false),
+            ("~1.1-alpha", "1.1.1-beta", true),
+            ("~1.1.1-beta", "1.1.1-alpha", false),
+            ("~1.1.1-beta", "1.1.1", true),
+            ("~1.3", "2.4.5", false),
+            (">0", "0", false),
+            (">0", "0.0.1-alpha", false),
+            (">0.0-0", "0.0.1-alpha", false),
+            (">0.0.0-0", "0.0.0-alpha", true),
+            (">1.2.3-alpha.1", "1.3.3-alpha.2", true),
+            (">11.1", "11.1.1", false),
+            (">=0-0", "0.0.0-alpha", true),
+            ("<0-z", "0.0.0-alpha", true),
+            ("=0", "1", false),
+            ("2.1.*", "2.2.1", false),
+            ("~1.2.3-beta.2", "1.2.4-beta.2", true),
+            ("^0.2.3-beta.2", "0.3.4-beta.2", false),
+            ("^1.2.0-alpha.2", "1.2.0-alpha.1", false),
+        ];
+        for (constraint, version, want) in cases {
+            let got = c(constraint).matches(&v(version));
+            assert_eq!(got, *want, "{constraint:?} against {version:?}");
+        }
+    }
+
     #[test]
     fn nodejs_semver_comma_pitfall() {
         // `nodejs-semver` reads the comma form wrongly; here it is the

@@ -128,9 +128,13 @@ impl Store {
         }
         let token = BASE64.encode(format!("{}:{}", cred.username, cred.secret.expose()));
         if let Some(map) = auths.as_object_mut() {
-            let entry = map
-                .entry(host.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
+            // An entry already there under another spelling of the host is updated, not doubled.
+            let key = map
+                .keys()
+                .find(|k| normalize_host(k) == normalize_host(host))
+                .cloned()
+                .unwrap_or_else(|| server_address(host));
+            let entry = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
             if !entry.is_object() {
                 *entry = Value::Object(Map::new());
             }
@@ -152,7 +156,10 @@ impl Store {
             .get_mut("auths")
             .and_then(Value::as_object_mut)
             .and_then(|m| {
-                let key = m.keys().find(|k| normalize_host(k) == host).cloned()?;
+                let key = m
+                    .keys()
+                    .find(|k| normalize_host(k) == normalize_host(host))
+                    .cloned()?;
                 m.remove(&key)
             });
         if removed.is_none() {
@@ -174,6 +181,18 @@ fn default_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".config/helm"));
     config.join("registry/config.json")
 }
+
+/// The key Docker and Helm (oras-go) file a login under: the host itself, but Docker Hub's
+/// historical `https://index.docker.io/v1/` for Docker Hub.
+fn server_address(host: &str) -> String {
+    if normalize_host(host) == "docker.io" {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
 /// `https://host:5000/v2/` → `host:5000`; Docker Hub's legacy key → `docker.io`.
 fn normalize_host(key: &str) -> String {
@@ -257,7 +276,10 @@ fn helper_for(doc: &Map<String, Value>, host: &str) -> Option<String> {
     let by_host = doc
         .get("credHelpers")
         .and_then(Value::as_object)
-        .and_then(|m| m.iter().find(|(k, _)| normalize_host(k) == host))
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| normalize_host(k) == normalize_host(host))
+        })
         .and_then(|(_, v)| v.as_str());
     by_host
         .or_else(|| doc.get("credsStore").and_then(Value::as_str))
@@ -269,7 +291,10 @@ fn auth_entry(doc: &Map<String, Value>, host: &str, path: &Path) -> Result<Optio
     let Some(entry) = doc
         .get("auths")
         .and_then(Value::as_object)
-        .and_then(|m| m.iter().find(|(k, _)| normalize_host(k) == host))
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| normalize_host(k) == normalize_host(host))
+        })
         .map(|(_, v)| v)
     else {
         return Ok(None);
@@ -337,7 +362,8 @@ fn run_helper(helper: &str, action: &str, host: &str, input: &[u8]) -> Result<(b
 }
 
 fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
-    let (ok, out) = run_helper(helper, "get", host, host.as_bytes())?;
+    let server = server_address(host);
+    let (ok, out) = run_helper(helper, "get", host, server.as_bytes())?;
     if !ok {
         // Helpers say "credentials not found in native keychain" for an unknown host.
         if out.to_ascii_lowercase().contains("not found") || out.is_empty() {
@@ -370,12 +396,12 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
 }
 
 fn helper_store(helper: &str, host: &str, cred: &Credential) -> Result<()> {
-    let body = serde_json::json!({"ServerURL": host, "Username": cred.username, "Secret": cred.secret.expose()});
+    let body = serde_json::json!({"ServerURL": server_address(host), "Username": cred.username, "Secret": cred.secret.expose()});
     helper_must_succeed(helper, "store", host, body.to_string().as_bytes())
 }
 
 fn helper_erase(helper: &str, host: &str) -> Result<()> {
-    helper_must_succeed(helper, "erase", host, host.as_bytes())
+    helper_must_succeed(helper, "erase", host, server_address(host).as_bytes())
 }
 
 /// Runs a helper action whose only answer is success or a reason.
@@ -459,6 +485,35 @@ mod tests {
                 0o700
             );
         }
+    }
+
+    #[test]
+    fn docker_hub_is_filed_under_its_legacy_key_and_spellings_are_not_doubled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(
+            &path,
+            r#"{"auths":{"https://localhost:5000/v2/":{"auth":"eDp5"}}}"#,
+        )
+        .unwrap();
+        let store = Store::at(&path);
+        store.put("docker.io", &cred("hub", "pw")).unwrap();
+        store.put("localhost:5000", &cred("u", "p")).unwrap();
+        let doc: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let keys: Vec<&String> = doc["auths"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["https://index.docker.io/v1/", "https://localhost:5000/v2/"],
+            "{doc}"
+        );
+        assert_eq!(store.get("docker.io").unwrap(), Some(cred("hub", "pw")));
+        assert_eq!(
+            store.get("index.docker.io").unwrap(),
+            Some(cred("hub", "pw"))
+        );
+        assert_eq!(store.get("localhost:5000").unwrap(), Some(cred("u", "p")));
+        store.remove("docker.io").unwrap();
+        assert_eq!(store.get("docker.io").unwrap(), None);
     }
 
     #[test]

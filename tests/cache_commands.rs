@@ -361,6 +361,24 @@ fn export_refuses_a_non_empty_target_unless_forced() {
     run.assert_error(&["simple"]);
     assert_eq!(fs::read(file_out.join("simple")).unwrap(), b"a file\n");
 
+    // A destination that is a file is named as such, --force or not.
+    let not_dir = file_out.join("simple");
+    for force in [false, true] {
+        let mut args = vec![
+            "chart".as_ref(),
+            "export".as_ref(),
+            reference.as_ref(),
+            "-d".as_ref(),
+            not_dir.as_os_str(),
+        ];
+        if force {
+            args.push("--force".as_ref());
+        }
+        let run = home.run(&args);
+        run.assert_error(&[&not_dir.display().to_string(), "not a directory"]);
+        assert_eq!(fs::read(&not_dir).unwrap(), b"a file\n");
+    }
+
     // --force replaces it, keeping nothing of the old one.
     let run = home.ok(&[
         "chart".as_ref(),

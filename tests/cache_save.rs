@@ -751,6 +751,130 @@ fn a_prov_file_beside_the_package_becomes_a_layer() {
 }
 
 #[test]
+fn links_leaving_the_chart_are_followed_like_helm_package() {
+    let home = Home::new();
+    let base = home.scratch("c");
+    let dir = base.join("simple");
+    copy_dir(&fixture("simple"), &dir);
+    fs::write(base.join("LICENSE"), "shared licence\n").unwrap();
+    fs::create_dir_all(base.join("shared/templates")).unwrap();
+    fs::write(
+        base.join("shared/templates/common.yaml"),
+        "kind: ConfigMap\n",
+    )
+    .unwrap();
+    // Relative and absolute links to a file, and a link to a directory, all outside the chart.
+    std::os::unix::fs::symlink("../LICENSE", dir.join("LICENSE")).unwrap();
+    std::os::unix::fs::symlink(base.join("LICENSE"), dir.join("NOTICE")).unwrap();
+    std::os::unix::fs::symlink("../shared", dir.join("shared")).unwrap();
+
+    let run = home.ok(&[
+        "chart".as_ref(),
+        "save".as_ref(),
+        dir.as_os_str(),
+        "localhost/simple:out".as_ref(),
+    ]);
+    for link in ["LICENSE", "NOTICE", "shared"] {
+        let shown = dir.join(link).display().to_string();
+        assert!(
+            run.stderr.contains(&shown) && run.stderr.contains("outside the chart"),
+            "a warning should name {shown}\n{}",
+            run.describe()
+        );
+    }
+    let entries = home.content_entries("localhost/simple:out");
+    let data = |p: &str| {
+        entries
+            .iter()
+            .find(|e| e.path == p)
+            .map(|e| e.data.clone())
+            .unwrap_or_else(|| panic!("{p} missing"))
+    };
+    assert_eq!(data("simple/LICENSE"), b"shared licence\n");
+    assert_eq!(data("simple/NOTICE"), b"shared licence\n");
+    assert_eq!(
+        data("simple/shared/templates/common.yaml"),
+        b"kind: ConfigMap\n"
+    );
+    let got: BTreeSet<String> = entries
+        .iter()
+        .map(|e| e.path.trim_start_matches("simple/").to_string())
+        .collect();
+    let model: BTreeSet<String> = helm_admitted_files(&dir).into_keys().collect();
+    assert_eq!(got, model);
+    home.verify_ok();
+}
+
+/// Every chart directory of Helm's own loader and action test data saves, holding exactly the
+/// files Helm's loader reads from it, with the links Helm's tests create put back (the shared
+/// copy has none): `frobnitz_with_symlink/LICENSE -> ../LICENSE`, which Helm loads, and
+/// `frobnitz_with_dev_null/null -> /dev/null`, which Helm refuses.
+#[test]
+fn helms_loader_test_directories_save_as_helm_loads_them() {
+    let Some(loader) = shared_testdata("helm-testdata/pkg/chart/v2/loader/testdata") else {
+        return;
+    };
+    let Some(charts) = shared_testdata("helm-testdata/pkg/action/testdata/charts") else {
+        return;
+    };
+    let home = Home::new();
+    let work = home.scratch("helm");
+    let mut dirs = Vec::new();
+    for parent in [&loader, &charts] {
+        let mut found: Vec<_> = fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("Chart.yaml").is_file())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    assert_eq!(
+        dirs.len(),
+        19,
+        "the shared test data has 9 + 10 chart directories: {dirs:?}"
+    );
+    fs::copy(loader.join("LICENSE"), work.join("LICENSE")).unwrap();
+    for (i, src) in dirs.iter().enumerate() {
+        let base = src.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = work.join(&base);
+        copy_dir(src, &dir);
+        if base == "frobnitz_with_symlink" {
+            std::os::unix::fs::symlink("../LICENSE", dir.join("LICENSE")).unwrap();
+        }
+        if base == "frobnitz_with_dev_null" {
+            fs::remove_file(dir.join("null")).unwrap();
+            std::os::unix::fs::symlink("/dev/null", dir.join("null")).unwrap();
+            let before = home.snapshot();
+            let run = home.run(&["chart".as_ref(), "save".as_ref(), dir.as_os_str()]);
+            run.assert_error(&[&dir.join("null").display().to_string(), "irregular"]);
+            common::assert_same_snapshot(&before, &home.snapshot(), &base);
+            continue;
+        }
+        let reference = format!("localhost:5000/helm{i}/{base}");
+        let saved = home.save(&dir, Some(&reference));
+        let full = format!("{reference}:{}", saved.tag);
+        let prefix = format!("{}/", saved.name);
+        let got: BTreeSet<String> = home
+            .content_entries(&full)
+            .iter()
+            .map(|e| {
+                e.path
+                    .strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("{base}: {} not under {prefix}", e.path))
+                    .to_string()
+            })
+            .collect();
+        let model: BTreeSet<String> = helm_admitted_files(&dir).into_keys().collect();
+        assert_eq!(got, model, "{base}");
+        if base == "frobnitz_with_symlink" {
+            assert!(got.contains("LICENSE"), "{got:?}");
+        }
+    }
+    home.verify_ok();
+}
+
+#[test]
 fn helms_own_test_packages_save() {
     let Some(charts) = shared_testdata("helm-testdata/pkg/action/testdata/charts") else {
         return;

@@ -14,7 +14,7 @@ use std::fs;
 use classic::{ChartFile, FileServer, RepoFixture, Rule, basic};
 use fault::{
     Sandbox, error_line_of, get_manifest, registry_get as rget, repo_tags as tags, sha256_hex,
-    storage_snapshot,
+    storage_snapshot, wait_logged,
 };
 use support::{HELM_CHART_LAYER_MEDIA_TYPE, HELM_CONFIG_MEDIA_TYPE, Helm, Registry, describe};
 
@@ -901,4 +901,75 @@ fn bad_repositories_fail_before_anything_is_pushed() {
     // A destination with a tag is not a prefix.
     migrate_fails(&sb, &reg, &[&url, &format!("{prefix}:1.0")], &[&prefix]);
     assert!(server.tgz_requests().is_empty());
+}
+
+/// A migration goes through a scratch cache per version: the user's cache is left as it was,
+/// charts it already held included, and no temporary directory is left behind.
+#[test]
+fn migrate_leaves_the_users_cache_as_it_was() {
+    let repo = mixed_repo();
+    let server = FileServer::start(repo.root());
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    sb.save(
+        "other",
+        "1.0.0",
+        &format!("{}/mine/other:1.0.0", reg.host()),
+    );
+    let before = sb.snapshot();
+    let tmp = sb.path().join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let mut sb = sb;
+    sb.set_env("TMPDIR", &tmp);
+    migrate_ok(&sb, &[&server.url(), &format!("{}/mirror", reg.host())]);
+    let changes = sb.snapshot().changes_since(&before);
+    assert!(changes.is_empty(), "migrate changed the cache: {changes:?}");
+    let left: Vec<_> = fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// A registry that wants no credentials is pinged (`GET /v2/`) once per command, not before
+/// every request: `oci-client`, once it holds any auth for a registry that issues no tokens,
+/// re-pings before each call, which doubled the requests of a migration.
+#[test]
+fn an_open_registry_is_pinged_once_per_command_not_per_request() {
+    let repo = mixed_repo();
+    let server = FileServer::start(repo.root());
+    let reg = Registry::builder().log_level("info").start();
+    let sb = Sandbox::new();
+    let url = server.url();
+    let prefix = format!("{}/mirror", reg.host());
+    migrate_ok(&sb, &[&url, &prefix, "--jobs", "1"]);
+    // Every version is pushed: 6 manifests and 13 blobs (config and chart, and beta's .prov).
+    assert_eq!(wait_logged(&reg, "PUT", "/v2/mirror/", 19), 19);
+    let pings = |reg: &Registry| {
+        fault::logged_requests(reg)
+            .iter()
+            .filter(|(m, u)| m == "GET" && u == "/v2/")
+            .count()
+    };
+    // The loopback probe (HTTPS and HTTP at once: only HTTP answers) is the one ping.
+    assert!(
+        pings(&reg) <= 2,
+        "{} pings for one migrate: {:?}",
+        pings(&reg),
+        fault::logged_requests(&reg)
+    );
+    // A rerun checks every tag (a tag list per chart, a manifest per version), still one ping.
+    let before = pings(&reg);
+    migrate_ok(&sb, &[&url, &prefix]);
+    assert!(
+        pings(&reg) - before <= 2,
+        "{} pings for a rerun",
+        pings(&reg) - before
+    );
+    // And a pull into an empty cache: manifest, config, chart layer.
+    let before = pings(&reg);
+    Sandbox::new().ok(&["chart", "pull", &format!("{prefix}/alpha:1.1.0")]);
+    assert_eq!(wait_logged(&reg, "GET", "/v2/mirror/alpha/blobs/", 2), 2);
+    assert!(
+        pings(&reg) - before <= 2,
+        "{} pings for a pull",
+        pings(&reg) - before
+    );
 }

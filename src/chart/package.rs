@@ -1,8 +1,10 @@
 //! Packaging a chart directory into a `.tgz`, as `helm package` does, but reproducibly.
 //!
 //! Which files go in follows Helm's directory loader: `.helmignore` with Helm's own rules plus
-//! the default `templates/.?*`, symlinks followed (as long as they stay inside the chart),
-//! anything that is not a regular file refused, 5 MiB per file, a UTF-8 BOM stripped.
+//! the default `templates/.?*`, symlinks followed wherever they point (the archive holds the
+//! file's contents, not the link; a link leaving the chart is packaged as Helm does, with a
+//! warning saying so), anything that is not a regular file refused, 5 MiB per file, a UTF-8 BOM
+//! stripped.
 //!
 //! The bytes are ours to fix: entries sit under `<name>/` with `Chart.yaml` first and the rest in
 //! byte order of their paths, no directory entries, mode 0644, uid/gid 0, empty owner names, one
@@ -37,12 +39,12 @@ pub enum PackageError {
     Ignore { path: PathBuf, source: IgnoreError },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{0}: symlink points outside the chart directory")]
-    LinkEscapes(PathBuf),
     #[error("{0}: symlink loop")]
     LinkLoop(PathBuf),
     #[error("{0}: cannot package an irregular file (device, socket or fifo)")]
     Irregular(PathBuf),
+    #[error("{path}: symlink to {target}, which is an irregular file (device, socket or fifo)")]
+    IrregularTarget { path: PathBuf, target: PathBuf },
     #[error("{path}: file is {size} bytes, over Helm's limit of 5 MiB per file")]
     FileTooLarge { path: PathBuf, size: u64 },
     #[error("{0}: the chart is larger than Helm's limit of 100 MiB")]
@@ -107,9 +109,19 @@ pub fn package_dir(dir: &Path, out: impl Write, mtime: u64) -> Result<Packaged, 
     .with_defaults();
 
     let root = fs::canonicalize(dir).map_err(io_err(dir))?;
-    let mut files = Vec::new();
-    let mut visiting = HashSet::new();
-    collect(&root, &root, "", &rules, &mut files, &mut visiting)?;
+    let mut walk = Walk {
+        root: &root,
+        rules: &rules,
+        files: Vec::new(),
+        visiting: HashSet::new(),
+        warnings: Vec::new(),
+    };
+    walk.collect(&root, "")?;
+    let Walk {
+        mut files,
+        warnings: mut link_warnings,
+        ..
+    } = walk;
     if !files.iter().any(|f| f.rel == "Chart.yaml") {
         return Err(PackageError::ChartYamlIgnored(ignore_path));
     }
@@ -118,7 +130,9 @@ pub fn package_dir(dir: &Path, out: impl Write, mtime: u64) -> Result<Packaged, 
         (a.rel != "Chart.yaml", a.rel.as_bytes()).cmp(&(b.rel != "Chart.yaml", b.rel.as_bytes()))
     });
 
-    let warnings = check_subcharts(dir, &metadata, &files)?;
+    let mut warnings = check_subcharts(dir, &metadata, &files)?;
+    link_warnings.append(&mut warnings);
+    let warnings = link_warnings;
 
     let gz = GzBuilder::new().write(out, Compression::default());
     let mut tar = tar::Builder::new(gz);
@@ -155,58 +169,82 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PackageError + '_ {
     }
 }
 
-/// Walks `dir` (canonical), adding the files Helm's loader would load.
-fn collect(
-    root: &Path,
-    dir: &Path,
-    rel_dir: &str,
-    rules: &IgnoreRules,
-    files: &mut Vec<Selected>,
-    visiting: &mut HashSet<PathBuf>,
-) -> Result<(), PackageError> {
-    if !visiting.insert(dir.to_path_buf()) {
-        return Err(PackageError::LinkLoop(dir.to_path_buf()));
-    }
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_err(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if rel_dir.is_empty() {
-            name
-        } else {
-            format!("{rel_dir}/{name}")
-        };
-        let mut path = entry.path();
-        let mut file_type = entry.file_type().map_err(io_err(&path))?;
-        if file_type.is_symlink() {
-            let resolved = fs::canonicalize(&path).map_err(io_err(&path))?;
-            if !resolved.starts_with(root) {
-                return Err(PackageError::LinkEscapes(path));
-            }
-            file_type = fs::metadata(&resolved).map_err(io_err(&path))?.file_type();
-            path = resolved;
+/// The directory walk: what Helm's loader would load, and what the user should hear about.
+struct Walk<'a> {
+    /// The chart directory, canonical.
+    root: &'a Path,
+    rules: &'a IgnoreRules,
+    files: Vec<Selected>,
+    /// Canonical directories being walked, to refuse a symlink loop.
+    visiting: HashSet<PathBuf>,
+    warnings: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Walks `dir` (canonical), whose path relative to the chart root is `rel_dir`.
+    fn collect(&mut self, dir: &Path, rel_dir: &str) -> Result<(), PackageError> {
+        if !self.visiting.insert(dir.to_path_buf()) {
+            return Err(PackageError::LinkLoop(dir.to_path_buf()));
         }
-        if file_type.is_dir() {
-            if !rules.ignored(&rel, true) {
-                collect(root, &path, &rel, rules, files, visiting)?;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel_dir.is_empty() {
+                name
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            let link = entry.path();
+            let mut path = link.clone();
+            let mut file_type = entry.file_type().map_err(io_err(&link))?;
+            let mut outside = false;
+            if file_type.is_symlink() {
+                // Like Helm's sympath walk: follow it, wherever it leads.
+                let resolved = fs::canonicalize(&link).map_err(io_err(&link))?;
+                file_type = fs::metadata(&resolved).map_err(io_err(&link))?.file_type();
+                outside = !resolved.starts_with(self.root);
+                path = resolved;
             }
-        } else if rules.ignored(&rel, false) {
-            continue;
-        } else if file_type.is_file() {
-            let size = fs::metadata(&path).map_err(io_err(&path))?.len();
-            if size > MAX_FILE {
-                return Err(PackageError::FileTooLarge { path, size });
+            if file_type.is_dir() {
+                if !self.rules.ignored(&rel, true) {
+                    self.warn_outside(outside, &link, &path);
+                    self.collect(&path, &rel)?;
+                }
+            } else if self.rules.ignored(&rel, false) {
+                continue;
+            } else if file_type.is_file() {
+                let size = fs::metadata(&path).map_err(io_err(&path))?.len();
+                if size > MAX_FILE {
+                    return Err(PackageError::FileTooLarge { path: link, size });
+                }
+                self.warn_outside(outside, &link, &path);
+                self.files.push(Selected { rel, path });
+            } else if link != path {
+                return Err(PackageError::IrregularTarget {
+                    path: link,
+                    target: path,
+                });
+            } else {
+                return Err(PackageError::Irregular(path));
             }
-            files.push(Selected { rel, path });
-        } else {
-            return Err(PackageError::Irregular(path));
+        }
+        self.visiting.remove(dir);
+        Ok(())
+    }
+
+    fn warn_outside(&mut self, outside: bool, link: &Path, target: &Path) {
+        if outside {
+            self.warnings.push(format!(
+                "{} is a symlink to {}, outside the chart: its contents are packaged, as helm package does",
+                link.display(),
+                target.display()
+            ));
         }
     }
-    visiting.remove(dir);
-    Ok(())
 }
 
 /// Validates the subcharts under `charts/` and lists dependencies that are declared but absent.

@@ -151,7 +151,6 @@ async fn migrate_all(
         keep_going,
     };
     let outcomes = migrate::migrate(
-        &ctx.store,
         repo,
         registry,
         prefix,

@@ -14,6 +14,8 @@ use crate::store::{RefEntry, Store, StoreError};
 pub enum ExportError {
     #[error("{0} exists and is not empty (use --force to replace it)")]
     NotEmpty(PathBuf),
+    #[error("{0}: not a directory (-d names the directory to write NAME/ into)")]
+    NotADirectory(PathBuf),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{reference}: {source}")]
@@ -41,6 +43,9 @@ pub fn export(
     } else {
         dest.join(&entry.name)
     };
+    if fs::metadata(dest).is_ok_and(|m| !m.is_dir()) {
+        return Err(ExportError::NotADirectory(dest.to_path_buf()));
+    }
     let occupied = match fs::read_dir(&target) {
         Ok(mut rd) => rd.next().is_some(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,

@@ -73,7 +73,23 @@ pub async fn download(
         .tempfile_in(dir)
         .map_err(io(dir))?;
     let mut writer = HashingWriter::new(BufWriter::new(temp));
-    let size = repo.download(&url, &mut writer).await?;
+    let prov_url = if with_prov {
+        Some(
+            reqwest::Url::parse(&format!("{url}.prov"))
+                .map_err(|_| RepoError::BadUrl(format!("{url}.prov")))?,
+        )
+    } else {
+        None
+    };
+    // The archive and its (optional) .prov are asked for at once; the .prov is only kept once
+    // the archive has passed its digest check.
+    let (size, prov_bytes) = tokio::join!(repo.download(&url, &mut writer), async {
+        match &prov_url {
+            Some(u) => repo.download_optional(u).await,
+            None => Ok(None),
+        }
+    });
+    let size = size?;
     let (buffered, digest, _) = writer.finish();
     let temp = buffered.into_inner().map_err(|e| FetchError::Io {
         path: dest.to_path_buf(),
@@ -88,19 +104,13 @@ pub async fn download(
             actual: digest,
         });
     }
-    let prov = if with_prov {
-        let prov_url = reqwest::Url::parse(&format!("{url}.prov"))
-            .map_err(|_| RepoError::BadUrl(format!("{url}.prov")))?;
-        match repo.download_optional(&prov_url).await? {
-            Some(bytes) => {
-                let path = PathBuf::from(format!("{}.prov", dest.display()));
-                std::fs::write(&path, bytes).map_err(io(&path))?;
-                Some(path)
-            }
-            None => None,
+    let prov = match prov_bytes? {
+        Some(bytes) => {
+            let path = PathBuf::from(format!("{}.prov", dest.display()));
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+            Some(path)
         }
-    } else {
-        None
+        None => None,
     };
     temp.persist(dest).map_err(|e| FetchError::Io {
         path: dest.to_path_buf(),

@@ -2,11 +2,18 @@
 //! as `DEST_PREFIX/<chart>:<version with + as _>`.
 //!
 //! Each version is the composition the seed describes (fetch → save → push), run for many
-//! versions at once: the archive is downloaded and checked against the index digest, saved into
-//! the cache byte for byte (so the OCI chart layer digest is the index digest, with the index's
-//! `created` time as the annotation and a `.prov` as the provenance layer), then pushed. A
-//! version whose tag already holds a manifest with that chart layer is skipped, so a rerun
-//! pushes nothing; the registry's tags are listed once per chart to know which to check.
+//! versions at once: the archive is downloaded and checked against the index digest, saved byte
+//! for byte (so the OCI chart layer digest is the index digest, with the index's `created` time
+//! as the annotation and a `.prov` as the provenance layer), then pushed. A version whose tag
+//! already holds a manifest with that chart layer is skipped, so a rerun pushes nothing; the
+//! registry's tags are listed once per chart to know which to check.
+//!
+//! The save goes to a scratch cache of its own, in the version's temporary directory, not to the
+//! user's cache: a migration of a repository's whole history would otherwise leave every version
+//! in `~/.helm/registry`, and every save and push would work over an ever larger cache
+//! (`index.json` rewritten per save, every ref walked per push for mount candidates), which
+//! makes a 10,000-version migration quadratic. It also lets the `--jobs` transfers run without
+//! taking turns at one cache lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,7 +74,6 @@ async fn up_to_date(
 
 /// Migrates one version.
 async fn one(
-    store: &Store,
     repo: &Repo,
     registry: &Registry,
     entry: &IndexEntry,
@@ -95,6 +101,7 @@ async fn one(
     let file = dir
         .path()
         .join(format!("{}-{}.tgz", entry.name, entry.version));
+    let store = Store::new(dir.path().join("cache"));
     if let Err(e) = fetch::download(repo, entry, &file, true).await {
         return Outcome::Failed(e.to_string());
     }
@@ -111,7 +118,7 @@ async fn one(
         Ok(Err(e)) => return Outcome::Failed(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     }
-    match transfer::push(store, registry, target).await {
+    match transfer::push(&store, registry, target).await {
         Ok(_) => Outcome::Done,
         Err(e) => Outcome::Failed(e.to_string()),
     }
@@ -119,7 +126,6 @@ async fn one(
 
 /// Migrates `entries`, `jobs` at a time, calling `report` as each one ends.
 pub async fn migrate(
-    store: &Store,
     repo: &Repo,
     registry: &Registry,
     prefix: &Reference,
@@ -156,16 +162,7 @@ pub async fn migrate(
             let tag_exists = target
                 .tag()
                 .is_some_and(|t| existing.get(&entry.name).is_some_and(|s| s.contains(t)));
-            let outcome = one(
-                store,
-                repo,
-                registry,
-                entry,
-                &target,
-                tag_exists,
-                options.dry_run,
-            )
-            .await;
+            let outcome = one(repo, registry, entry, &target, tag_exists, options.dry_run).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }

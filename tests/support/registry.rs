@@ -419,7 +419,20 @@ impl Registry {
                 ));
             }
             match http_get(&url, &[]) {
-                Ok(_) => return Ok(()),
+                // The answer may come from someone else who took the port first (free_port()
+                // races): ours then exits at once with "address already in use". Give it the
+                // moment that takes before trusting the answer.
+                Ok(_) => {
+                    std::thread::sleep(Duration::from_millis(150));
+                    if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                        return Err(format!(
+                            "docker-registry exited with {status} after {} answered\n--- stderr\n{}",
+                            self.host(),
+                            self.log()
+                        ));
+                    }
+                    return Ok(());
+                }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(format!(
                         "GET {url} still fails after {START_TIMEOUT:?}: {e}\n--- stderr\n{}",
