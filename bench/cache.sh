@@ -28,7 +28,7 @@ done
 work="$root/bench/work/cache"
 rm -rf "$work"
 mkdir -p "$work"
-[[ "${KEEP:-0}" == 1 ]] || trap 'rm -rf "$work"' EXIT
+source "$root/bench/lib.sh"
 
 use_hyperfine() { [[ "${NO_HYPERFINE:-0}" != 1 ]] && command -v hyperfine >/dev/null; }
 if use_hyperfine; then timer="hyperfine $(hyperfine --version | cut -d' ' -f2)"; else timer="bash/python loop"; fi
@@ -60,7 +60,6 @@ PY
   fi
 }
 
-ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 
 # --- 1. save: a ~20 MB chart ------------------------------------------------------------------
 # Deterministic (seeded) chart: Chart.yaml, values.yaml and ~200 templates of Kubernetes-like

@@ -33,9 +33,7 @@ done
 venv="${CHARTCACHE_PEERS:-$HOME/.cache/chartcache-peers}/venv"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-index.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+source "$root/bench/lib.sh"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"

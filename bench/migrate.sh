@@ -41,12 +41,7 @@ done
 venv="${CHARTCACHE_PEERS:-$HOME/.cache/chartcache-peers}/venv"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-migrate.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "bench/migrate.sh: $1 did not come up" >&2; exit 1; }
+source "$root/bench/lib.sh"
 
 # The repository: real archives and their index, served by python's http.server (threaded).
 web_port=$(free_port)
@@ -60,19 +55,8 @@ pids+=($!)
 wait_http "$repo_url/index.yaml"
 
 # The registry.
-reg_port=$(free_port)
-host="127.0.0.1:$reg_port"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $work/storage}
-  delete: {enabled: true}
-http: {addr: $host, secret: bench}
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-wait_http "http://$host/v2/"
+start_registry registry
+host=$started
 
 export HELM_REGISTRY_CONFIG="$work/creds.json"
 load() { cut -d' ' -f1-3 /proc/loadavg; }

@@ -18,23 +18,10 @@ for tool in docker-registry skopeo /usr/bin/time python3; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-registry.XXXXXX")
-reg_pid=""
-cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+source "$root/bench/lib.sh"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-host="127.0.0.1:$port"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $work/storage}
-  delete: {enabled: true}
-http: {addr: $host, secret: bench}
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do curl -sf "http://$host/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+start_registry registry
+host=$started
 
 export HELM_REGISTRY_CONFIG="$work/creds.json"
 skopeo_flags=(--insecure-policy --src-tls-verify=false --dest-tls-verify=false)

@@ -28,15 +28,7 @@ done
 work="$root/bench/work/serve"
 rm -rf "$work"
 mkdir -p "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ "${KEEP:-0}" == 1 ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$root/bench/lib.sh"
 
 # --- the cache: 10,000 chart versions, a 1 MB chart and a 20 MB chart ------------------------
 home="$work/home"
@@ -126,7 +118,7 @@ cc_port=$(free_port)
 "$bin" --home "$home" -q serve --listen "127.0.0.1:$cc_port" >"$work/serve.out" 2>"$work/serve.err" &
 cc_pid=$!
 pids+=("$cc_pid")
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$cc_port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_http "http://127.0.0.1:$cc_port/v2/"
 cc="http://127.0.0.1:$cc_port"
 
 # nginx serves the very bytes chartcache serves, as static files.
@@ -168,7 +160,7 @@ EOF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx/stderr" &
 pids+=("$!")
 ng="http://127.0.0.1:$ng_port"
-for _ in $(seq 100); do curl -fs "$ng/index.yaml" -o /dev/null 2>&1 && break; sleep 0.1; done
+wait_http "$ng/index.yaml"
 cmp -s <(curl -fs "$ng/index.yaml") <(curl -fs "$cc/index.yaml") || { echo "bench/serve.sh: nginx and chartcache disagree on index.yaml" >&2; exit 1; }
 
 # rps URL CONNECTIONS: wrk's requests per second (2 threads: this machine's cores are shared).
@@ -177,7 +169,7 @@ rps() {
   grep -q "Non-2xx" "$work/wrk.out" && { echo "bench/serve.sh: errors from $1" >&2; cat "$work/wrk.out" >&2; exit 1; }
   awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
 }
-ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+transfer() { awk '/Transfer\/sec/ {print $2}' "$work/wrk.out"; }
 
 index_bytes=$(stat -c %s "$static/index.yaml")
 big_bytes=$(stat -c %s "$static/charts/big-1.0.0.tgz")
@@ -188,8 +180,10 @@ ng_index=$(rps "$ng/index.yaml" 16)
 cc_big=$(rps "$cc/charts/big-1.0.0.tgz" 16)
 ng_big=$(rps "$ng/charts/big-1.0.0.tgz" 16)
 cc_rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$cc_pid/status")
-cc_huge=$(rps "$cc/charts/huge-1.0.0.tgz" 200)
-ng_huge=$(rps "$ng/charts/huge-1.0.0.tgz" 200)
+rps "$cc/charts/huge-1.0.0.tgz" 200 >/dev/null
+cc_huge=$(transfer)
+rps "$ng/charts/huge-1.0.0.tgz" 200 >/dev/null
+ng_huge=$(transfer)
 cc_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$cc_pid/status")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -201,5 +195,5 @@ chartcache serve benchmark (wrk -t2, ${secs} s per run, keep-alive; $(nproc) cor
   chart   GET /charts/big-1.0.0.tgz ($((big_bytes / 1024)) KiB), 16 connections
           chartcache ${cc_big} req/s   nginx ${ng_big} req/s   ratio $(ratio "$cc_big" "$ng_big")x  (goal >= 0.50x)
   memory  GET /charts/huge-1.0.0.tgz ($((huge_bytes / 1024 / 1024)) MiB), 200 connections at once
-          chartcache ${cc_huge} req/s   nginx ${ng_huge} req/s;  chartcache peak RSS $((cc_hwm / 1024)) MiB (before the 200: $((cc_rss_before / 1024)) MiB)
+          chartcache ${cc_huge}/s   nginx ${ng_huge}/s;  chartcache peak RSS $((cc_hwm / 1024)) MiB (before the 200: $((cc_rss_before / 1024)) MiB)
 EOF

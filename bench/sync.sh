@@ -25,32 +25,7 @@ for tool in docker-registry skopeo curl python3; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-sync.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_registry() { # NAME: starts it, sets $started to its host:port (not echoed: a subshell
-  local name=$1 port  # would lose the pid, and the registry would outlive the script)
-  port=$(free_port)
-  cat >"$work/$name.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $work/$name-storage}
-  delete: {enabled: true}
-http: {addr: 127.0.0.1:$port, secret: bench}
-EOF
-  docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  started_pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
-  started="127.0.0.1:$port"
-}
+source "$root/bench/lib.sh"
 stop_registry() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 start_registry src; src=$started
 
@@ -85,7 +60,6 @@ timed() { # FILE COMMAND...: appends the wall time of COMMAND (output discarded)
   python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1" >>"$out"
 }
 median() { python3 -c 'import statistics,sys; print("%.4f" % statistics.median(float(l) for l in open(sys.argv[1])))' "$1"; }
-ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 
 for f in cold_cc cold_sk warm_cc warm_sk; do : >"$work/$f"; done
 dst_cc="" dst_sk="" pid_cc="" pid_sk=""
