@@ -92,6 +92,24 @@ fn stdout_lines(text: &str) -> Vec<String> {
     v
 }
 
+/// The sorted lines a migrate of every chart of `repo` prints: one `PREFIX/NAME:TAG: outcome`
+/// per version, then `summary`.
+fn every_chart_then(
+    repo: &RepoFixture,
+    prefix: &str,
+    outcome: &str,
+    summary: String,
+) -> Vec<String> {
+    let mut want: Vec<String> = repo
+        .charts
+        .iter()
+        .map(|c| format!("{prefix}/{}:{}: {outcome}", c.name, c.tag()))
+        .collect();
+    want.push(summary);
+    want.sort();
+    want
+}
+
 fn summary(verb: &str, done: usize, skipped: usize, failed: usize, url: &str) -> String {
     format!(
         "{verb}: {done}, skipped: {skipped}, failed: {failed} (of {} chart versions from {url})",
@@ -208,13 +226,12 @@ fn migrates_every_version_byte_for_byte_and_a_rerun_pushes_nothing() {
     let out = migrate(&sb, &[&url, &prefix]);
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut want: Vec<String> = repo
-        .charts
-        .iter()
-        .map(|c| format!("{prefix}/{}:{}: migrated", c.name, c.tag()))
-        .collect();
-    want.push(summary("Migrated", 6, 0, 0, &url));
-    want.sort();
+    let want = every_chart_then(
+        &repo,
+        &prefix,
+        "migrated",
+        summary("Migrated", 6, 0, 0, &url),
+    );
     assert_eq!(stdout_lines(&stdout), want, "{}", describe(&out));
     assert_eq!(
         stdout.lines().last(),
@@ -261,13 +278,12 @@ fn migrates_every_version_byte_for_byte_and_a_rerun_pushes_nothing() {
     let out = migrate(&sb, &[&url, &prefix]);
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut want: Vec<String> = repo
-        .charts
-        .iter()
-        .map(|c| format!("{prefix}/{}:{}: up to date, skipped", c.name, c.tag()))
-        .collect();
-    want.push(summary("Migrated", 0, 6, 0, &url));
-    want.sort();
+    let want = every_chart_then(
+        &repo,
+        &prefix,
+        "up to date, skipped",
+        summary("Migrated", 0, 6, 0, &url),
+    );
     assert_eq!(stdout_lines(&stdout), want, "{}", describe(&out));
     assert_eq!(
         server.paths(),
@@ -307,13 +323,12 @@ fn dry_run_changes_nothing() {
     let before = storage_snapshot(&reg);
     let cache_before = sb.snapshot();
     let out = migrate_ok(&sb, &[&url, &prefix, "--dry-run"]);
-    let mut want: Vec<String> = repo
-        .charts
-        .iter()
-        .map(|c| format!("{prefix}/{}:{}: would migrate", c.name, c.tag()))
-        .collect();
-    want.push(summary("To migrate", 6, 0, 0, &url));
-    want.sort();
+    let want = every_chart_then(
+        &repo,
+        &prefix,
+        "would migrate",
+        summary("To migrate", 6, 0, 0, &url),
+    );
     assert_eq!(stdout_lines(&out), want);
     assert!(
         storage_snapshot(&reg) == before,
