@@ -30,6 +30,7 @@ pub mod registry;
 pub mod store;
 pub mod tasks;
 pub mod version;
+pub mod yaml;
 
 /// Renders an error and its causes as one line, leaving out causes whose text the message
 /// before them already contains (most of our messages embed their cause).
@@ -42,7 +43,9 @@ pub fn error_line(err: &anyhow::Error) -> String {
             line.push_str(&text);
         }
     }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    // One line, and nothing a server or an archive put in a message may drive the terminal.
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    output::terminal_safe(&line).into_owned()
 }
 
 /// Whether an error comes from writing to a closed pipe.

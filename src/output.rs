@@ -151,9 +151,14 @@ impl Table {
         }
     }
 
-    /// Append a row.
+    /// Append a row. Cells are made terminal-safe: names and versions can come from outside.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| terminal_safe(&c).into_owned())
+                .collect(),
+        );
     }
 
     fn column_widths(&self) -> Vec<usize> {
@@ -193,9 +198,41 @@ impl fmt::Display for Table {
     }
 }
 
+/// Text from outside made safe for a terminal: every control character except newline and
+/// tab (escape sequences, carriage returns, backspaces, C1 controls, DEL) is written as an
+/// escape like `\u{1b}`, so a chart, registry or server can never move the cursor, recolour,
+/// retitle or rewrite what the user sees. Text without them is borrowed unchanged.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_safe_escapes_controls_but_not_newlines() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(
+            terminal_safe("a\x1b[31mred\r\x07\u{9b}"),
+            "a\\u{1b}[31mred\\u{d}\\u{7}\\u{9b}"
+        );
+        let mut t = Table::new(&["NAME"]);
+        t.row(vec!["evil\x1b]0;title\x07".into()]);
+        assert!(!t.to_string().contains('\x1b'));
+    }
 
     #[test]
     fn sizes() {

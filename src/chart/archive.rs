@@ -11,7 +11,10 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use std::cell::Cell;
+use std::rc::Rc;
+
+use flate2::read::MultiGzDecoder;
 
 use super::metadata::{Metadata, MetadataError};
 
@@ -19,6 +22,8 @@ use super::metadata::{Metadata, MetadataError};
 pub const MAX_UNPACKED: u64 = 100 * 1024 * 1024;
 /// Helm's cap on one file of a chart.
 pub const MAX_FILE: u64 = 5 * 1024 * 1024;
+/// Go's cap on a GNU long name or a PAX extended header (`archive/tar`'s `maxSpecialFileSize`).
+pub const MAX_SPECIAL: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -28,6 +33,12 @@ pub enum ArchiveError {
     AbsolutePath(String),
     #[error("archive entry {0:?} points outside the chart (contains '..')")]
     ParentPath(String),
+    #[error("archive entry {path:?} has {what} in its path; charts never do")]
+    BadPath { path: String, what: &'static str },
+    #[error("archive entry {0:?}: its path is not valid UTF-8")]
+    NotUtf8(String),
+    #[error("an extension header (long name or PAX) of {size} bytes is over the limit of 1 MiB")]
+    HeaderTooLarge { size: u64 },
     #[error("archive entries must share one top folder, found {0:?} and {1:?}")]
     SeveralTops(String, String),
     #[error("archive entry {path:?} is a link to {target:?}, outside the chart")]
@@ -38,7 +49,7 @@ pub enum ArchiveError {
     Irregular(String),
     #[error("archive entry {path:?} is {size} bytes, over Helm's limit of 5 MiB per file")]
     FileTooLarge { path: String, size: u64 },
-    #[error("the chart unpacks to more than Helm's limit of 100 MiB")]
+    #[error("the chart unpacks to more than Helm's limit of 100 MiB (headers included)")]
     TooLarge,
     #[error("archive entry {0:?} is not inside the chart's top folder")]
     NotInFolder(String),
@@ -64,57 +75,106 @@ pub enum EntryKind {
 
 /// Walks a gzip'd chart archive, calling `visit(path, kind, data)` for every entry with `path`
 /// relative to the top folder. Returns the top folder's name.
+///
+/// The archive is read the way Helm (Go's `compress/gzip` and `archive/tar`) reads it, so what
+/// is checked here is what Helm would load: every gzip member (a second member is more of the
+/// same tar stream, not trailing junk), GNU long names and PAX `path`/`linkpath` records in Go's
+/// order of precedence. The tar crate runs in raw mode so that long-name and PAX entries reach
+/// this function as entries and can be capped before they are read into memory.
 pub fn walk<R: Read>(
     reader: R,
     mut visit: impl FnMut(&str, &EntryKind, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<String, ArchiveError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(reader));
-    let entries = archive.entries().map_err(corrupt)?;
+    let stream = LimitedReader::new(MultiGzDecoder::new(reader), MAX_UNPACKED);
+    let tripped = stream.tripped.clone();
+    let too_large = |e: io::Error| {
+        if tripped.get() {
+            ArchiveError::TooLarge
+        } else {
+            corrupt(e)
+        }
+    };
+    let mut archive = tar::Archive::new(stream);
+    let entries = archive.entries().map_err(&too_large)?.raw(true);
     let mut top: Option<String> = None;
     let mut total: u64 = 0;
     // Links and entry paths, checked together at the end: a link is only safe or unsafe in
     // the light of the other links.
     let mut links: HashMap<String, String> = HashMap::new();
     let mut paths: Vec<String> = Vec::new();
+    // What the extension entries before a member say about it.
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
+    let mut pax: Option<Vec<u8>> = None;
     for entry in entries {
-        let mut entry = entry.map_err(corrupt)?;
-        let kind = match entry.header().entry_type() {
+        let mut entry = entry.map_err(&too_large)?;
+        let entry_type = entry.header().entry_type();
+        let header_size = entry.header().size().map_err(corrupt)?;
+        // Extension entries: read (capped, as Go caps them) and applied to the next member.
+        let special = match entry_type {
+            tar::EntryType::GNULongName => Some(&mut long_name),
+            tar::EntryType::GNULongLink => Some(&mut long_link),
+            tar::EntryType::XHeader => Some(&mut pax),
+            tar::EntryType::XGlobalHeader => None,
+            _ => None,
+        };
+        if matches!(
+            entry_type,
+            tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+                | tar::EntryType::XHeader
+                | tar::EntryType::XGlobalHeader
+        ) {
+            if header_size > MAX_SPECIAL {
+                return Err(ArchiveError::HeaderTooLarge { size: header_size });
+            }
+            let mut data = Vec::new();
+            (&mut entry)
+                .take(MAX_SPECIAL)
+                .read_to_end(&mut data)
+                .map_err(&too_large)?;
+            if let Some(slot) = special {
+                if slot.is_some() {
+                    return Err(ArchiveError::Corrupt(
+                        "two extension headers describe the same entry".into(),
+                    ));
+                }
+                *slot = Some(data);
+            }
+            continue;
+        }
+        let member = Member::new(
+            entry.header(),
+            long_name.take(),
+            long_link.take(),
+            pax.take(),
+            header_size,
+        )?;
+        let raw = member.path.clone();
+        let kind = match entry_type {
             tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
             tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(corrupt)?
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                EntryKind::Symlink(target)
-            }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
-            tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
-            tar::EntryType::Link => {
-                return Err(ArchiveError::HardLink(lossy_path(&entry)));
-            }
-            _ => return Err(ArchiveError::Irregular(lossy_path(&entry))),
+            tar::EntryType::Symlink => EntryKind::Symlink(member.link.clone().unwrap_or_default()),
+            tar::EntryType::Link => return Err(ArchiveError::HardLink(raw)),
+            _ => return Err(ArchiveError::Irregular(raw)),
         };
-        let raw = lossy_path(&entry);
-        let (first, rest) = match raw.split_once('/') {
-            Some((f, r)) => (f.to_string(), r.trim_end_matches('/').to_string()),
-            None => (raw.clone(), String::new()),
-        };
-        check_path(&raw)?;
+        let (first, rest) = split_entry_path(&raw)?;
         match &top {
             None => top = Some(first.clone()),
             Some(t) if *t != first => return Err(ArchiveError::SeveralTops(t.clone(), first)),
             Some(_) => {}
         }
         if rest.is_empty() {
-            if kind == EntryKind::File && raw == "Chart.yaml" {
-                return Err(ArchiveError::ChartYamlNotInBase);
-            }
             if kind == EntryKind::Dir {
                 continue;
             }
+            if kind == EntryKind::File && raw == "Chart.yaml" {
+                return Err(ArchiveError::ChartYamlNotInBase);
+            }
             return Err(ArchiveError::NotInFolder(raw));
+        }
+        if let EntryKind::Symlink(target) = &kind {
+            check_link_text(&raw, target)?;
         }
         match &kind {
             EntryKind::Symlink(target) => {
@@ -122,7 +182,7 @@ pub fn walk<R: Read>(
             }
             _ => paths.push(rest.clone()),
         }
-        let size = entry.header().size().map_err(corrupt)?;
+        let size = member.size;
         if kind == EntryKind::File && size > MAX_FILE {
             return Err(ArchiveError::FileTooLarge { path: raw, size });
         }
@@ -133,7 +193,7 @@ pub fn walk<R: Read>(
             count: 0,
         };
         visit(&rest, &kind, &mut counting)?;
-        io::copy(&mut counting, &mut io::sink()).map_err(corrupt)?;
+        io::copy(&mut counting, &mut io::sink()).map_err(&too_large)?;
         if counting.count > MAX_FILE {
             return Err(ArchiveError::FileTooLarge {
                 path: raw,
@@ -145,9 +205,82 @@ pub fn walk<R: Read>(
             return Err(ArchiveError::TooLarge);
         }
     }
+    if long_name.is_some() || long_link.is_some() || pax.is_some() {
+        return Err(ArchiveError::Corrupt(
+            "the archive ends with an extension header that describes no entry".into(),
+        ));
+    }
     let top = top.ok_or_else(|| ArchiveError::Corrupt("the archive is empty".into()))?;
     check_links(&top, &links, &paths)?;
     Ok(top)
+}
+
+/// One archive member's name, link target and size, after its extension headers: a GNU long
+/// name beats a PAX `path`, which beats the header's own (ustar prefix + name), as in Go.
+struct Member {
+    path: String,
+    link: Option<String>,
+    size: u64,
+}
+
+impl Member {
+    fn new(
+        header: &tar::Header,
+        long_name: Option<Vec<u8>>,
+        long_link: Option<Vec<u8>>,
+        pax: Option<Vec<u8>>,
+        header_size: u64,
+    ) -> Result<Self, ArchiveError> {
+        let mut pax_path = None;
+        let mut pax_link = None;
+        if let Some(records) = &pax {
+            for record in tar::PaxExtensions::new(records) {
+                let record = record.map_err(|_| {
+                    ArchiveError::Corrupt("a PAX extended header is malformed".into())
+                })?;
+                match record.key_bytes() {
+                    b"path" => pax_path = Some(record.value_bytes().to_vec()),
+                    b"linkpath" => pax_link = Some(record.value_bytes().to_vec()),
+                    // Raw mode sizes the member by its header; Go would use this record.
+                    // Charts never need it (5 MiB fits any header), so a disagreement is
+                    // refused rather than read two ways.
+                    b"size" => {
+                        let pax_size = record.value().ok().and_then(|v| v.parse::<u64>().ok());
+                        if pax_size != Some(header_size) {
+                            return Err(ArchiveError::Corrupt(
+                                "a PAX size record disagrees with its entry's header".into(),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let trim = |mut bytes: Vec<u8>| {
+            while bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            bytes
+        };
+        let path_bytes = long_name
+            .map(trim)
+            .or(pax_path)
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let link_bytes = long_link
+            .map(trim)
+            .or(pax_link)
+            .or_else(|| header.link_name_bytes().map(|b| b.into_owned()));
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).map_err(|e| {
+                ArchiveError::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
+        };
+        Ok(Member {
+            path: text(path_bytes)?,
+            link: link_bytes.map(text).transpose()?,
+            size: header_size,
+        })
+    }
 }
 
 /// Every link must resolve inside the chart, following the other links on the way, and no
@@ -318,23 +451,93 @@ fn corrupt(e: io::Error) -> ArchiveError {
     ArchiveError::Corrupt(e.to_string())
 }
 
-fn lossy_path<R: Read>(entry: &tar::Entry<'_, R>) -> String {
-    String::from_utf8_lossy(&entry.path_bytes()).into_owned()
-}
-
-/// Rejects absolute paths, Windows drive paths and any `..` component.
-fn check_path(raw: &str) -> Result<(), ArchiveError> {
+/// Splits an entry path into its top folder and the path below it, after checking every
+/// component: no absolute or drive paths, no empty (`a//b`), `.` or `..` components, no
+/// backslashes (Helm would read them as separators) and no control characters. A trailing `/`
+/// (directories) is allowed. Helm normalises some of these and refuses others; refusing them
+/// all keeps what is checked and what is written the same path.
+fn split_entry_path(raw: &str) -> Result<(String, String), ArchiveError> {
+    let bad = |what| ArchiveError::BadPath {
+        path: raw.to_string(),
+        what,
+    };
     let bytes = raw.as_bytes();
     if raw.starts_with('/')
-        || raw.starts_with('\\')
         || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic())
     {
         return Err(ArchiveError::AbsolutePath(raw.to_string()));
     }
-    if raw.split(['/', '\\']).any(|c| c == "..") {
-        return Err(ArchiveError::ParentPath(raw.to_string()));
+    if raw.contains('\\') {
+        return Err(bad("a backslash"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(bad("a control character"));
+    }
+    let trimmed = raw.strip_suffix('/').unwrap_or(raw);
+    let mut components = trimmed.split('/');
+    let mut parts = Vec::new();
+    for c in components.by_ref() {
+        match c {
+            "" => return Err(bad("an empty component ('//')")),
+            "." => return Err(bad("a '.' component")),
+            ".." => return Err(ArchiveError::ParentPath(raw.to_string())),
+            c => parts.push(c),
+        }
+    }
+    let (first, rest) = parts.split_first().ok_or_else(|| bad("no name"))?;
+    Ok((first.to_string(), rest.join("/")))
+}
+
+/// A link target must be plain text: no control characters, no backslashes. Where it leads is
+/// checked by [`check_links`] once every entry is known.
+fn check_link_text(path: &str, target: &str) -> Result<(), ArchiveError> {
+    if target.chars().any(char::is_control) || target.contains('\\') {
+        return Err(ArchiveError::LinkEscapes {
+            path: path.to_string(),
+            target: target.to_string(),
+        });
     }
     Ok(())
+}
+
+/// The decompressed stream, capped at `limit` bytes in all (tar headers, padding and extension
+/// entries included): past it, reads fail and `tripped` says why.
+struct LimitedReader<R> {
+    inner: R,
+    left: u64,
+    tripped: Rc<Cell<bool>>,
+}
+
+impl<R> LimitedReader<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        LimitedReader {
+            inner,
+            left: limit,
+            tripped: Rc::new(Cell::new(false)),
+        }
+    }
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // One byte more tells a stream that ends exactly at the limit from a longer one.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.tripped.set(true);
+                    Err(io::Error::other(
+                        "the decompressed archive is over the limit",
+                    ))
+                }
+            };
+        }
+        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -386,7 +589,14 @@ mod tests {
 
     #[test]
     fn path_checks() {
-        assert!(check_path("mychart/Chart.yaml").is_ok());
+        assert_eq!(
+            split_entry_path("mychart/templates/a.yaml").unwrap(),
+            ("mychart".to_string(), "templates/a.yaml".to_string())
+        );
+        assert_eq!(
+            split_entry_path("mychart/").unwrap(),
+            ("mychart".to_string(), String::new())
+        );
         for bad in [
             "/etc/passwd",
             "mychart/../../x",
@@ -394,8 +604,15 @@ mod tests {
             "..",
             "a/..",
             "\\x",
+            "mychart//tmp/x",
+            "mychart/./x",
+            "./mychart/x",
+            "mychart/a\x1b[31m",
+            "mychart/a\nb",
+            "",
+            "mychart//",
         ] {
-            assert!(check_path(bad).is_err(), "{bad}");
+            assert!(split_entry_path(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -21,7 +21,7 @@ pub enum MetadataError {
     #[error("chart.metadata.name is required")]
     NoName,
     #[error(
-        "chart.metadata.name {0:?} is invalid: it must not be '.' or '..' or contain a path separator"
+        "chart.metadata.name {0:?} is invalid: use at most 250 letters, digits, '.', '_' and '-', not '.' or '..'"
     )]
     BadName(String),
     #[error("chart.metadata.version is required")]
@@ -233,8 +233,9 @@ impl Metadata {
         let mut md: Metadata = if bytes.iter().all(u8::is_ascii_whitespace) {
             Metadata::default()
         } else {
-            serde_norway::from_slice(bytes)
-                .map_err(|e| MetadataError::Yaml(one_line(&e.to_string())))?
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| MetadataError::Yaml("not valid UTF-8".into()))?;
+            crate::yaml::from_small(text).map_err(|e| MetadataError::Yaml(one_line(&e)))?
         };
         if md.api_version.is_empty() {
             md.api_version = "v1".to_string();
@@ -251,15 +252,11 @@ impl Metadata {
         if self.name.is_empty() {
             return Err(MetadataError::NoName);
         }
-        if self.name == "." || self.name == ".." || self.name.contains(['/', '\\']) {
-            return Err(MetadataError::BadName(self.name.clone()));
-        }
+        check_name(&self.name)?;
         if self.version.is_empty() {
             return Err(MetadataError::NoVersion);
         }
-        version::parse(&self.version).map_err(|e| MetadataError::BadVersion {
-            reason: e.to_string(),
-        })?;
+        check_version(&self.version)?;
         if !matches!(self.chart_type.as_str(), "" | "application" | "library") {
             return Err(MetadataError::BadType(self.chart_type.clone()));
         }
@@ -280,6 +277,21 @@ impl Metadata {
         Ok(())
     }
 
+    /// A config blob from a registry: the chart's name and version must be valid, since they
+    /// name files in the cache and are printed.
+    pub fn from_registry_config(bytes: &[u8]) -> Result<Self, MetadataError> {
+        let md = Self::from_config_json(bytes)?;
+        if md.name.is_empty() {
+            return Err(MetadataError::NoName);
+        }
+        check_name(&md.name)?;
+        if md.version.is_empty() {
+            return Err(MetadataError::NoVersion);
+        }
+        check_version(&md.version)?;
+        Ok(md)
+    }
+
     /// The OCI config blob: Go's `json.Marshal(metadata)`.
     pub fn to_config_json(&self) -> Vec<u8> {
         crate::gojson::to_vec(self)
@@ -289,6 +301,44 @@ impl Metadata {
     pub fn from_config_json(bytes: &[u8]) -> Result<Self, MetadataError> {
         serde_json::from_slice(bytes).map_err(|e| MetadataError::Yaml(e.to_string()))
     }
+}
+
+/// Longest chart name accepted: it is a directory name and part of `NAME-VERSION.tgz`.
+pub const MAX_NAME: usize = 250;
+/// Longest version accepted: it becomes an OCI tag, which holds at most 128 characters.
+pub const MAX_VERSION: usize = 128;
+
+/// Helm's chart name rule (`helm create`: `^[a-zA-Z0-9._-]+$`), which every real chart
+/// follows, and never `.` or `..`. Names from any source (Chart.yaml, a registry's config
+/// blob, an index entry) pass here before they name a file or reach a terminal; Helm's own
+/// loader only refuses path separators, which leaves control characters and `..` through.
+pub fn check_name(name: &str) -> Result<(), MetadataError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(MetadataError::BadName(name.to_string()))
+    }
+}
+
+/// A chart version: SemVer as Helm reads it, at most [`MAX_VERSION`] characters. Its
+/// characters are then letters, digits, `.`, `-` and `+` only.
+pub fn check_version(v: &str) -> Result<(), MetadataError> {
+    if v.len() > MAX_VERSION {
+        return Err(MetadataError::BadVersion {
+            reason: format!("the version is longer than {MAX_VERSION} characters"),
+        });
+    }
+    version::parse(v).map_err(|e| MetadataError::BadVersion {
+        reason: e.to_string(),
+    })?;
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
@@ -427,6 +477,12 @@ dependencies:
             ("apiVersion: v2\nversion: 1.0.0", "name is required"),
             ("apiVersion: v2\nname: a/b\nversion: 1.0.0", "name"),
             ("apiVersion: v2\nname: ..\nversion: 1.0.0", "name"),
+            (
+                "apiVersion: v2\nname: \"a\\e[31mb\"\nversion: 1.0.0",
+                "name",
+            ),
+            ("apiVersion: v2\nname: \"a b\"\nversion: 1.0.0", "name"),
+            ("apiVersion: v2\nname: \"\"\nversion: 1.0.0", "name"),
             ("apiVersion: v2\nname: x", "version is required"),
             (
                 "apiVersion: v2\nname: x\nversion: one",

@@ -297,7 +297,8 @@ fn check_subcharts(
     if declared.is_empty() {
         let req_path = dir.join("requirements.yaml");
         if let Ok(raw) = fs::read(&req_path)
-            && let Ok(req) = serde_norway::from_slice::<Requirements>(&raw)
+            && let Ok(text) = std::str::from_utf8(&raw)
+            && let Ok(req) = crate::yaml::from_small::<Requirements>(text)
         {
             declared = req.dependencies;
         }

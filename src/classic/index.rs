@@ -6,13 +6,15 @@
 //! created); everything else a chart's entry carries comes from its `Chart.yaml` when the chart
 //! itself is read. Indexes of tens of megabytes are normal (Bitnami's full history), so the
 //! file is parsed once, streamed straight into these small structs by `serde-saphyr`, which
-//! (unlike `serde_norway`, used for Chart.yaml) does not first buffer every YAML event: a 50 MB
-//! index takes about 100 MB of memory instead of about 540 MB.
+//! does not first buffer every YAML event (a 50 MB index takes about 100 MB of memory instead
+//! of about 540 MB through `serde_norway`), within [`crate::yaml`]'s limits on nesting and
+//! aliases. The caller caps the size of the download.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::chart::metadata::{check_name, check_version};
 use crate::constraint::Constraint;
 use crate::version;
 
@@ -64,13 +66,6 @@ pub struct Index {
     pub entries: BTreeMap<String, Vec<IndexEntry>>,
     /// Entries Helm would skip, with why.
     pub warnings: Vec<String>,
-}
-
-/// The first line of a parser message (serde-saphyr adds a source snippet below it), without
-/// its `error: ` lead-in.
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or(s).trim();
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 /// Accepts any YAML scalar as a string (versions like `1.0` are floats to YAML); anything else
@@ -131,25 +126,8 @@ impl Index {
                 .count();
             malformed(format!("line {line}: not valid UTF-8"))
         })?;
-        let raw: RawIndex = serde_saphyr::from_str_with_options(text, Self::options())
-            .map_err(|e| malformed(first_line(&e.to_string())))?;
+        let raw: RawIndex = crate::yaml::from_large(text).map_err(malformed)?;
         Index::from_raw(raw, source_name)
-    }
-
-    /// Parses an index as it streams in (slower than [`Index::parse`], but never holds the
-    /// text).
-    pub fn from_reader(reader: impl std::io::Read, source_name: &str) -> Result<Self, IndexError> {
-        let raw: RawIndex = serde_saphyr::from_reader_with_options(reader, Self::options())
-            .map_err(|e| IndexError::Malformed {
-                source_name: source_name.to_string(),
-                reason: first_line(&e.to_string()),
-            })?;
-        Index::from_raw(raw, source_name)
-    }
-
-    fn options() -> serde_saphyr::Options {
-        // No budget: the index is one the user asked for, and its size is what it is.
-        serde_saphyr::options! { budget: None }
     }
 
     fn from_raw(raw: RawIndex, source_name: &str) -> Result<Self, IndexError> {
@@ -168,12 +146,19 @@ impl Index {
                         .push(format!("skipping an empty entry of chart {name:?}"));
                     continue;
                 };
-                match version::parse(&entry.version) {
+                if entry.name.is_empty() {
+                    entry.name = name.clone();
+                }
+                // As Helm's loader: an invalid entry is skipped with a warning. The name and
+                // version name files (`NAME-VERSION.tgz`) and reach the terminal, so they are
+                // held to the rules of a chart's own Chart.yaml.
+                let checked = check_name(&entry.name)
+                    .and_then(|()| check_version(&entry.version))
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| version::parse(&entry.version).map_err(|e| e.to_string()));
+                match checked {
                     Ok(v) => {
                         entry.semver = Some(v);
-                        if entry.name.is_empty() {
-                            entry.name = name.clone();
-                        }
                         kept.push(entry);
                     }
                     Err(e) => index.warnings.push(format!(

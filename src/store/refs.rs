@@ -249,6 +249,16 @@ fn up_to_root(reference: &Reference) -> String {
 
 pub(super) fn set(store: &Store, reference: &Reference, target: &RefTarget) -> Result<()> {
     let tag = tag_of(reference)?;
+    // The name and version become `charts/<name>/versions/<version>`: callers validate them
+    // where they enter, and the store refuses anything that could leave that directory.
+    let marker_names = crate::chart::metadata::check_name(&target.name)
+        .and_then(|()| crate::chart::metadata::check_version(&target.version));
+    if let Err(e) = marker_names {
+        return Err(StoreError::Corrupt {
+            path: store.root().join("charts"),
+            reason: format!("refusing to store {reference}: {e}"),
+        });
+    }
     for digest in [&target.manifest, &target.config, &target.content]
         .into_iter()
         .chain(target.prov.as_ref())

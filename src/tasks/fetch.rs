@@ -19,6 +19,8 @@ pub enum FetchError {
         expected: String,
         actual: Digest,
     },
+    #[error("{url}: the chart archive is larger than {} MiB, refused; nothing was kept", limit >> 20)]
+    TooLarge { url: String, limit: u64 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -39,6 +41,31 @@ pub struct Fetched {
     pub digest: Digest,
     pub size: u64,
     pub prov: Option<PathBuf>,
+}
+
+/// The largest chart archive downloaded: an archive that unpacks within Helm's 100 MiB cannot
+/// be much larger than that compressed.
+pub const MAX_ARCHIVE: u64 = crate::chart::archive::MAX_UNPACKED + (1 << 20);
+
+/// A writer that refuses to take more than `left` bytes in all.
+struct CappedWriter<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CappedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.left = 0;
+            return Err(std::io::Error::other("over the size limit"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The index's digest, with or without its `sha256:` prefix.
@@ -72,7 +99,10 @@ pub async fn download(
         .prefix(".chartcache-fetch-")
         .tempfile_in(dir)
         .map_err(io(dir))?;
-    let mut writer = HashingWriter::new(BufWriter::new(temp));
+    let mut writer = CappedWriter {
+        inner: HashingWriter::new(BufWriter::new(temp)),
+        left: MAX_ARCHIVE,
+    };
     let prov_url = if with_prov {
         Some(
             reqwest::Url::parse(&format!("{url}.prov"))
@@ -89,8 +119,16 @@ pub async fn download(
             None => Ok(None),
         }
     });
-    let size = size?;
-    let (buffered, digest, _) = writer.finish();
+    let size = match size {
+        Err(RepoError::Write { .. }) if writer.left == 0 => {
+            return Err(FetchError::TooLarge {
+                url: crate::classic::http::redact(&url),
+                limit: MAX_ARCHIVE,
+            });
+        }
+        other => other?,
+    };
+    let (buffered, digest, _) = writer.inner.finish();
     let temp = buffered.into_inner().map_err(|e| FetchError::Io {
         path: dest.to_path_buf(),
         source: e.into_error(),
@@ -107,7 +145,16 @@ pub async fn download(
     let prov = match prov_bytes? {
         Some(bytes) => {
             let path = PathBuf::from(format!("{}.prov", dest.display()));
-            std::fs::write(&path, bytes).map_err(io(&path))?;
+            // Through a temp file and a rename, as the archive: never a half-written .prov.
+            let mut prov_temp = tempfile::Builder::new()
+                .prefix(".chartcache-fetch-")
+                .tempfile_in(dir)
+                .map_err(io(dir))?;
+            std::io::Write::write_all(&mut prov_temp, &bytes).map_err(io(&path))?;
+            prov_temp.persist(&path).map_err(|e| FetchError::Io {
+                path: path.clone(),
+                source: e.error,
+            })?;
             Some(path)
         }
         None => None,

@@ -20,6 +20,9 @@ use crate::registry::{Registry, RegistryError};
 use crate::store::{RefEntry, RefTarget, StagedBlob, Store, StoreError};
 use crate::version::version_to_tag;
 
+/// The largest chart config blob accepted (Helm's are a few KiB: Chart.yaml as JSON).
+pub const MAX_CONFIG: u64 = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     #[error(transparent)]
@@ -323,6 +326,27 @@ pub async fn pull_as(
         .chain(std::iter::once(chart_layer.clone()))
         .chain(manifest.prov_layer().cloned())
         .collect();
+    // Sizes come from the manifest, which is outside input too: refuse before downloading.
+    let limits = [
+        (&manifest.config, MAX_CONFIG, "config"),
+        (
+            &chart_layer,
+            archive::MAX_UNPACKED + MAX_CONFIG,
+            "chart layer",
+        ),
+    ];
+    let prov_limit = manifest
+        .prov_layer()
+        .map(|p| (p, MAX_CONFIG, "provenance layer"));
+    for (desc, limit, what) in limits.into_iter().chain(prov_limit) {
+        if desc.size > limit {
+            return Err(not_chart(format!(
+                "its {what} is {} bytes, over the limit of {} KiB",
+                desc.size,
+                limit >> 10
+            )));
+        }
+    }
     let downloads = wanted
         .iter()
         .filter(|d| !store.has_blob(&d.digest))
@@ -334,16 +358,31 @@ pub async fn pull_as(
         Some((blob, _)) => std::fs::read(blob.path()).map_err(|e| not_chart(e.to_string()))?,
         None => store.read_blob(&manifest.config.digest)?,
     };
-    let metadata =
-        Metadata::from_config_json(&config_bytes).map_err(|e| not_chart(format!("config: {e}")))?;
-    if metadata.name.is_empty() || metadata.version.is_empty() {
-        return Err(not_chart("the config has no chart name or version".into()));
+    if config_bytes.len() as u64 > MAX_CONFIG {
+        return Err(not_chart(format!(
+            "the config blob is {} bytes, over the limit of {} KiB",
+            config_bytes.len(),
+            MAX_CONFIG >> 10
+        )));
     }
-    // The content must be a chart archive we can read safely.
-    if let Some((blob, _)) = staged.iter().find(|(_, d)| *d == chart_layer.digest) {
-        let file = blob.reopen()?;
-        archive::inspect(BufReader::new(file))
-            .map_err(|e| not_chart(format!("chart layer: {e}")))?;
+    let metadata = Metadata::from_registry_config(&config_bytes)
+        .map_err(|e| not_chart(format!("config: {e}")))?;
+    // The content must be a chart archive we can read safely, and the chart it holds must be
+    // the one the config names: `chart list`, the cache's `charts/` markers and the served
+    // index all go by the config.
+    let content_file = match staged.iter().find(|(_, d)| *d == chart_layer.digest) {
+        Some((blob, _)) => blob.reopen()?,
+        None => store.open_blob(&chart_layer.digest)?,
+    };
+    let (archived, _) = archive::inspect(BufReader::new(content_file))
+        .map_err(|e| not_chart(format!("chart layer: {e}")))?;
+    if (archived.name.as_str(), archived.version.as_str())
+        != (metadata.name.as_str(), metadata.version.as_str())
+    {
+        return Err(not_chart(format!(
+            "the config names chart {:?} version {:?}, but the archive's Chart.yaml says {:?} version {:?}",
+            metadata.name, metadata.version, archived.name, archived.version
+        )));
     }
 
     let local = match cached_name {
