@@ -55,7 +55,21 @@ pub fn from_large<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// its `error: ` lead-in.
 pub fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s).trim();
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The budget speaks in its own struct names; say which limit in words.
+    match line.split_once("budget breached: ") {
+        Some((at, breach)) => {
+            let kind = breach.split([' ', '{', '(']).next().unwrap_or(breach);
+            let what = match kind {
+                "Depth" => format!("nested deeper than {MAX_DEPTH} levels"),
+                "Aliases" | "Anchors" => "too many anchors or aliases".to_string(),
+                "Events" | "Nodes" => "too many YAML nodes".to_string(),
+                _ => format!("over a limit for untrusted YAML ({breach})"),
+            };
+            format!("{at}{what}")
+        }
+        None => line.to_string(),
+    }
 }
 
 #[cfg(test)]
