@@ -615,4 +615,47 @@ mod tests {
             assert!(split_entry_path(bad).is_err(), "{bad:?}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever an archive says, an accepted entry path joined below a directory
+            /// stays below it: no empty, `.`, `..` or absolute component survives, and no
+            /// control character or backslash.
+            #[test]
+            fn accepted_paths_stay_inside(raw in "[a-z./\\\\\\x00-\\x1f\\x7f-\\u{9f}:A-Z]{0,40}") {
+                if let Ok((top, rest)) = split_entry_path(&raw) {
+                    prop_assert!(!top.is_empty() && top != "." && top != "..");
+                    for c in rest.split('/').filter(|_| !rest.is_empty()) {
+                        prop_assert!(!c.is_empty() && c != "." && c != "..", "{raw:?}");
+                    }
+                    prop_assert!(!raw.chars().any(char::is_control));
+                    prop_assert!(!raw.contains('\\'));
+                    let base = Path::new("/base");
+                    let joined = base.join(&rest);
+                    prop_assert!(joined.starts_with(base));
+                    prop_assert!(joined.components().all(|c| !matches!(c, std::path::Component::ParentDir)));
+                }
+            }
+
+            /// Link containment never panics and never accepts an absolute or climbing target.
+            #[test]
+            fn link_resolution_is_total(path in "[a-z]{1,3}(/[a-z.]{1,3}){0,3}", target in "[a-z./]{0,12}") {
+                let inside = resolves_inside(&HashMap::new(), &path, &target);
+                if target.starts_with('/') {
+                    prop_assert!(!inside);
+                }
+            }
+
+            /// Arbitrary bytes never panic the walker.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = inspect(&bytes[..]);
+            }
+        }
+    }
 }

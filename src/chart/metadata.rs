@@ -506,4 +506,39 @@ dependencies:
             assert!(err.contains(want), "{yaml:?}: {err}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any Chart.yaml text either fails with an error or gives metadata whose name and
+            /// version are safe as file names and on a terminal.
+            #[test]
+            fn accepted_metadata_is_safe(name in "\\PC{0,20}", version in "\\PC{0,20}", extra in "\\PC{0,40}") {
+                let yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n{extra}\n");
+                if let Ok(md) = Metadata::from_yaml(yaml.as_bytes()) {
+                    prop_assert!(check_name(&md.name).is_ok());
+                    prop_assert!(md.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+                    prop_assert!(md.name != "." && md.name != "..");
+                    prop_assert!(!md.version.contains('/') && !md.version.chars().any(char::is_control));
+                }
+            }
+
+            /// Arbitrary bytes never panic the parser.
+            #[test]
+            fn arbitrary_yaml_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = Metadata::from_yaml(&bytes);
+                let _ = Metadata::from_registry_config(&bytes);
+            }
+
+            /// Names that follow Helm's rule are accepted, and nothing else is.
+            #[test]
+            fn name_rule(name in "[a-zA-Z0-9._-]{1,40}") {
+                prop_assert_eq!(check_name(&name).is_ok(), name != "." && name != "..");
+            }
+        }
+    }
 }

@@ -359,4 +359,34 @@ generated: "2020-01-01T00:00:00Z"
             "{err}"
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any index text parses or fails; every entry kept has a safe name and version.
+            #[test]
+            fn kept_entries_are_safe(name in "\\PC{0,16}", version in "\\PC{0,16}", key in "[a-z]{1,5}") {
+                let text = format!(
+                    "apiVersion: v1\nentries:\n  {key}:\n    - name: {}\n      version: {}\n      urls: [x.tgz]\n",
+                    serde_json::to_string(&name).unwrap_or_default(),
+                    serde_json::to_string(&version).unwrap_or_default(),
+                );
+                if let Ok(index) = Index::parse(text.as_bytes(), "p") {
+                    for entry in index.entries.values().flatten() {
+                        prop_assert!(check_name(&entry.name).is_ok());
+                        prop_assert!(check_version(&entry.version).is_ok());
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+                let _ = Index::parse(&bytes, "p");
+            }
+        }
+    }
 }
