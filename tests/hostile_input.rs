@@ -551,3 +551,47 @@ fn deeply_nested_chart_yaml_is_refused_quickly() {
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
+
+#[test]
+fn a_tampered_cache_cannot_export_outside_the_target() {
+    let sb = sandbox();
+    let reference = "localhost:5000/myrepo/other:1.0.0";
+    let link = sb.ref_dir(reference).join("chart");
+    let target = std::fs::read_link(&link).expect("chart link");
+    let tampered = format!(
+        "{}/../versions/1.0.0",
+        target
+            .to_str()
+            .expect("utf-8")
+            .trim_end_matches("/versions/1.0.0")
+    );
+    std::fs::remove_file(&link).expect("rm link");
+    std::os::unix::fs::symlink(&tampered, &link).expect("symlink");
+    let dest = sb.path().join("out").join("inner");
+    std::fs::create_dir_all(&dest).expect("mkdir");
+    std::fs::write(dest.join("keep"), b"x").expect("write");
+    let out = sb.run(&[
+        "chart",
+        "export",
+        reference,
+        "-d",
+        dest.to_str().expect("utf-8"),
+        "--force",
+    ]);
+    let line = error_line_of(&out, "chart export");
+    assert!(
+        line.contains("other:1.0.0") || line.contains("chart link"),
+        "{line}"
+    );
+    assert!(
+        dest.join("keep").exists(),
+        "the parent of the target was replaced"
+    );
+    let out = sb.run(&["chart", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "verify reports the tampered ref"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chart link"));
+}

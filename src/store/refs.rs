@@ -92,6 +92,11 @@ impl RawRef {
             [.., name, "versions", version] => (name.to_string(), version.to_string()),
             _ => return Err(broken(format!("chart link {chart:?} is malformed"))),
         };
+        // A cache copied from elsewhere is outside input too: the name names export
+        // directories, so it must be a chart name, not `..`.
+        crate::chart::metadata::check_name(&name)
+            .and_then(|()| crate::chart::metadata::check_version(&version))
+            .map_err(|e| broken(format!("chart link {chart:?}: {e}")))?;
         Ok(RefEntry {
             reference,
             name,
