@@ -7,6 +7,7 @@
 #   list  `chartcache chart list` of a cache holding 10,000 refs against
 #         `find refs -type l` over the same cache.                        goal <= 3x
 #
+# CHARTCACHE_BIN=/path/to/chartcache times another build (before and after a change).
 # Usage: bench/cache.sh [RUNS]     (from anywhere; default 5 runs each, median reported)
 # Needs: bash, python3, tar, gzip, sha256sum. Uses hyperfine when installed
 #        (apt-get install hyperfine; NO_HYPERFINE=1 to not), else its own timing loop. Builds
@@ -16,7 +17,7 @@ set -euo pipefail
 
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/release/chartcache"
+bin="${CHARTCACHE_BIN:-$root/target/release/chartcache}"
 if [[ ! -x "$bin" ]]; then
   echo "building $bin" >&2
   (cd "$root" && cargo build --release --quiet)

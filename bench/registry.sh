@@ -3,6 +3,7 @@
 # same run, against a local CNCF distribution registry; and the peak memory of pushing and
 # pulling a ~100 MB chart (it must be streamed, not held: goal <= 64 MB resident).
 #
+# CHARTCACHE_BIN=/path/to/chartcache times another build (before and after a change).
 # Usage: bench/registry.sh [RUNS]        (from the repository root; needs docker-registry,
 #                                         skopeo and GNU time: `bash .ci/install-peers`)
 # The peer copies the very artifact chartcache pushes: skopeo reads the cache itself as an
@@ -11,7 +12,7 @@ set -euo pipefail
 
 runs=${1:-7}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/release/chartcache"
+bin="${CHARTCACHE_BIN:-$root/target/release/chartcache}"
 [ -x "$bin" ] || (cd "$root" && cargo build --release --quiet)
 for tool in docker-registry skopeo /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run 'bash .ci/install-peers' (and apt-get install time)" >&2; exit 1; }

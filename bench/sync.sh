@@ -6,6 +6,7 @@
 #                                                                     goal <= 0.30x skopeo
 #   warm  the same sync again: nothing to copy                        goal <= 0.20x skopeo
 #
+# CHARTCACHE_BIN=/path/to/chartcache times another build (before and after a change).
 # Usage: bench/sync.sh [RUNS] [TAGS]   (default 5 runs, 100 tags; median reported)
 # Needs: docker-registry, skopeo, curl, python3 (`bash .ci/install-peers`). Builds
 #        target/release (cargo is a no-op when it is current, and a stale binary would measure
@@ -18,8 +19,8 @@ set -euo pipefail
 runs=${1:-5}
 tags=${2:-100}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/release/chartcache"
-(cd "$root" && cargo build --release --quiet)
+bin="${CHARTCACHE_BIN:-$root/target/release/chartcache}"
+[[ -n "${CHARTCACHE_BIN:-}" ]] || (cd "$root" && cargo build --release --quiet)
 for tool in docker-registry skopeo curl python3; do
   command -v "$tool" >/dev/null || { echo "bench/sync.sh: missing $tool: run 'bash .ci/install-peers'" >&2; exit 1; }
 done
