@@ -595,3 +595,95 @@ fn a_tampered_cache_cannot_export_outside_the_target() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("chart link"));
 }
+
+/// One plain HTTP/1.1 GET on 127.0.0.1; returns the status code.
+fn http_status(host: &str, path: &str) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).expect("status");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Starts `chartcache serve --upstream UPSTREAM` and GETs `path` once; returns the status.
+fn pull_through_status(sb: &Sandbox, upstream: &str, path: &str) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let mut child = sb
+        .std_command(Sandbox::bin())
+        .arg("--home")
+        .arg(sb.cache_home())
+        .args([
+            "serve",
+            "-q",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            upstream,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("listening line");
+    let host = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .and_then(|w| w.split(['/', ' ', ',', ')']).next())
+        .expect("listening address")
+        .to_string();
+    let status = http_status(&host, path);
+    let _ = child.kill();
+    let _ = child.wait();
+    status
+}
+
+#[test]
+fn serve_pull_through_refuses_hostile_configs() {
+    let sb = sandbox();
+    let outside = outside_target("upstream");
+    let tgz = chart_with(&[]);
+    let path = "/v2/mychart/manifests/0.1.0";
+    // The same request for an honest chart is served: the route is right.
+    let honest = serve(artifact(
+        "x/mychart",
+        "0.1.0",
+        br#"{"name":"mychart","version":"0.1.0","apiVersion":"v2"}"#.to_vec(),
+        &tgz,
+    ));
+    let status = pull_through_status(&sb, &format!("{}/x", honest.host()), path);
+    assert_eq!(status, 200);
+    sb.ok(&[
+        "chart",
+        "remove",
+        &format!("{}/x/mychart:0.1.0", honest.host()),
+    ]);
+    sb.ok(&["chart", "prune"]);
+
+    let config =
+        json!({"name": format!("../../../../../../..{}", outside.display()), "version": "0.1.0"})
+            .to_string()
+            .into_bytes();
+    let reg = serve(artifact("x/mychart", "0.1.0", config, &tgz));
+    let before = sb.snapshot();
+    let status = pull_through_status(&sb, &format!("{}/x", reg.host()), path);
+    // Refused as "not a Helm chart" (MANIFEST_UNKNOWN), as any non-chart upstream object is.
+    assert_eq!(status, 404, "served a hostile chart: {status}");
+    let changes = sb.snapshot().changes_since(&before);
+    assert!(changes.is_empty(), "the pull-through stored: {changes:?}");
+    assert!(!outside.exists());
+    verify_clean(&sb);
+}
