@@ -48,7 +48,24 @@ pub enum ConstraintError {
         /// The error for the version in the constraint.
         source: VersionError,
     },
+    /// The text is longer than [`MAX_CONSTRAINT_LEN`]. The input is not
+    /// repeated in the message, since it is long.
+    #[error(
+        "improper constraint: it is {len} bytes long, at most {MAX_CONSTRAINT_LEN} are allowed"
+    )]
+    TooLong {
+        /// The length of the rejected input, in bytes.
+        len: usize,
+    },
 }
+
+/// The longest constraint [`Constraint::parse`] accepts, in bytes.
+///
+/// Masterminds has no limit, but real constraints are a few dozen bytes, and
+/// the hyphen-range rewrite below takes time quadratic in the length of some
+/// inputs (a 100 KB run of digits took minutes). At this length every input
+/// parses in milliseconds.
+pub const MAX_CONSTRAINT_LEN: usize = 4096;
 
 fn improper_message(input: &str, segment: &str) -> String {
     if segment == input || !input.contains(segment) || segment.trim().is_empty() {
@@ -96,7 +113,8 @@ impl Constraint {
     /// The empty string is accepted and stands for "no version given":
     /// [`matches`](Self::matches) behaves like `*` and
     /// [`matches_devel`](Self::matches_devel) like `>0.0.0-0`, as in Helm.
-    /// Whitespace only is an error, as in Helm.
+    /// Whitespace only is an error, as in Helm. Inputs longer than
+    /// [`MAX_CONSTRAINT_LEN`] bytes are an error too (Helm has no limit).
     pub fn parse(s: &str) -> Result<Self, ConstraintError> {
         if s.is_empty() {
             return Ok(Constraint {
@@ -104,6 +122,9 @@ impl Constraint {
                 groups: parse_groups("*", "")?,
                 devel_groups: Some(parse_groups(">0.0.0-0", "")?),
             });
+        }
+        if s.len() > MAX_CONSTRAINT_LEN {
+            return Err(ConstraintError::TooLong { len: s.len() });
         }
         Ok(Constraint {
             text: s.to_owned(),
@@ -1011,6 +1032,278 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(rewrite_ranges(input), want, "{input:?}");
+        }
+    }
+
+    /// Regression: a 100 KB run of digits took two minutes to parse, because
+    /// the hyphen-range rewrite rescans from every byte. Parsing is now
+    /// capped at `MAX_CONSTRAINT_LEN`, where every shape that was slow takes
+    /// milliseconds.
+    #[test]
+    fn quadratic_time_on_long_input_is_capped() {
+        let shapes = |n: usize| -> Vec<String> {
+            vec![
+                "1".repeat(n),
+                " ".repeat(n),
+                format!("{}1", " ".repeat(n - 1)),
+                format!("{} - 1", "a".repeat(n - 4)),
+                format!("{} - 1", "1".repeat(n - 4)),
+                "1.".repeat(n / 2),
+                format!("1.2.3-{}", "a.".repeat((n - 6) / 2)),
+                "|".repeat(n),
+                "1 - 2 ".repeat(n / 6),
+                "1 || ".repeat(n / 5),
+                ">=1, ".repeat(n / 5),
+                format!("{}+a+b - 1", "1-".repeat((n - 8) / 2)),
+            ]
+        };
+        for input in shapes(100_000) {
+            let start = std::time::Instant::now();
+            let err = Constraint::parse(&input).err();
+            assert_eq!(err, Some(ConstraintError::TooLong { len: input.len() }));
+            assert!(start.elapsed() < std::time::Duration::from_millis(100));
+        }
+        for input in shapes(MAX_CONSTRAINT_LEN) {
+            assert!(input.len() <= MAX_CONSTRAINT_LEN);
+            let start = std::time::Instant::now();
+            let _ = Constraint::parse(&input);
+            let took = start.elapsed();
+            // Milliseconds in practice; the bound leaves room for a slow,
+            // busy machine and an unoptimised build.
+            assert!(
+                took < std::time::Duration::from_secs(2),
+                "{} bytes starting {:?} took {took:?}",
+                input.len(),
+                &input[..20]
+            );
+        }
+        let message = Constraint::parse(&"1".repeat(MAX_CONSTRAINT_LEN + 1))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            message.as_deref(),
+            Some("improper constraint: it is 4097 bytes long, at most 4096 are allowed")
+        );
+    }
+
+    /// Property tests: the parser never panics, and `OP VERSION` comparators
+    /// and their `,`, space and `||` combinations mean what they should.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any text, control characters and all of Unicode included.
+        fn any_text(max: usize) -> impl Strategy<Value = String> {
+            prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
+        }
+
+        /// Text made of pieces of the constraint grammar, so that random
+        /// inputs get past the first byte of the parser.
+        fn near_constraint() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                " ",
+                ",",
+                "||",
+                "|",
+                " - ",
+                "-",
+                ".",
+                "+",
+                "=",
+                "!=",
+                ">",
+                "<",
+                ">=",
+                "=<",
+                "~",
+                "~>",
+                "^",
+                "v",
+                "V",
+                "x",
+                "X",
+                "*",
+                "0",
+                "1",
+                "2",
+                "01",
+                "3.4.5",
+                "18446744073709551616",
+                "alpha",
+                "\t",
+                "\n",
+                "\u{e9}",
+                "\0",
+                "\u{85}",
+            ]);
+            prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+        }
+
+        const OPS: &[&str] = &[
+            "", "=", "!=", ">", "<", ">=", "=>", "<=", "=<", "~", "~>", "^",
+        ];
+
+        /// `OP VERSION` with 1 to 3 numeric parts, maybe a wildcard part
+        /// after them, a `v` prefix and spaces after the operator.
+        #[derive(Debug, Clone)]
+        struct Simple {
+            op: &'static str,
+            parts: Vec<u64>,
+            text: String,
+        }
+
+        fn simple() -> impl Strategy<Value = Simple> {
+            (
+                prop::sample::select(OPS),
+                prop::collection::vec(0u64..4, 1..=3),
+                any::<bool>(),
+                any::<bool>(),
+                prop::sample::select(vec!["", ".x", ".X", ".*"]),
+            )
+                .prop_map(|(op, parts, space, v, wild)| {
+                    let numbers: Vec<String> = parts.iter().map(u64::to_string).collect();
+                    let wild = if parts.len() < 3 { wild } else { "" };
+                    let text = format!(
+                        "{op}{}{}{}{wild}",
+                        if space && !op.is_empty() { " " } else { "" },
+                        if v { "v" } else { "" },
+                        numbers.join("."),
+                    );
+                    Simple { op, parts, text }
+                })
+        }
+
+        /// A release version (no pre-release) with small numbers, so that
+        /// the boundaries of the comparators are hit often.
+        fn release() -> impl Strategy<Value = Version> {
+            (0u64..5, 0u64..5, 0u64..5, any::<bool>()).prop_map(|(a, b, c, build)| {
+                v(&format!("{a}.{b}.{c}{}", if build { "+b.1" } else { "" }))
+            })
+        }
+
+        /// What `OP VERSION` means, written as half-open ranges of
+        /// `(major, minor, patch)` independently of the implementation.
+        fn model(op: &str, parts: &[u64], version: &Version) -> bool {
+            let got = (version.major, version.minor, version.patch);
+            let part = |i: usize| parts.get(i).copied().unwrap_or(0);
+            let low = (part(0), part(1), part(2));
+            // The end of the versions a partial version names: `1.2` names
+            // 1.2.*, which ends before 1.3.0.
+            let named_end = match parts.len() {
+                1 => (low.0 + 1, 0, 0),
+                2 => (low.0, low.1 + 1, 0),
+                _ => (low.0, low.1, low.2 + 1),
+            };
+            let named = low <= got && got < named_end;
+            match op {
+                "" | "=" => named,
+                "!=" => !named,
+                ">" => got >= named_end,
+                "<" => got < low,
+                ">=" | "=>" => got >= low,
+                "<=" | "=<" => got < named_end,
+                "~" | "~>" => {
+                    if parts.len() == 3 && low == (0, 0, 0) {
+                        true
+                    } else if parts.len() == 1 {
+                        low <= got && got < (low.0 + 1, 0, 0)
+                    } else {
+                        low <= got && got < (low.0, low.1 + 1, 0)
+                    }
+                }
+                "^" => {
+                    // The first non-zero part is fixed; if all given parts
+                    // are zero, the last given one is.
+                    let end = if low.0 > 0 || parts.len() == 1 {
+                        (low.0 + 1, 0, 0)
+                    } else if low.1 > 0 || parts.len() == 2 {
+                        (0, low.1 + 1, 0)
+                    } else {
+                        (0, 0, low.2 + 1)
+                    };
+                    low <= got && got < end
+                }
+                _ => unreachable!("{op}"),
+            }
+        }
+
+        fn join(group: &[Simple], sep: &str) -> String {
+            group
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(sep)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn parse_never_panics(text in prop_oneof![any_text(80), near_constraint()]) {
+                if let Ok(constraint) = Constraint::parse(&text) {
+                    prop_assert_eq!(constraint.to_string(), text);
+                    let _ = constraint.matches(&v("1.2.3"));
+                    let _ = constraint.matches_devel(&v("1.2.3-rc.1"));
+                    let _ = constraint.matches_including_prereleases(&v("0.0.0-0"));
+                }
+            }
+
+            #[test]
+            fn single_comparators_match_the_model(s in simple(), version in release()) {
+                let constraint = Constraint::parse(&s.text)
+                    .map_err(|e| TestCaseError::fail(format!("{:?}: {e}", s.text)))?;
+                prop_assert_eq!(
+                    constraint.matches(&version),
+                    model(s.op, &s.parts, &version),
+                    "{:?} against {}", s.text, version
+                );
+            }
+
+            #[test]
+            fn and_or_combine_their_parts(
+                groups in prop::collection::vec(prop::collection::vec(simple(), 1..4), 1..4),
+                and in prop::sample::select(vec![",", ", ", " ", " , ", "\t"]),
+                or in prop::sample::select(vec!["||", " || ", "|| "]),
+                version in release(),
+            ) {
+                let text = groups.iter().map(|g| join(g, and)).collect::<Vec<_>>().join(or);
+                let want = groups
+                    .iter()
+                    .any(|g| g.iter().all(|s| c(&s.text).matches(&version)));
+                prop_assert_eq!(c(&text).matches(&version), want, "{:?} against {}", text, version);
+            }
+
+            #[test]
+            fn prereleases_need_a_prerelease_comparator(
+                group in prop::collection::vec(simple(), 1..4),
+                version in release(),
+                pre in "(alpha|beta|rc|0|1)(\\.([a-z-][0-9a-z-]{0,3}|0|[1-9][0-9]{0,2})){0,2}",
+            ) {
+                let text = join(&group, ", ");
+                let mut version = version;
+                version.pre = semver::Prerelease::new(&pre)
+                    .map_err(|e| TestCaseError::fail(format!("{pre:?}: {e}")))?;
+                prop_assert!(!c(&text).matches(&version), "{:?} against {}", text, version);
+            }
+
+            #[test]
+            fn hyphen_ranges_are_inclusive_bounds(
+                low in simple(),
+                high in simple(),
+                version in release(),
+            ) {
+                let bare = |s: &Simple| {
+                    s.text.trim_start_matches(['=', '!', '<', '>', '~', '^', ' ']).to_owned()
+                };
+                let (low, high) = (bare(&low), bare(&high));
+                let range = c(&format!("{low} - {high}"));
+                let bounds = c(&format!(">={low}, <={high}"));
+                prop_assert_eq!(
+                    range.matches(&version),
+                    bounds.matches(&version),
+                    "{} - {} against {}", low, high, version
+                );
+            }
         }
     }
 }

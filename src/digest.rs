@@ -212,4 +212,46 @@ mod tests {
         assert_eq!(out, data);
         assert_eq!(digest_reader(&data[..]).unwrap(), (d, 100_000));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn is_lower_hex_64(s: &str) -> bool {
+            s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn parse_accepts_exactly_sha256_and_64_lowercase_hex(
+                text in prop_oneof![
+                    prop::collection::vec(any::<char>(), 0..80).prop_map(String::from_iter),
+                    "(sha256|sha512|SHA256|sha256 |)(:|)[0-9a-fA-F./:\\x00\u{e9}]{60,68}",
+                    "sha256:[0-9a-f]{64}",
+                ],
+            ) {
+                let want = text.strip_prefix("sha256:").is_some_and(is_lower_hex_64);
+                let got = Digest::parse(&text);
+                prop_assert_eq!(got.is_ok(), want, "{:?}", text);
+                if let Ok(d) = got {
+                    prop_assert!(is_lower_hex_64(d.hex()));
+                    prop_assert_eq!(d.to_string(), text.as_str());
+                }
+                if let Ok(d) = Digest::from_hex(&text) {
+                    prop_assert_eq!(d.hex(), text.as_str());
+                }
+            }
+
+            #[test]
+            fn computed_digests_are_file_name_safe(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let d = Digest::of(&bytes);
+                prop_assert!(is_lower_hex_64(d.hex()));
+                prop_assert_eq!(Digest::parse(&d.to_string()), Ok(d.clone()));
+                prop_assert_eq!(Digest::from_hex(d.hex()), Ok(d.clone()));
+                prop_assert_eq!(digest_reader(&bytes[..]).unwrap(), (d, bytes.len() as u64));
+            }
+        }
+    }
 }

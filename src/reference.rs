@@ -177,8 +177,15 @@ impl Reference {
         let (host, path) = dir
             .split_once('/')
             .ok_or_else(|| ReferenceError::BadRefPath(dir.to_string()))?;
-        Reference::parse(&format!("{}/{}:{}", unescape_host(host), path, tag))
-            .map_err(|_| ReferenceError::BadRefPath(format!("{dir}/tags/{tag}")))
+        let bad = || ReferenceError::BadRefPath(format!("{dir}/tags/{tag}"));
+        let r = Reference::parse(&format!("{}/{}:{}", unescape_host(host), path, tag))
+            .map_err(|_| bad())?;
+        // `parse` trims, strips `oci://` and reads `@…` as a digest, so a directory or tag file
+        // named ` x`, `oci_//…` or `1.0@sha256:…` would otherwise stand for another reference.
+        if r.digest.is_some() || r.tag() != Some(tag) || r.cache_dir() != dir {
+            return Err(bad());
+        }
+        Ok(r)
     }
 }
 
@@ -453,5 +460,219 @@ mod tests {
                 .cache_dir(),
             "localhost_5000/myrepo/mychart"
         );
+    }
+
+    /// Regression: `from_cache_dir` parsed `host/path:tag` leniently, so a tag file named
+    /// `1.0@sha256:…` (or ` 1.0`) or a directory named `oci_//host` was read as another
+    /// reference than the one whose files it is.
+    #[test]
+    fn from_cache_dir_rejects_names_that_parse_as_another_reference() {
+        let hex = "a".repeat(64);
+        for (dir, tag) in [
+            ("localhost/x", format!("1.0@sha256:{hex}")),
+            ("localhost/x", " 1.0".to_string()),
+            ("localhost/x", "1.0\n".to_string()),
+            (" localhost/x", "1.0".to_string()),
+            ("oci_//localhost/x", "1.0".to_string()),
+        ] {
+            assert!(
+                Reference::from_cache_dir(dir, &tag).is_err(),
+                "{dir:?} {tag:?}"
+            );
+        }
+        assert!(Reference::from_cache_dir("localhost/x", "1.0").is_ok());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any text, control characters and all of Unicode included.
+        fn any_text(max: usize) -> impl Strategy<Value = String> {
+            prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
+        }
+
+        /// Text made of pieces of the reference grammar, so that random inputs get deep into
+        /// the parser.
+        fn near_reference() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "oci://",
+                "localhost",
+                "example.com",
+                "127.0.0.1",
+                "[::1]",
+                "[",
+                "]",
+                ":",
+                "5000",
+                "/",
+                "a",
+                "b0",
+                "_",
+                "__",
+                "-",
+                ".",
+                "..",
+                "@",
+                "sha256:",
+                "tags",
+                "A",
+                " ",
+                "\t",
+                "\n",
+                "\0",
+                "\\",
+                "\u{e9}",
+                "\u{200b}",
+                "%2e",
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ]);
+            prop::collection::vec(piece, 0..16).prop_map(|p| p.concat())
+        }
+
+        fn dns_host() -> impl Strategy<Value = String> {
+            prop::collection::vec("[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", 1..4)
+                .prop_map(|labels| labels.join("."))
+        }
+
+        fn host() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                dns_host(),
+                any::<std::net::Ipv4Addr>().prop_map(|ip| ip.to_string()),
+                any::<std::net::Ipv6Addr>().prop_map(|ip| format!("[{ip}]")),
+            ];
+            (name, prop::option::of(0u32..=65535)).prop_map(|(name, port)| match port {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            })
+        }
+
+        fn component() -> impl Strategy<Value = String> {
+            "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+){0,3}"
+        }
+
+        fn tag() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
+        }
+
+        /// A reference the grammar allows, as `(text, host, path, tag)`.
+        fn valid() -> impl Strategy<Value = (String, String, String, Option<String>)> {
+            (
+                any::<bool>(),
+                host(),
+                prop::collection::vec(component(), 1..5),
+                prop::option::of(tag()),
+            )
+                .prop_filter("repository name too long", |(_, _, path, _)| {
+                    path.join("/").len() <= 255
+                })
+                .prop_map(|(scheme, host, path, tag)| {
+                    let path = path.join("/");
+                    let text = format!(
+                        "{}{host}/{path}{}",
+                        if scheme { "oci://" } else { "" },
+                        tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+                    );
+                    (text, host, path, tag)
+                })
+        }
+
+        /// What every accepted reference must satisfy.
+        fn check_accepted(r: &Reference) -> Result<(), TestCaseError> {
+            prop_assert_eq!(&Reference::parse(&r.to_string()).ok(), &Some(r.clone()));
+            for text in [r.host(), r.path(), r.tag().unwrap_or("")] {
+                prop_assert!(
+                    !text
+                        .chars()
+                        .any(|c| c.is_control() || c.is_whitespace() || c == '\\'),
+                    "{:?}",
+                    text
+                );
+            }
+            if let Some(tag) = r.tag() {
+                prop_assert!(valid_tag(tag) && !tag.contains('/') && !tag.starts_with('.'));
+            }
+            let dir = r.cache_dir();
+            for c in dir.split('/') {
+                prop_assert!(
+                    !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\', ':']),
+                    "{:?} has component {:?}",
+                    dir,
+                    c
+                );
+                prop_assert!(!c.chars().any(char::is_control), "{:?}", dir);
+            }
+            prop_assert!(std::path::Path::new(&dir).is_relative());
+            prop_assert_eq!(unescape_host(&escape_host(r.host())), r.host());
+            let tag = r.tag().unwrap_or("latest");
+            let back = Reference::from_cache_dir(&dir, tag)
+                .map_err(|e| TestCaseError::fail(format!("{dir:?} {tag:?}: {e}")))?;
+            prop_assert_eq!(back.repository(), r.repository());
+            prop_assert_eq!(back.tag(), Some(tag));
+            prop_assert_eq!(back, r.without_object().with_tag(tag).unwrap());
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn parse_never_panics(text in prop_oneof![any_text(100), near_reference()]) {
+                if let Ok(r) = Reference::parse(&text) {
+                    check_accepted(&r)?;
+                }
+            }
+
+            #[test]
+            fn long_inputs_never_panic(unit in near_reference(), n in 1usize..2000) {
+                let text = unit.repeat(n.min(20_000 / unit.len().max(1)));
+                if let Ok(r) = Reference::parse(&text) {
+                    check_accepted(&r)?;
+                }
+            }
+
+            #[test]
+            fn valid_references_are_accepted((text, host, path, tag) in valid()) {
+                let r = Reference::parse(&text)
+                    .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+                prop_assert_eq!(r.host(), host.as_str());
+                prop_assert_eq!(r.path(), path.as_str());
+                prop_assert_eq!(r.tag(), tag.as_deref());
+                check_accepted(&r)?;
+            }
+
+            #[test]
+            fn from_cache_dir_only_gives_back_what_cache_dir_made(
+                dir in prop_oneof![near_reference(), any_text(40)],
+                tag in prop_oneof![tag(), near_reference(), any_text(20)],
+            ) {
+                if let Ok(r) = Reference::from_cache_dir(&dir, &tag) {
+                    prop_assert_eq!(r.cache_dir(), dir);
+                    prop_assert_eq!(r.tag(), Some(tag.as_str()));
+                    prop_assert!(r.digest().is_none());
+                }
+            }
+
+            #[test]
+            fn from_cache_dir_refuses_altered_names(
+                (text, _, _, _) in valid(),
+                tag in tag(),
+                before in prop::sample::select(vec!["", " ", "\t", "oci_//", "oci://"]),
+                after in prop::sample::select(vec![
+                    "", " ", "\n", "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                ]),
+                in_tag in any::<bool>(),
+            ) {
+                let dir = Reference::parse(&text).unwrap().cache_dir();
+                let (dir, tag) = if in_tag {
+                    (dir, format!("{before}{tag}{after}"))
+                } else {
+                    (format!("{before}{dir}"), format!("{tag}{after}"))
+                };
+                let altered = !before.is_empty() || !after.is_empty();
+                let got = Reference::from_cache_dir(&dir, &tag);
+                prop_assert_eq!(got.is_ok(), !altered, "{:?} {:?}: {:?}", dir, tag, got);
+            }
+        }
     }
 }

@@ -467,4 +467,133 @@ mod tests {
             Ok("20240101".to_owned())
         );
     }
+
+    mod props {
+        use super::*;
+        use crate::reference::valid_tag;
+        use proptest::prelude::*;
+
+        /// Any text, control characters and all of Unicode included.
+        fn any_text(max: usize) -> impl Strategy<Value = String> {
+            prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
+        }
+
+        /// Text made of pieces of version syntax, so that random inputs get
+        /// deep into the parser.
+        fn near_version() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "v",
+                "V",
+                "0",
+                "1",
+                "01",
+                "00",
+                "7",
+                "18446744073709551616",
+                ".",
+                "-",
+                "+",
+                "--",
+                "alpha",
+                "Beta",
+                "x",
+                "_",
+                "/",
+                " ",
+                "\t",
+                "\n",
+                "\0",
+                "\u{e9}",
+                "\u{a0}",
+            ]);
+            prop::collection::vec(piece, 0..16).prop_map(|p| p.concat())
+        }
+
+        fn identifier() -> impl Strategy<Value = String> {
+            prop_oneof!["0|[1-9][0-9]{0,5}", "[0-9]*[A-Za-z-][0-9A-Za-z-]{0,5}"]
+        }
+
+        /// A SemVer 2.0 version string.
+        fn semver_text() -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec(prop_oneof![0u64..5, any::<u64>()], 3),
+                prop::collection::vec(identifier(), 0..3),
+                prop::collection::vec("[0-9A-Za-z-]{1,6}", 0..3),
+            )
+                .prop_map(|(numbers, pre, build)| {
+                    let mut text = format!("{}.{}.{}", numbers[0], numbers[1], numbers[2]);
+                    if !pre.is_empty() {
+                        text = format!("{text}-{}", pre.join("."));
+                    }
+                    if !build.is_empty() {
+                        text = format!("{text}+{}", build.join("."));
+                    }
+                    text
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn parsing_never_panics(text in prop_oneof![any_text(60), near_version()]) {
+                let lenient = parse(&text);
+                let strict = parse_strict(&text);
+                if let Ok(v) = &lenient {
+                    prop_assert!(
+                        !text.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()),
+                        "{:?}", text
+                    );
+                    // The canonical form is plain SemVer.
+                    prop_assert_eq!(parse_strict(&v.to_string()), Ok(v.clone()));
+                    if text.len() <= 128 {
+                        let tag = version_to_tag(&text);
+                        prop_assert!(valid_tag(&tag) && !tag.contains('+'), "{:?}", tag);
+                        prop_assert_eq!(tag_to_version(&tag), text.clone());
+                    }
+                }
+                if let Ok(v) = &strict {
+                    prop_assert_eq!(lenient.clone(), Ok(v.clone()));
+                }
+                // Strict parsing is SemVer 2.0, as the `semver` crate implements it.
+                prop_assert_eq!(strict.ok(), Version::parse(&text).ok(), "{:?}", text);
+            }
+
+            #[test]
+            fn semver_versions_are_accepted(
+                a in semver_text(),
+                b in semver_text(),
+                prefix in prop::sample::select(vec!["", "v"]),
+            ) {
+                let want = Version::parse(&a).map_err(|e| TestCaseError::fail(format!("{a}: {e}")))?;
+                prop_assert_eq!(parse_strict(&a), Ok(want.clone()));
+                prop_assert_eq!(parse(&format!("{prefix}{a}")), Ok(want.clone()));
+                let (va, vb) = (parse(&a).unwrap(), parse(&b).unwrap());
+                prop_assert_eq!(
+                    va.cmp_precedence(&vb),
+                    Version::parse(&a).unwrap().cmp_precedence(&Version::parse(&b).unwrap())
+                );
+                let tag = version_to_tag(&a);
+                if a.len() <= 128 {
+                    prop_assert!(valid_tag(&tag), "{:?}", tag);
+                }
+                prop_assert_eq!(parse_strict(&tag_to_version(&tag)), Ok(want));
+            }
+
+            #[test]
+            fn partial_and_zero_padded_versions_fill_in_zeros(
+                numbers in prop::collection::vec(0u64..1000, 1..=3),
+                zeros in prop::collection::vec(0usize..3, 3),
+            ) {
+                let text = numbers
+                    .iter()
+                    .zip(&zeros)
+                    .map(|(n, z)| format!("{}{n}", "0".repeat(*z)))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let part = |i: usize| numbers.get(i).copied().unwrap_or(0);
+                prop_assert_eq!(parse(&text), Ok(Version::new(part(0), part(1), part(2))));
+            }
+        }
+    }
 }
