@@ -186,6 +186,7 @@ impl Registry {
     /// token is fetched again once if the registry answers 401), retried when `idempotent` on
     /// 429, 5xx (waiting a short `Retry-After`) and dropped connections. Any status comes
     /// back; transport failures and timeouts are errors.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         what: &str,

@@ -286,7 +286,6 @@ fn head(status: u16, declared: Option<u64>, headers: &[(String, String)]) -> Str
     let reason = match status {
         200 => "OK",
         401 => "Unauthorized",
-        401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
