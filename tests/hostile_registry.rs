@@ -403,3 +403,76 @@ fn a_push_with_a_client_certificate_opens_no_local_listener() {
         "chartcache listened on a local port while pushing: {seen:?}"
     );
 }
+
+/// A classic repository whose index.yaml is `answer`.
+fn classic_repo(answer: Response) -> FakeRegistry {
+    FakeRegistry::start(move |req: &Request| {
+        (req.method == "GET" && req.path == "/charts/index.yaml").then(|| answer.clone())
+    })
+}
+
+#[test]
+fn a_classic_index_over_the_size_limit_is_refused() {
+    let entry = "apiVersion: v1\nentries: {}\n";
+    let mut index = entry.to_string();
+    index.push_str(&"# padding\n".repeat(300));
+    let server = classic_repo(Response::ok(index.as_bytes(), "text/yaml"));
+    let url = format!("http://{}/charts", server.host());
+    let sb = sandbox();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().to_string_lossy().into_owned();
+    let args = [
+        "repo",
+        "fetch",
+        &url,
+        "mychart",
+        "-d",
+        &dest,
+        "--max-index-size",
+        "2KiB",
+    ];
+    let line = fails_safely(&sb, &args, &server.host());
+    assert!(
+        line.contains(&format!("{url}/index.yaml"))
+            && line.contains("larger than the limit of 2 KiB (--max-index-size)"),
+        "{line}"
+    );
+    // The same limit from the environment; a streamed index is cut off as well.
+    let streamed = classic_repo(Response::Huge {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/yaml".into())],
+        size: 100 << 20,
+        fill: b'#',
+        declare: false,
+    });
+    let url = format!("http://{}/charts", streamed.host());
+    let mut sb = sandbox();
+    sb.set_env("CHARTCACHE_MAX_INDEX_SIZE", "1MiB");
+    let args = ["repo", "fetch", &url, "mychart", "-d", &dest];
+    let line = fails_safely(&sb, &args, &streamed.host());
+    assert!(
+        line.contains("larger than the limit of 1 MiB (--max-index-size)"),
+        "{line}"
+    );
+    assert!(streamed.body_bytes_sent() < 32 << 20);
+}
+
+#[test]
+fn a_classic_index_trickling_in_fails_as_stalled() {
+    let server = classic_repo(Response::Trickle {
+        headers: vec![("Content-Type".into(), "text/yaml".into())],
+        declared: 4096,
+        every: Duration::from_millis(500),
+    });
+    let url = format!("http://{}/charts", server.host());
+    let mut sb = sandbox();
+    sb.set_env("CHARTCACHE_READ_TIMEOUT", "1s");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().to_string_lossy().into_owned();
+    let args = ["repo", "fetch", &url, "mychart", "-d", &dest];
+    let line = fails_safely(&sb, &args, &server.host());
+    assert!(
+        line.contains("stalled: less than 1 KiB in 1 s (--read-timeout)"),
+        "{line}"
+    );
+}
