@@ -88,15 +88,19 @@ fn pull_args<'a>(timeouts: &'a [&'a str], reference: &'a str) -> Vec<&'a str> {
 #[test]
 fn a_registry_that_never_answers_times_out() {
     let art = artifact();
-    let server = serving_with(&art, art.manifest_path(&art.tag), Response::Hang);
     let sb = sandbox();
-    let reference = format!("{}/myrepo/mychart:0.1.0", server.host());
-    let timeouts = ["--connect-timeout", "2s", "--read-timeout", "1s"];
-    let line = fails_safely(&sb, &pull_args(&timeouts, &reference), &server.host());
-    assert!(
-        line.contains("no answer within 1 s (--read-timeout)"),
-        "{line}"
-    );
+    // No answer to the manifest request, then none to the very first request (the ping).
+    let silent_manifest = serving_with(&art, art.manifest_path(&art.tag), Response::Hang);
+    let silent_ping = FakeRegistry::start_with_ping(|_: &Request| Some(Response::Hang));
+    for server in [silent_manifest, silent_ping] {
+        let reference = format!("{}/myrepo/mychart:0.1.0", server.host());
+        let timeouts = ["--read-timeout", "1s"];
+        let line = fails_safely(&sb, &pull_args(&timeouts, &reference), &server.host());
+        assert!(
+            line.contains("no answer within 1 s (--read-timeout)"),
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -7,8 +7,10 @@
 //! own `read_timeout` runs from the start of a request to its response headers (it would cut
 //! off a long upload) and does not notice a body trickling in one byte at a time. So here:
 //!
-//! - the response headers must come within the read timeout of the request being sent (after
-//!   the connect timeout, and after the last upload byte for requests with a body);
+//! - the response headers must come within the read timeout of the request being sent: of the
+//!   connection being made (a connector layer, [`WatchConnects`], tells when a request had to
+//!   connect first, so the connect timeout is not eaten into), and, for requests with a body,
+//!   of the last upload window that moved;
 //! - an upload or download that moves less than [`STALL_BYTES`] within any read-timeout
 //!   window fails as stalled;
 //! - bodies read into memory stop at a cap ([`Body::read_to_vec`], [`Body::read_prefix`]).
@@ -163,37 +165,137 @@ impl Upload {
     }
 }
 
-/// Sends `req`: the headers must come within connect + read timeout (a request without a
-/// body), or, with an `upload`, the body must move at least [`STALL_BYTES`] per read-timeout
-/// window and the headers must come within a window after its last byte.
+tokio::task_local! {
+    /// The connection state of the request [`send`] is driving.
+    static CONNECTING: Arc<ConnectWatch>;
+}
+
+/// Whether a request had to make a connection, and when it was made (TCP and TLS).
+#[derive(Debug, Default)]
+struct ConnectWatch {
+    started: std::sync::atomic::AtomicBool,
+    done_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ConnectWatch {
+    fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    fn done_at(&self) -> Option<Instant> {
+        self.done_at.lock().ok().and_then(|t| *t)
+    }
+}
+
+/// A connector layer telling [`send`] when the request it drives makes a connection, so its
+/// read timeout starts once the connection is there (the connect timeout bounds the rest).
+#[derive(Debug, Clone, Copy)]
+pub struct WatchConnects;
+
+impl<S> tower_layer::Layer<S> for WatchConnects {
+    type Service = Watched<S>;
+    fn layer(&self, inner: S) -> Watched<S> {
+        Watched(inner)
+    }
+}
+
+/// The connector service [`WatchConnects`] wraps.
+#[derive(Debug, Clone)]
+pub struct Watched<S>(S);
+
+impl<S, R> tower_service::Service<R> for Watched<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let watch = CONNECTING.try_with(Arc::clone).ok();
+        if let Some(w) = &watch {
+            w.started.store(true, Ordering::SeqCst);
+        }
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            if let (Some(w), Ok(_)) = (&watch, &result)
+                && let Ok(mut at) = w.done_at.lock()
+            {
+                *at = Some(Instant::now());
+            }
+            result
+        })
+    }
+}
+
+/// Sends `req`. The response headers must come within the read timeout of the request being
+/// sent: counted from the start, or from the connection being made when the request had to
+/// make one (which the connect timeout bounds). With an `upload`, the body must also move at
+/// least [`STALL_BYTES`] per read-timeout window, and the headers come within a window of the
+/// last one that moved.
 pub async fn send(
     req: reqwest::RequestBuilder,
     timeouts: &Timeouts,
     upload: Option<&Upload>,
 ) -> Result<reqwest::Response, HttpFailure> {
-    let fut = req.send();
+    let watch = Arc::new(ConnectWatch::default());
+    let fut = CONNECTING.scope(Arc::clone(&watch), req.send());
     tokio::pin!(fut);
-    let mut deadline = Instant::now() + timeouts.connect + timeouts.read;
+    let start = Instant::now();
+    let mut deadline = start + timeouts.read;
     let mut last = 0u64;
     loop {
         tokio::select! {
             result = &mut fut => return result.map_err(HttpFailure::Http),
-            () = tokio::time::sleep_until(deadline) => {
-                let Some(up) = upload else {
-                    return Err(HttpFailure::NoAnswer(timeouts.read));
-                };
-                let sent = up.sent.load(Ordering::Relaxed);
-                if sent.saturating_sub(last) < STALL_BYTES {
-                    return Err(if sent >= up.total {
-                        HttpFailure::NoAnswer(timeouts.read)
-                    } else {
-                        HttpFailure::Stalled(timeouts.read)
-                    });
-                }
-                last = sent;
-                deadline = Instant::now() + timeouts.read;
-            }
+            () = tokio::time::sleep_until(deadline) => {}
         }
+        let now = Instant::now();
+        let connected = watch.done_at();
+        if watch.started() && connected.is_none() {
+            // Still connecting: the connect timeout ends that; this is a backstop.
+            let hard = start + timeouts.connect + timeouts.read;
+            if now < hard {
+                deadline = hard;
+                continue;
+            }
+            return Err(HttpFailure::NoAnswer(timeouts.read));
+        }
+        let base = connected.unwrap_or(start) + timeouts.read;
+        let Some(up) = upload else {
+            if now < base {
+                deadline = base;
+                continue;
+            }
+            return Err(HttpFailure::NoAnswer(timeouts.read));
+        };
+        if now < base && last == 0 {
+            // The first window starts with the connection.
+            deadline = base;
+            continue;
+        }
+        let sent = up.sent.load(Ordering::Relaxed);
+        if sent.saturating_sub(last) < STALL_BYTES {
+            return Err(if sent >= up.total {
+                HttpFailure::NoAnswer(timeouts.read)
+            } else {
+                HttpFailure::Stalled(timeouts.read)
+            });
+        }
+        last = sent;
+        deadline = now + timeouts.read;
     }
 }
 
@@ -366,6 +468,7 @@ pub fn client(
     let mut http = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
+        .connector_layer(WatchConnects)
         .tls_danger_accept_invalid_certs(insecure);
     if let Some(path) = ca_file {
         let pem = read_file(path)?;
