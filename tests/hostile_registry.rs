@@ -480,3 +480,64 @@ fn a_classic_index_trickling_in_fails_as_stalled() {
         "{line}"
     );
 }
+
+/// A registry redirecting a blob download to another origin (as registries do to a CDN or an
+/// object store) gets the credentials; the other origin does not.
+#[test]
+fn a_redirect_to_another_origin_does_not_carry_the_credentials() {
+    use std::sync::Mutex;
+    let art = artifact();
+    let seen_elsewhere: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&seen_elsewhere);
+    let blobs = art.clone();
+    let cdn = FakeRegistry::start(move |req: &Request| {
+        seen.lock()
+            .expect("lock")
+            .push(req.header("Authorization").map(str::to_string));
+        let digest = req.path.strip_prefix("/cdn/")?;
+        Some(Response::ok(
+            blobs.blobs.get(digest)?,
+            "application/octet-stream",
+        ))
+    });
+    let cdn_host = cdn.host();
+    let served = art.clone();
+    let chart_path = art.blob_path(&art.chart_digest);
+    let chart_digest = art.chart_digest.clone();
+    let unauthorized = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::clone(&unauthorized);
+    let registry = FakeRegistry::start_with_ping(move |req: &Request| {
+        // "alice:s3cret"
+        if req.header("Authorization") != Some("Basic YWxpY2U6czNjcmV0") {
+            if req.path != "/v2/" {
+                refused.fetch_add(1, Ordering::SeqCst);
+            }
+            return Some(
+                Response::status(401).with_header("WWW-Authenticate", "Basic realm=\"fake\""),
+            );
+        }
+        if req.path == "/v2/" {
+            return None;
+        }
+        if req.path == chart_path {
+            return Some(
+                Response::status(307)
+                    .with_header("Location", &format!("http://{cdn_host}/cdn/{chart_digest}")),
+            );
+        }
+        served.serve(req)
+    });
+    let sb = Sandbox::new();
+    let out = sb.login_stdin(&registry.host(), "alice", "s3cret");
+    assert!(out.status.success(), "login: {}", describe(&out));
+    let reference = format!("{}/myrepo/mychart:0.1.0", registry.host());
+    let out = sb.ok(&["chart", "pull", &reference]);
+    assert!(out.contains("Status: Downloaded newer chart"), "{out}");
+    assert_eq!(
+        sb.ref_blob(&reference, "content"),
+        art.blobs[&art.chart_digest]
+    );
+    assert_eq!(unauthorized.load(Ordering::SeqCst), 0);
+    let elsewhere = seen_elsewhere.lock().expect("lock").clone();
+    assert_eq!(elsewhere, vec![None], "the other origin got: {elsewhere:?}");
+}
