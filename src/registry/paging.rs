@@ -161,4 +161,30 @@ mod tests {
         // A page with nothing new ends paging quietly.
         assert_eq!(p.page(vec!["1".into()], Some("/v2/x".into())), Ok(None));
     }
+
+    #[test]
+    fn too_many_names_or_pages_are_refused() {
+        let mut p = Pager::new("https://h", "https://h/v2/_catalog?n=1000");
+        let names: Vec<String> = (0..=MAX_ITEMS).map(|i| i.to_string()).collect();
+        assert_eq!(p.page(names, None), Err(PagingError::TooManyItems));
+
+        let mut p = Pager::new("https://h", "https://h/v2/_catalog?n=1000");
+        for i in 0..MAX_PAGES {
+            p.fetching(&format!("https://h/v2/_catalog?c={i}"))
+                .expect("within the limit");
+        }
+        assert_eq!(
+            p.fetching("https://h/v2/_catalog?c=last"),
+            Err(PagingError::TooManyPages)
+        );
+    }
+
+    #[test]
+    fn full_pages_without_a_link_continue_from_the_last_name() {
+        let first = "https://h/v2/a/tags/list?n=1000";
+        let mut p = Pager::new("https://h", first);
+        p.fetching(first).expect("first");
+        let names: Vec<String> = (0..PAGE_SIZE).map(|i| format!("t{i:04}")).collect();
+        assert_eq!(p.page(names, None), Ok(Some(format!("{first}&last=t0999"))));
+    }
 }
