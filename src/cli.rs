@@ -37,6 +37,74 @@ pub struct GlobalArgs {
     /// Print debugging details (never secrets) to stderr
     #[arg(long, global = true)]
     pub debug: bool,
+    /// How long to wait for a connection to a registry or repository (TCP and TLS), like 10s
+    #[arg(
+        long,
+        global = true,
+        env = crate::env::CHARTCACHE_CONNECT_TIMEOUT,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub connect_timeout: std::time::Duration,
+    /// How long to wait for an answer, and for a download or upload to move 1 KiB, like 60s
+    #[arg(
+        long,
+        global = true,
+        env = crate::env::CHARTCACHE_READ_TIMEOUT,
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub read_timeout: std::time::Duration,
+}
+
+/// A positive duration: `30s`, `1m 30s`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// A size in bytes, with an optional unit: `1048576`, `512KiB`, `256MiB`, `1GiB` (also `K`,
+/// `M`, `G`, `KB`, `MB`, `GB` as powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: not a size like 256MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?}: unknown unit (use KiB, MiB or GiB)")),
+    };
+    let size = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?}: too large"))?;
+    if size == 0 {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(size)
+}
+
+/// The largest index.yaml a classic repository command reads.
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// Refuse a repository index.yaml larger than this (bytes, or with KiB, MiB, GiB)
+    #[arg(
+        long,
+        env = crate::env::CHARTCACHE_MAX_INDEX_SIZE,
+        value_name = "BYTES",
+        default_value = "256MiB",
+        value_parser = parse_size
+    )]
+    pub max_index_size: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +314,8 @@ pub enum RepoCommand {
         /// Skip TLS certificate verification
         #[arg(long)]
         insecure: bool,
+        #[command(flatten)]
+        index: IndexArgs,
     },
     /// Copy every chart version of a classic repository into an OCI registry
     ///
@@ -280,6 +350,8 @@ pub enum RepoCommand {
         auth: RepoAuthArgs,
         #[command(flatten)]
         transport: TransportArgs,
+        #[command(flatten)]
+        index: IndexArgs,
     },
 }
 
@@ -469,5 +541,26 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         super::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("1024"), Ok(1024));
+        assert_eq!(super::parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(super::parse_size("2 KiB"), Ok(2048));
+        assert_eq!(super::parse_size("1g"), Ok(1 << 30));
+        assert!(super::parse_size("0").is_err());
+        assert!(super::parse_size("12XB").is_err());
+        assert!(super::parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            super::parse_duration("10s"),
+            Ok(std::time::Duration::from_secs(10))
+        );
+        assert!(super::parse_duration("0s").is_err());
+        assert!(super::parse_duration("soon").is_err());
     }
 }

@@ -12,6 +12,12 @@ pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Docker's config directory (credential fallback).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// `--connect-timeout`: how long to wait for a TCP connection and TLS handshake (`30s`).
+pub const CHARTCACHE_CONNECT_TIMEOUT: &str = "CHARTCACHE_CONNECT_TIMEOUT";
+/// `--read-timeout`: how long to wait for an answer, and for a body to move 1 KiB (`60s`).
+pub const CHARTCACHE_READ_TIMEOUT: &str = "CHARTCACHE_READ_TIMEOUT";
+/// `--max-index-size`: the largest classic repository index.yaml read (`256MiB`).
+pub const CHARTCACHE_MAX_INDEX_SIZE: &str = "CHARTCACHE_MAX_INDEX_SIZE";
 /// Reproducible builds: fixes archive mtimes and the `created` annotation.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 

@@ -333,3 +333,82 @@ fn an_unreachable_registry_is_named_and_nothing_is_stored() {
     assert!(line.contains(&host), "{line}");
     assert!(!sb.registry_config().exists());
 }
+
+/// distribution can lose a repository's link to a blob two writers commit at the same moment,
+/// and then refuses the manifest with `MANIFEST_BLOB_UNKNOWN` although the upload succeeded.
+/// `chart push` checks the blobs again, re-sends the missing one and retries the manifest.
+#[test]
+fn a_manifest_refused_for_a_lost_blob_is_mended_by_sending_the_blob_again() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    let sb = Sandbox::new();
+    let lost: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let present: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let (lost_h, present_h, refusals_h) = (
+        Arc::clone(&lost),
+        Arc::clone(&present),
+        Arc::clone(&refusals),
+    );
+    let server = FakeRegistry::start(move |req| {
+        let blobs = "/v2/myrepo/mychart/blobs/";
+        match (req.method.as_str(), req.path.as_str()) {
+            ("HEAD", p) if p.starts_with(blobs) => {
+                let digest = &p[blobs.len()..];
+                let known = present_h.lock().expect("lock").contains(digest);
+                Some(Response::status(if known { 200 } else { 404 }))
+            }
+            ("POST", "/v2/myrepo/mychart/blobs/uploads/") => Some(
+                Response::status(202)
+                    .with_header("Location", "/v2/myrepo/mychart/blobs/uploads/u1?_state=x"),
+            ),
+            ("PUT", "/v2/myrepo/mychart/blobs/uploads/u1") => {
+                let digest = req
+                    .query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("digest="))
+                    .unwrap_or("")
+                    .replace("%3A", ":");
+                assert!(req.query.contains("_state=x"), "{}", req.query);
+                assert_eq!(format!("sha256:{}", sha256_hex(&req.body)), digest);
+                present_h.lock().expect("lock").insert(digest);
+                Some(Response::status(201))
+            }
+            ("PUT", p) if p.starts_with("/v2/myrepo/mychart/manifests/") => {
+                if refusals_h.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Lose the link to the first blob of the set, as the race does.
+                    let mut set = present_h.lock().expect("lock");
+                    let victim = set.iter().next().cloned();
+                    if let Some(v) = &victim {
+                        set.remove(v);
+                    }
+                    *lost_h.lock().expect("lock") = victim;
+                    let body = serde_json::json!({"errors": [{"code": "MANIFEST_BLOB_UNKNOWN",
+                        "message": "blob unknown to registry"}]})
+                    .to_string();
+                    return Some(
+                        Response::ok(body.as_bytes(), "application/json").with_status(400),
+                    );
+                }
+                Some(Response::status(201))
+            }
+            _ => None,
+        }
+    });
+    let reference = format!("{}/myrepo/mychart:0.1.0", server.host());
+    sb.save("mychart", "0.1.0", &reference);
+    let out = sb.ok(&["chart", "push", &reference]);
+    assert!(out.contains("0.1.0: pushed to remote"), "{out}");
+    assert_eq!(
+        refusals.load(Ordering::SeqCst),
+        2,
+        "{:?}",
+        server.requests()
+    );
+    let victim = lost.lock().expect("lock").clone().expect("a blob was lost");
+    assert!(
+        present.lock().expect("lock").contains(&victim),
+        "the lost blob was not sent again: {:?}",
+        server.requests()
+    );
+}

@@ -2,16 +2,26 @@
 //!
 //! Credentials go only to the repository's own origin (scheme, host and port), as Helm does,
 //! unless `pass_credentials` says otherwise: an index may point chart URLs at any host.
+//!
+//! Requests go through the registry transport ([`crate::registry::transport`]), so a server
+//! gets the same bounds as a registry: the connect and read timeouts, the stall rule for
+//! bodies (less than 1 KiB per read-timeout window fails), and a cap on what is read into
+//! memory (`--max-index-size` for index.yaml, [`MAX_PROV_BYTES`] for a `.prov`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::Url;
 
 use super::index::{Index, IndexEntry};
 use crate::credentials::Credential;
+use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_size};
+
+/// The default of `--max-index-size`.
+pub const DEFAULT_MAX_INDEX_SIZE: u64 = 256 << 20;
+/// A provenance file is read at most this far.
+pub const MAX_PROV_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -27,17 +37,39 @@ pub enum RepoError {
     Config(String),
     #[error("{url}: {reason}")]
     Write { url: String, reason: String },
+    #[error("{url}: larger than the limit of {limit}{flag}, refused")]
+    TooLarge {
+        url: String,
+        limit: String,
+        flag: &'static str,
+    },
     #[error("chart {name} {version}: the index lists no URL")]
     NoUrl { name: String, version: String },
 }
 
 /// How to reach a repository.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RepoOptions {
     pub credential: Option<Credential>,
     pub pass_credentials: bool,
     pub ca_file: Option<PathBuf>,
     pub insecure: bool,
+    pub timeouts: Timeouts,
+    /// index.yaml larger than this is refused.
+    pub max_index_size: u64,
+}
+
+impl Default for RepoOptions {
+    fn default() -> Self {
+        RepoOptions {
+            credential: None,
+            pass_credentials: false,
+            ca_file: None,
+            insecure: false,
+            timeouts: Timeouts::default(),
+            max_index_size: DEFAULT_MAX_INDEX_SIZE,
+        }
+    }
 }
 
 /// A classic chart repository at one base URL.
@@ -59,30 +91,13 @@ impl Repo {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("chartcache/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .tls_danger_accept_invalid_certs(options.insecure);
-        if let Some(ca) = &options.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| RepoError::Config(format!("{}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RepoError::Config(format!(
-                    "{}: not a PEM certificate bundle: {e}",
-                    ca.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(RepoError::Config(format!(
-                    "{}: no PEM certificate in this CA file",
-                    ca.display()
-                )));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| RepoError::Config(format!("cannot set up HTTP client: {e}")))?;
+        let http = transport::client(
+            options.timeouts.connect,
+            options.insecure,
+            options.ca_file.as_deref(),
+            None,
+        )
+        .map_err(|e| RepoError::Config(e.to_string()))?;
         Ok(Repo {
             base,
             http,
@@ -123,14 +138,13 @@ impl Repo {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = req
+            let attempt_req = req
                 .try_clone()
-                .ok_or_else(|| RepoError::Config("request cannot be retried".into()))?
-                .send()
-                .await;
+                .ok_or_else(|| RepoError::Config("request cannot be retried".into()))?;
+            let result = transport::send(attempt_req, &self.options.timeouts, None).await;
             let transient = match &result {
                 Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
-                Err(e) => e.is_connect() || e.is_timeout(),
+                Err(e) => e.is_transient(),
             };
             if transient && attempt < 4 {
                 tokio::time::sleep(delay).await;
@@ -139,7 +153,7 @@ impl Repo {
             }
             let resp = result.map_err(|e| RepoError::Unreachable {
                 url: shown.clone(),
-                reason: crate::registry::describe_reqwest(&e),
+                reason: e.describe(),
             })?;
             return match resp.status().as_u16() {
                 200..=299 => Ok(resp),
@@ -149,34 +163,45 @@ impl Repo {
         }
     }
 
-    /// Downloads and parses `index.yaml`.
+    /// The failure of a body read from `url`, as an error naming it.
+    fn body_error(url: &Url, e: HttpFailure, flag: &'static str) -> RepoError {
+        match e {
+            HttpFailure::TooLarge(limit) => RepoError::TooLarge {
+                url: redact(url),
+                limit: show_size(limit),
+                flag,
+            },
+            other => RepoError::Unreachable {
+                url: redact(url),
+                reason: other.describe(),
+            },
+        }
+    }
+
+    /// Downloads and parses `index.yaml`, refusing one larger than `--max-index-size`.
     pub async fn index(&self) -> Result<Index, super::ClassicError> {
         let url = self
             .base
             .join("index.yaml")
             .map_err(|_| RepoError::BadUrl(self.base.to_string()))?;
-        let body = self
-            .get(&url)
-            .await?
-            .bytes()
+        let resp = self.get(&url).await?;
+        let body = Body::new(resp, &self.options.timeouts)
+            .read_to_vec(self.options.max_index_size)
             .await
-            .map_err(|e| RepoError::Unreachable {
-                url: redact(&url),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Self::body_error(&url, e, " (--max-index-size)"))?;
         Ok(Index::parse(&body, &redact(&url))?)
     }
 
     /// Streams `url` into `out`, returning the byte count.
     pub async fn download(&self, url: &Url, out: &mut impl Write) -> Result<u64, RepoError> {
         let resp = self.get(url).await?;
-        let mut stream = resp.bytes_stream();
+        let mut body = Body::new(resp, &self.options.timeouts);
         let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RepoError::Unreachable {
-                url: redact(url),
-                reason: e.to_string(),
-            })?;
+        while let Some(chunk) = body
+            .chunk()
+            .await
+            .map_err(|e| Self::body_error(url, e, ""))?
+        {
             out.write_all(&chunk).map_err(|e| RepoError::Write {
                 url: redact(url),
                 reason: e.to_string(),
@@ -191,13 +216,10 @@ impl Repo {
     pub async fn download_optional(&self, url: &Url) -> Result<Option<Vec<u8>>, RepoError> {
         match self.get(url).await {
             Ok(resp) => Ok(Some(
-                resp.bytes()
+                Body::new(resp, &self.options.timeouts)
+                    .read_to_vec(MAX_PROV_BYTES)
                     .await
-                    .map_err(|e| RepoError::Unreachable {
-                        url: redact(url),
-                        reason: e.to_string(),
-                    })?
-                    .to_vec(),
+                    .map_err(|e| Self::body_error(url, e, ""))?,
             )),
             Err(RepoError::Status {
                 status: 404 | 410, ..

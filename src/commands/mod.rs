@@ -21,6 +21,8 @@ pub struct Context {
     pub credentials: crate::credentials::Store,
     pub quiet: bool,
     pub debug: bool,
+    /// `--connect-timeout` and `--read-timeout`, for every registry and repository.
+    pub timeouts: crate::registry::Timeouts,
 }
 
 impl Context {
@@ -28,6 +30,14 @@ impl Context {
     pub fn say(&self, msg: impl Display) {
         if !self.quiet {
             println!("{msg}");
+        }
+    }
+
+    /// How to reach a registry: its transport flags, with the global timeouts.
+    pub fn transport(&self, args: &crate::cli::TransportArgs) -> crate::registry::Transport {
+        crate::registry::Transport {
+            timeouts: self.timeouts,
+            ..args.into()
         }
     }
 
@@ -49,6 +59,10 @@ pub fn run(cli: Cli) -> Result<()> {
         credentials: crate::credentials::Store::locate(cli.global.registry_config.clone()),
         quiet: cli.global.quiet,
         debug: cli.global.debug,
+        timeouts: crate::registry::Timeouts {
+            connect: cli.global.connect_timeout,
+            read: cli.global.read_timeout,
+        },
     };
     match &cli.command {
         Command::Chart(cmd) => chart::run(&ctx, cmd),

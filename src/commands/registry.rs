@@ -21,6 +21,7 @@ impl From<&TransportArgs> for Transport {
             ca_file: a.ca_file.clone(),
             cert_file: a.cert_file.clone(),
             key_file: a.key_file.clone(),
+            timeouts: Default::default(),
         }
     }
 }
@@ -37,7 +38,7 @@ pub async fn connect(ctx: &Context, host: &str, transport: &TransportArgs) -> Re
             }
         );
     }
-    Ok(Registry::connect(host, &transport.into(), credential).await?)
+    Ok(Registry::connect(host, &ctx.transport(transport), credential).await?)
 }
 
 pub async fn run(ctx: &Context, cmd: &RegistryCommand) -> Result<()> {
@@ -144,7 +145,8 @@ async fn login(
         bail!("{host}: the password is empty");
     }
     let credential = Credential { username, secret };
-    let registry = Registry::connect(host, &transport.into(), Some(credential.clone())).await?;
+    let registry =
+        Registry::connect(host, &ctx.transport(transport), Some(credential.clone())).await?;
     registry.check_login().await.map_err(|e| match e {
         crate::registry::RegistryError::Unauthorized { host } => {
             anyhow::anyhow!("{host}: login failed: the registry refused the username or password")

@@ -26,8 +26,18 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
             auth,
             ca_file,
             insecure,
+            index: index_args,
         } => {
-            let repo = Repo::new(repo_url, options(ctx, auth, ca_file.clone(), *insecure)?)?;
+            let repo = Repo::new(
+                repo_url,
+                options(
+                    ctx,
+                    auth,
+                    ca_file.clone(),
+                    *insecure,
+                    index_args.max_index_size,
+                )?,
+            )?;
             let index = repo.index().await?;
             for w in &index.warnings {
                 ctx.warn(w);
@@ -65,6 +75,7 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
             keep_going,
             auth,
             transport,
+            index: index_args,
         } => {
             let prefix = Reference::parse(dest_prefix)?;
             if prefix.tag().is_some() || prefix.digest().is_some() {
@@ -76,7 +87,13 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
                 .transpose()?;
             let repo = Repo::new(
                 repo_url,
-                options(ctx, auth, transport.ca_file.clone(), transport.insecure)?,
+                options(
+                    ctx,
+                    auth,
+                    transport.ca_file.clone(),
+                    transport.insecure,
+                    index_args.max_index_size,
+                )?,
             )?;
             let index = repo.index().await?;
             for w in &index.warnings {
@@ -104,6 +121,7 @@ fn options(
     auth: &RepoAuthArgs,
     ca_file: Option<std::path::PathBuf>,
     insecure: bool,
+    max_index_size: u64,
 ) -> Result<RepoOptions> {
     let secret = if auth.password_stdin {
         let mut s = String::new();
@@ -130,6 +148,8 @@ fn options(
         pass_credentials: auth.pass_credentials,
         ca_file,
         insecure,
+        timeouts: ctx.timeouts,
+        max_index_size,
     })
 }
 

@@ -35,7 +35,7 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
             let credential = ctx.credentials.get(&host)?;
             Some(UpstreamOptions {
                 prefix: prefix.to_string(),
-                transport: (&args.transport).into(),
+                transport: ctx.transport(&args.transport),
                 credential,
                 repos: args.repos.clone(),
                 revalidate: args.revalidate,

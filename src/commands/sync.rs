@@ -40,6 +40,7 @@ impl SideFlags<'_> {
             ca_file: self.ca_file.clone(),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
+            timeouts: Default::default(),
         };
         if let Some(dir) = self.cert_dir {
             apply_cert_dir(&mut t, dir);
@@ -77,7 +78,11 @@ async fn connect(
         Some(c) => Some(c),
         None => ctx.credentials.get(host)?,
     };
-    Ok(Registry::connect(host, transport, credential).await?)
+    let transport = Transport {
+        timeouts: ctx.timeouts,
+        ..transport.clone()
+    };
+    Ok(Registry::connect(host, &transport, credential).await?)
 }
 
 /// What SRC names, parsed but not yet looked up.

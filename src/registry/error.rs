@@ -1,11 +1,12 @@
 //! Registry errors a user can act on: each names the host, keeps the registry's own words, and
-//! knows whether a retry could help. `oci-client` reports one failure several ways (a wrong
-//! password is a `ServerError{401}` on push, `UnauthorizedError` on manifests, a reqwest status
-//! error on `blob_exists`); they all become [`RegistryError::Unauthorized`] here.
-
-use oci_client::errors::OciDistributionError as Oci;
+//! knows whether a retry could help. They are classified from what the registry said: the HTTP
+//! status and the OCI error body (`{"errors":[{"code","message"}]}`), read at most
+//! [`MAX_ERROR_BODY`] bytes.
 
 use crate::digest::Digest;
+
+/// Error bodies are read this far, no further: they only feed a message.
+pub const MAX_ERROR_BODY: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -15,12 +16,27 @@ pub enum RegistryError {
     Unauthorized { host: String },
     #[error("{host}: cannot connect: {reason}")]
     Unreachable { host: String, reason: String },
+    #[error("{host}: {what}: connection lost: {reason}")]
+    Interrupted {
+        host: String,
+        what: String,
+        reason: String,
+    },
     #[error(
         "{host}: TLS failed: {reason} (use --ca-file for a private CA, or --insecure to skip verification)"
     )]
     Tls { host: String, reason: String },
     #[error("{host}: {what}: not found")]
     NotFound { host: String, what: String },
+    /// A manifest refused because the registry does not know one of its blobs
+    /// (`MANIFEST_BLOB_UNKNOWN`, `BLOB_UNKNOWN`).
+    #[error("{host}: {what}: registry answered {code}: {message}")]
+    BlobUnknown {
+        host: String,
+        what: String,
+        code: u16,
+        message: String,
+    },
     #[error("{host}: {what}: registry answered {code}: {message}")]
     Status {
         host: String,
@@ -56,61 +72,67 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Whether trying again could help (a dropped connection, a rate limit, a server error).
+    /// A registry that does not answer in time, or answers too much, is not asked again.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Unreachable { .. } => true,
+            RegistryError::Unreachable { .. } | RegistryError::Interrupted { .. } => true,
             RegistryError::Status { code, .. } => *code == 429 || (500..=599).contains(code),
             _ => false,
         }
     }
 
-    pub(super) fn from_oci(host: &str, what: &str, e: Oci) -> Self {
+    /// The error for a registry's unsuccessful answer `code` with `body` (at most
+    /// [`MAX_ERROR_BODY`] of it) to a request about `what`.
+    pub(super) fn from_status(host: &str, what: &str, code: u16, body: &[u8]) -> Self {
         let host = host.to_string();
         let what = what.to_string();
-        if is_unauthorized(&e) {
-            return RegistryError::Unauthorized { host };
-        }
-        if is_not_found(&e) {
-            return RegistryError::NotFound { host, what };
-        }
-        match e {
-            Oci::RequestError(r) => match r.status() {
-                Some(status) if !is_tls(&describe_reqwest(&r)) => RegistryError::Status {
+        let entries = oci_errors(body);
+        let has = |names: &[&str]| entries.iter().any(|(c, _)| names.contains(&c.as_str()));
+        let message = if entries.is_empty() {
+            one_line(&String::from_utf8_lossy(body))
+        } else {
+            entries
+                .iter()
+                .map(|(c, m)| format!("{c}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match code {
+            400 | 404 if has(&["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"]) => {
+                RegistryError::BlobUnknown {
                     host,
                     what,
-                    code: status.as_u16(),
-                    message: describe_reqwest(&r),
-                },
-                _ => from_reqwest(&host, &r),
+                    code,
+                    message,
+                }
+            }
+            // Docker Hub's rate limit can come as a 4xx with this code.
+            _ if has(&["TOOMANYREQUESTS"]) => RegistryError::Status {
+                host,
+                what,
+                code: 429,
+                message,
             },
-            Oci::ServerError { code, message, .. } => RegistryError::Status {
+            401 | 403 => RegistryError::Unauthorized { host },
+            404 => RegistryError::NotFound { host, what },
+            _ => RegistryError::Status {
                 host,
                 what,
                 code,
                 message,
             },
-            Oci::RegistryError { envelope, .. } => RegistryError::Other {
-                host,
-                what,
-                message: envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            },
-            Oci::AuthenticationFailure(m) => RegistryError::Other {
-                host,
-                what,
-                message: format!("authentication failed: {}", m.trim()),
-            },
-            other => RegistryError::Other {
-                host,
-                what,
-                message: other.to_string(),
-            },
         }
     }
+}
+
+/// The first line of `text`, trimmed and cut to a readable length.
+fn one_line(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    let mut out: String = line.chars().take(300).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn is_tls(reason: &str) -> bool {
@@ -128,8 +150,8 @@ pub(super) fn from_reqwest(host: &str, e: &reqwest::Error) -> RegistryError {
     }
 }
 
-/// The messages of an OCI error body (`{"errors":[{"code","message"}]}`), else the text itself.
-pub(super) fn registry_message(body: &str) -> String {
+/// The (code, message) pairs of an OCI error body; none when it is not one.
+pub(super) fn oci_errors(body: &[u8]) -> Vec<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Envelope {
         errors: Vec<Entry>,
@@ -141,64 +163,28 @@ pub(super) fn registry_message(body: &str) -> String {
         #[serde(default)]
         message: String,
     }
-    match serde_json::from_str::<Envelope>(body) {
-        Ok(env) if !env.errors.is_empty() => env
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(env) => env
             .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code, e.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => body.trim().to_string(),
+            .into_iter()
+            .map(|e| (e.code.to_ascii_uppercase(), one_line(&e.message)))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
-fn status_of(e: &Oci) -> Option<u16> {
-    match e {
-        Oci::ServerError { code, .. } => Some(*code),
-        Oci::RequestError(r) => r.status().map(|s| s.as_u16()),
-        Oci::UnauthorizedError { .. } => Some(401),
-        _ => None,
+/// The messages of an OCI error body (`{"errors":[{"code","message"}]}`), else the text itself.
+#[cfg(test)]
+fn registry_message(body: &str) -> String {
+    let entries = oci_errors(body.as_bytes());
+    if entries.is_empty() {
+        return one_line(body);
     }
-}
-
-fn is_unauthorized(e: &Oci) -> bool {
-    matches!(status_of(e), Some(401 | 403))
-        || matches!(e, Oci::UnauthorizedError { .. })
-        || matches!(e, Oci::AuthenticationFailure(m) if m.to_ascii_lowercase().contains("unauthorized") || m.to_ascii_lowercase().contains("invalid"))
-        || matches!(e, Oci::RegistryError { envelope, .. } if envelope.errors.iter().any(|x| format!("{:?}", x.code).contains("Unauthorized") || format!("{:?}", x.code).contains("Denied")))
-}
-
-pub(super) fn is_not_found(e: &Oci) -> bool {
-    matches!(status_of(e), Some(404))
-        || matches!(e, Oci::ImageManifestNotFoundError(_))
-        || matches!(e, Oci::RegistryError { envelope, .. } if envelope.errors.iter().any(|x| format!("{:?}", x.code).contains("Unknown")))
-}
-
-/// Whether trying again could help: rate limits, server errors, dropped connections.
-pub(super) fn is_transient(e: &Oci) -> bool {
-    match e {
-        Oci::RequestError(r) => {
-            r.is_connect()
-                || r.is_timeout()
-                || r.is_request()
-                || r.is_body()
-                || matches!(r.status().map(|s| s.as_u16()), Some(429 | 500..=599))
-        }
-        Oci::ServerError { code, .. } => *code == 429 || (500..=599).contains(code),
-        // Docker Hub says 429 in an OCI error body, which oci-client files as a registry error.
-        Oci::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            let code = format!("{:?}", x.code).to_ascii_lowercase();
-            code.contains("toomanyrequests") || code.contains("unavailable")
-        }),
-        Oci::IoError(io) => matches!(
-            io.kind(),
-            std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::BrokenPipe
-        ),
-        _ => false,
-    }
+    entries
+        .iter()
+        .map(|(c, m)| format!("{c}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A reqwest error with its causes, on one line (reqwest's own Display hides the cause).
@@ -214,4 +200,40 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_messages_keep_the_registry_words() {
+        let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#;
+        assert_eq!(
+            registry_message(body),
+            "NAME_UNKNOWN: repository name not known"
+        );
+        assert_eq!(registry_message(" slow down \n"), "slow down");
+    }
+
+    #[test]
+    fn statuses_and_codes_classify() {
+        let unknown = br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+        assert!(matches!(
+            RegistryError::from_status("h", "w", 400, unknown),
+            RegistryError::BlobUnknown { .. }
+        ));
+        assert!(matches!(
+            RegistryError::from_status("h", "w", 404, b""),
+            RegistryError::NotFound { .. }
+        ));
+        assert!(matches!(
+            RegistryError::from_status("h", "w", 401, b""),
+            RegistryError::Unauthorized { .. }
+        ));
+        let limited = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow"}]}"#;
+        assert!(RegistryError::from_status("h", "w", 403, limited).is_transient());
+        assert!(RegistryError::from_status("h", "w", 503, b"x").is_transient());
+        assert!(!RegistryError::from_status("h", "w", 400, b"x").is_transient());
+    }
 }

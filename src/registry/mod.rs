@@ -1,236 +1,124 @@
-//! Talking to OCI registries.
+//! Talking to OCI registries, over our own HTTP client (reqwest with rustls).
 //!
-//! The protocol itself (manifests, blobs, uploads, mounts, tag pages, the Basic and Bearer token
-//! flows) is `oci-client`'s. This module extends around it where it falls short:
+//! We used to go through the `oci-client` crate and went around it more and more; now nothing
+//! of it is left, because it:
+//! - cannot present a TLS client certificate (we had to run a plain-HTTP forward proxy on
+//!   127.0.0.1 for it, which any local user could use as the certificate's identity);
+//! - gives no control of timeouts or of how much of an answer is read: an untrusted registry
+//!   could hold a command forever (no answer, a body trickling in) or fill the memory (a huge
+//!   manifest, token or error body);
+//! - reports one failure several ways, so errors had to be classified from its Debug text;
+//! - sends a `GET /v2/` before every request once credentials are involved.
 //!
-//! - transport choice: HTTPS, `--plain-http`, and Docker's rule that a loopback registry falls
-//!   back to plain HTTP only when it does not speak TLS (probed once per command);
-//! - login checks: `oci-client` accepts any Basic credentials without asking the registry, so
-//!   [`Registry::check_login`] sends `GET /v2/` itself;
-//! - retries with backoff on 429, 5xx and dropped connections ([`retry`]);
-//! - manifest reads (GET and HEAD) and tag lists sent by this module over its own connection
-//!   pool ([`Registry::send`]): `oci-client` precedes each of those calls with its own
-//!   `GET /v2/`, and once one of them has run it does so before every later request too, which
-//!   doubled the requests of a sync. Credentials go the same way as `oci-client`'s (Basic, or a
-//!   Bearer token it fetches), cached per repository; an open registry gets none;
-//! - tag lists that follow the `Link` header, and, where a registry sends none but fills a
-//!   page, `last=` until a page brings nothing new;
-//! - errors that name the host and say what to do ([`RegistryError`]).
-//!
-//! - TLS client certificates, which `oci-client` cannot present ([`client_cert`]).
+//! The parts, by concern:
+//! - [`transport`]: the reqwest client (TLS roots, `--ca-file`, `--insecure`, the client
+//!   certificate, the connect timeout), the scheme of loopback registries (HTTPS, falling back
+//!   to plain HTTP only when the port does not speak TLS), and the read timeout and stall rule
+//!   every request and body goes through;
+//! - [`auth`]: Basic, and the Bearer token flow, with tokens cached per scope;
+//! - [`paging`]: `Link` headers (and `last=`) across tag and catalog pages, bounded;
+//! - [`error`]: errors from statuses and OCI error bodies, naming the host;
+//! - this file: the operations, each retried with backoff on 429, 5xx and dropped connections
+//!   (honouring a short `Retry-After`). One `GET /v2/` per command, in [`Registry::connect`];
+//!   an open registry gets no credentials and no extra request.
 
-mod client_cert;
+pub mod auth;
 mod error;
+pub mod paging;
+pub mod transport;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
-use reqwest::{Method, StatusCode};
-use tokio::io::AsyncReadExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
 
-pub use error::{RegistryError, describe_reqwest};
+pub use error::{MAX_ERROR_BODY, RegistryError, describe_reqwest};
+pub use transport::{Timeouts, Transport};
 
+use self::auth::Auth;
+use self::paging::{MAX_PAGE_BYTES, PAGE_SIZE, Pager};
+use self::transport::{Body, HttpFailure, Upload};
 use crate::credentials::Credential;
 use crate::digest::Digest;
 use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
 
-/// How to reach a registry: the TLS flags every registry command takes.
-#[derive(Debug, Clone, Default)]
-pub struct Transport {
-    pub plain_http: bool,
-    pub insecure: bool,
-    /// Like loopback hosts: use HTTPS, falling back to HTTP when the server does not speak
-    /// TLS (skopeo's `tls-verify: false`, with `insecure`).
-    pub http_fallback: bool,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-}
+/// Docker's schema 2 manifest: not a chart, but `sync` copies whatever a repository holds.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list: asked for so a registry never hands one platform's manifest instead.
+pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The manifest types asked for: every type a copy can carry.
+const MANIFEST_TYPES: [&str; 4] = [
+    MANIFEST_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    DOCKER_MANIFEST_MEDIA_TYPE,
+    DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+];
+
+/// Manifests larger than this are refused rather than held in memory (containerd's limit).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Rounds of re-sending blobs a manifest upload was refused for (see
+/// [`Registry::push_manifest_with_blobs`]).
+const BLOB_UNKNOWN_ROUNDS: usize = 3;
 
 /// One registry host, with the credential to use there.
 pub struct Registry {
     host: String,
     scheme: &'static str,
-    client: Client,
     http: reqwest::Client,
-    auth: RegistryAuth,
-    /// The ping found the registry open: no request needs credentials, and `oci-client` is
-    /// never given any (so it never pings before a request).
-    open: bool,
-    /// The `Authorization` value of our own requests, per repository path.
-    authorizations: tokio::sync::Mutex<HashMap<String, Option<HeaderValue>>>,
-    /// Carries `oci-client`'s requests when a client certificate is in use.
-    _cert_proxy: Option<client_cert::CertProxy>,
+    timeouts: Timeouts,
+    auth: Auth,
 }
 
-/// Docker's schema 2 manifest: not a chart, but `sync` copies whatever a repository holds.
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-/// The manifest types asked for: OCI manifests and indexes, Docker schema 2.
-const MANIFEST_TYPES: [&str; 3] = [
-    MANIFEST_MEDIA_TYPE,
-    INDEX_MEDIA_TYPE,
-    DOCKER_MANIFEST_MEDIA_TYPE,
-];
-
-/// Manifests larger than this are refused rather than held in memory (containerd's limit).
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
-
-const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
-
-/// The crypto provider must be installed once before any TLS client exists.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn is_loopback(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
+/// A request body for [`Registry::send`]: given at most once (an upload is not re-sent by
+/// `send`; [`retry`] starts the whole upload over).
+type MakeBody<'a> = &'a mut (dyn FnMut(&Upload) -> Option<reqwest::Body> + Send);
 
 impl Registry {
-    /// Connects to `host` (no request is made unless the loopback rule needs a probe).
+    /// Connects to `host`: sends the command's one `GET /v2/`, which picks the scheme of a
+    /// loopback host and tells whether and how the registry wants credentials.
     pub async fn connect(
         host: &str,
         transport: &Transport,
         credential: Option<Credential>,
     ) -> Result<Self, RegistryError> {
-        install_crypto_provider();
-        let identity = match (&transport.cert_file, &transport.key_file) {
-            (Some(cert), Some(key)) => Some(read_identity(cert, key)?),
-            (None, None) => None,
-            _ => {
-                return Err(RegistryError::Config(
-                    "--cert-file and --key-file go together".into(),
-                ));
-            }
-        };
-        if identity.is_some() && transport.plain_http {
-            return Err(RegistryError::Config(
-                "a client certificate needs TLS; drop --plain-http".into(),
-            ));
-        }
-        let ca = match &transport.ca_file {
-            Some(path) => Some(read_ca(path)?),
-            None => None,
-        };
-        let mut http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(15))
-            .tls_danger_accept_invalid_certs(transport.insecure);
-        if let Some(pem) = &ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                RegistryError::Config(format!(
-                    "{}: not a PEM certificate bundle: {e}",
-                    transport
-                        .ca_file
-                        .as_deref()
-                        .unwrap_or(Path::new(""))
-                        .display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Config(format!(
-                    "{}: no PEM certificate in this CA file",
-                    transport
-                        .ca_file
-                        .as_deref()
-                        .unwrap_or(Path::new(""))
-                        .display()
-                )));
-            }
-            http = http.tls_certs_merge(certs);
-        }
-        let with_identity = identity.is_some();
-        if let Some(id) = identity {
-            http = http.identity(id);
-        }
-        let http = http.build().map_err(|e| {
-            RegistryError::Config(format!(
-                "cannot set up HTTP client: {}",
-                error::describe_reqwest(&e)
-            ))
-        })?;
-
-        // One `GET /v2/` per command: it picks the scheme for loopback hosts and tells whether
-        // the registry wants credentials at all.
+        let (http, with_identity) = transport::registry_client(transport)?;
+        let timeouts = transport.timeouts;
         let (scheme, ping) = if transport.plain_http {
-            ("http", ping(&http, "http", host).await)
-        } else if (is_loopback(host) || transport.http_fallback) && !with_identity {
-            probe_scheme(&http, host).await?
+            ("http", ping_retried(&http, &timeouts, "http", host).await?)
+        } else if (transport::is_loopback(host) || transport.http_fallback) && !with_identity {
+            transport::probe_scheme(&http, &timeouts, host).await?
         } else {
-            ("https", ping(&http, "https", host).await)
+            (
+                "https",
+                ping_retried(&http, &timeouts, "https", host).await?,
+            )
         };
-        let cert_proxy = if with_identity {
-            let proxy = client_cert::CertProxy::start(http.clone(), host.to_string())
-                .await
-                .map_err(|e| {
-                    RegistryError::Config(format!("cannot start the client-certificate proxy: {e}"))
-                })?;
-            Some(proxy)
-        } else {
-            None
-        };
-        let config = ClientConfig {
-            protocol: if scheme == "http" || cert_proxy.is_some() {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            http_proxy: cert_proxy.as_ref().map(client_cert::CertProxy::url),
-            accept_invalid_certificates: transport.insecure,
-            extra_root_certificates: ca
-                .map(|data| {
-                    vec![Certificate {
-                        encoding: CertificateEncoding::Pem,
-                        data,
-                    }]
-                })
-                .unwrap_or_default(),
-            use_monolithic_push: true,
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(120)),
-            user_agent: USER_AGENT,
-            platform_resolver: None,
-            ..Default::default()
-        };
-        let client = Client::try_from(config)
-            .map_err(|e| RegistryError::Config(format!("cannot set up registry client: {e}")))?;
-        let auth = match credential {
-            Some(c) => RegistryAuth::Basic(c.username, c.secret.expose().to_string()),
-            None => RegistryAuth::Anonymous,
-        };
-        // `oci-client` sends its own `GET /v2/` before every request of a client holding
-        // credentials; a registry that answered our ping without asking for any needs none.
-        let open = matches!(ping, Ok(status) if status.is_success());
-        if !open {
-            client.store_auth_if_needed(host, &auth).await;
-        }
+        let challenge = ping
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| auth::parse_challenge(v).is_some())
+            .map(str::to_string);
+        let auth = Auth::new(
+            host,
+            scheme,
+            credential,
+            ping.status().as_u16(),
+            challenge.as_deref(),
+        )?;
         Ok(Registry {
             host: host.to_string(),
             scheme,
-            client,
             http,
+            timeouts,
             auth,
-            open,
-            authorizations: tokio::sync::Mutex::new(HashMap::new()),
-            _cert_proxy: cert_proxy,
         })
     }
 
@@ -238,82 +126,226 @@ impl Registry {
         &self.host
     }
 
-    fn oci_ref(&self, r: &Reference) -> oci_client::Reference {
-        match (r.digest(), r.tag()) {
-            (Some(d), _) => oci_client::Reference::with_digest(
-                self.host.clone(),
-                r.path().to_string(),
-                d.to_string(),
-            ),
-            (None, Some(t)) => oci_client::Reference::with_tag(
-                self.host.clone(),
-                r.path().to_string(),
-                t.to_string(),
-            ),
-            (None, None) => oci_client::Reference::with_tag(
-                self.host.clone(),
-                r.path().to_string(),
-                "latest".into(),
-            ),
-        }
+    fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
     }
 
-    fn err(&self, what: &str, e: oci_client::errors::OciDistributionError) -> RegistryError {
-        RegistryError::from_oci(&self.host, what, e)
+    fn url(&self, path_and_query: &str) -> Result<Url, RegistryError> {
+        let text = format!("{}{path_and_query}", self.origin());
+        Url::parse(&text).map_err(|_| RegistryError::Config(format!("{text}: not a valid URL")))
     }
 
-    /// Verifies the credential against the registry, as `docker login` does.
+    fn same_origin(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && Url::parse(&self.origin()).is_ok_and(|o| {
+                o.host_str() == url.host_str()
+                    && o.port_or_known_default() == url.port_or_known_default()
+            })
+    }
+
+    /// Verifies the credential against the registry, as `docker login` does: `GET /v2/` with
+    /// Basic credentials, or with a token the realm issues for them.
     pub async fn check_login(&self) -> Result<(), RegistryError> {
-        let probe = oci_client::Reference::with_tag(
-            self.host.clone(),
-            "chartcache/login-check".into(),
-            "latest".into(),
-        );
-        // A Bearer registry checks the credential when it issues the token.
-        let token = retry(|| {
-            self.client
-                .auth(&probe, &self.auth, RegistryOperation::Pull)
-        })
-        .await
-        .map_err(|e| self.err("login", e))?;
-        let url = format!("{}://{}/v2/", self.scheme, self.host);
-        let mut req = self.http.get(&url);
-        req = match (&token, &self.auth) {
-            (Some(t), _) => req.bearer_auth(t),
-            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-            _ => req,
+        let authorization = match self.auth.scheme() {
+            auth::Scheme::Open => return Ok(()),
+            auth::Scheme::Basic => match self.auth.credential() {
+                Some(c) => auth::basic(c)?,
+                None => {
+                    return Err(RegistryError::Unauthorized {
+                        host: self.host.clone(),
+                    });
+                }
+            },
+            auth::Scheme::Bearer { .. } => {
+                let token = self.auth.token(&self.http, &self.timeouts, &[]).await?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    RegistryError::Unauthorized {
+                        host: self.host.clone(),
+                    }
+                })?;
+                v.set_sensitive(true);
+                v
+            }
         };
-        let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
-            host: self.host.clone(),
-            reason: error::describe_reqwest(&e),
-        })?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            401 | 403 => Err(RegistryError::Unauthorized {
-                host: self.host.clone(),
-            }),
-            code => Err(RegistryError::Status {
-                host: self.host.clone(),
-                what: "login".into(),
-                code,
-                message: resp.text().await.unwrap_or_default(),
-            }),
+        let url = self.url("/v2/")?;
+        let req = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, authorization.clone());
+        let resp = transport::send(req, &self.timeouts, None)
+            .await
+            .map_err(|e| e.into_registry(&self.host, "login"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.failure("login", resp).await)
         }
     }
 
-    /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has one).
+    /// Sends a request about the repositories `scopes` name, authorized for them (a Bearer
+    /// token is fetched again once if the registry answers 401), retried when `idempotent` on
+    /// 429, 5xx (waiting a short `Retry-After`) and dropped connections. Any status comes
+    /// back; transport failures and timeouts are errors.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        what: &str,
+        method: Method,
+        url: &Url,
+        scopes: &[String],
+        idempotent: bool,
+        headers: &[(reqwest::header::HeaderName, HeaderValue)],
+        mut body: Option<(u64, MakeBody<'_>)>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut scopes = scopes.to_vec();
+        let mut delay = Duration::from_millis(250);
+        let mut refreshed = false;
+        let mut attempt = 0;
+        // Credentials go to the registry's own origin only (an upload location elsewhere
+        // gets none).
+        let authorized = self.same_origin(url);
+        loop {
+            attempt += 1;
+            let authorization = if authorized {
+                self.auth
+                    .header(&self.http, &self.timeouts, &scopes)
+                    .await?
+            } else {
+                None
+            };
+            let mut req = self.http.request(method.clone(), url.clone());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            if let Some(v) = &authorization {
+                req = req.header(AUTHORIZATION, v.clone());
+            }
+            let mut upload = None;
+            if let Some((size, make)) = body.as_mut() {
+                let up = Upload::new(*size);
+                let b = make(&up).ok_or_else(|| RegistryError::Other {
+                    host: self.host.clone(),
+                    what: what.to_string(),
+                    message: "the upload was refused and cannot be sent again".into(),
+                })?;
+                req = req.header(CONTENT_LENGTH, *size).body(b);
+                upload = Some(up);
+            }
+            match transport::send(req, &self.timeouts, upload.as_ref()).await {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    if code == 401
+                        && matches!(self.auth.scheme(), auth::Scheme::Bearer { .. })
+                        && authorized
+                        && !refreshed
+                    {
+                        refreshed = true;
+                        self.auth.forget(&scopes).await;
+                        // The registry may name the scope it wants.
+                        if let Some(auth::Challenge::Bearer {
+                            scope: Some(scope), ..
+                        }) = resp
+                            .headers()
+                            .get(reqwest::header::WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(auth::parse_challenge)
+                            && !scopes.contains(&scope)
+                        {
+                            scopes.push(scope);
+                        }
+                        continue;
+                    }
+                    if idempotent && (code == 429 || (500..=599).contains(&code)) && attempt < 4 {
+                        let wait = retry_after(&resp).map_or(delay, |w| w.max(delay));
+                        tokio::time::sleep(wait).await;
+                        delay *= 2;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) if idempotent && e.is_transient() && attempt < 4 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e.into_registry(&self.host, what)),
+            }
+        }
+    }
+
+    /// A GET or HEAD, retried.
+    async fn read(
+        &self,
+        what: &str,
+        method: Method,
+        url: &Url,
+        scopes: &[String],
+        accept: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let accept = HeaderValue::from_str(accept)
+            .map_err(|_| RegistryError::Config(format!("bad Accept value {accept:?}")))?;
+        self.send(what, method, url, scopes, true, &[(ACCEPT, accept)], None)
+            .await
+    }
+
+    /// The error for an unsuccessful answer, with the registry's own words (the first
+    /// [`MAX_ERROR_BODY`] bytes of its body, no more).
+    async fn failure(&self, what: &str, resp: reqwest::Response) -> RegistryError {
+        let code = resp.status().as_u16();
+        let body = Body::new(resp, &self.timeouts)
+            .read_prefix(MAX_ERROR_BODY)
+            .await;
+        RegistryError::from_status(&self.host, what, code, &body)
+    }
+
+    /// A successful answer's body, at most `limit` bytes.
+    async fn body(
+        &self,
+        what: &str,
+        resp: reqwest::Response,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        Body::new(resp, &self.timeouts)
+            .read_to_vec(limit)
+            .await
+            .map_err(|e| e.into_registry(&self.host, what))
+    }
+
+    fn pull_scope(repo: &Reference) -> Vec<String> {
+        vec![format!("repository:{}:pull", repo.path())]
+    }
+
+    fn push_scope(repo: &Reference) -> Vec<String> {
+        vec![format!("repository:{}:pull,push", repo.path())]
+    }
+
+    fn manifest_url(&self, r: &Reference) -> Result<Url, RegistryError> {
+        let object = match (r.digest(), r.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        self.url(&format!("/v2/{}/manifests/{object}", r.path()))
+    }
+
+    fn blob_url(&self, repo: &Reference, digest: &Digest) -> Result<Url, RegistryError> {
+        self.url(&format!("/v2/{}/blobs/{digest}", repo.path()))
+    }
+
+    /// The manifest `r` names, raw, with its digest (checked against `r`'s digest if it has
+    /// one). At most [`MAX_MANIFEST_BYTES`].
     pub async fn manifest(&self, r: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
         let what = format!("manifest {r}");
         let resp = self
-            .send(
+            .read(
+                &what,
                 Method::GET,
-                &self.manifest_url(r),
-                r,
-                Some(&MANIFEST_TYPES.join(", ")),
+                &self.manifest_url(r)?,
+                &Self::pull_scope(r),
+                &MANIFEST_TYPES.join(", "),
             )
             .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(&what, resp).await);
+            return Err(self.failure(&what, resp).await);
         }
         let bytes = self.body(&what, resp, MAX_MANIFEST_BYTES).await?;
         let actual = Digest::of(&bytes);
@@ -333,18 +365,19 @@ impl Registry {
     pub async fn manifest_digest(&self, r: &Reference) -> Result<Option<Digest>, RegistryError> {
         let what = format!("manifest {r}");
         let resp = self
-            .send(
+            .read(
+                &what,
                 Method::HEAD,
-                &self.manifest_url(r),
-                r,
-                Some(&MANIFEST_TYPES.join(", ")),
+                &self.manifest_url(r)?,
+                &Self::pull_scope(r),
+                &MANIFEST_TYPES.join(", "),
             )
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(self.status_error(&what, resp).await);
+            return Err(self.failure(&what, resp).await);
         }
         let header = resp
             .headers()
@@ -358,181 +391,122 @@ impl Registry {
         }
     }
 
-    fn manifest_url(&self, r: &Reference) -> String {
-        let object = match (r.digest(), r.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => "latest".to_string(),
-        };
-        format!(
-            "{}://{}/v2/{}/manifests/{object}",
-            self.scheme,
-            self.host,
-            r.path()
-        )
-    }
-
-    /// What our own requests to `repo` send as `Authorization`: nothing for an open registry,
-    /// else what `oci-client` would send (a Bearer token from the registry's token service, or
-    /// the Basic credentials), worked out once per repository.
-    async fn authorization(&self, repo: &Reference) -> Result<Option<HeaderValue>, RegistryError> {
-        if self.open {
-            return Ok(None);
-        }
-        let mut cache = self.authorizations.lock().await;
-        if let Some(value) = cache.get(repo.path()) {
-            return Ok(value.clone());
-        }
-        let image = self.oci_ref(repo);
-        let token = retry(|| {
-            self.client
-                .auth(&image, &self.auth, RegistryOperation::Pull)
-        })
-        .await
-        .map_err(|e| self.err(&format!("authorization for {}", repo.without_object()), e))?;
-        let text = match (token, &self.auth) {
-            (Some(t), _) => Some(format!("Bearer {t}")),
-            (None, RegistryAuth::Basic(u, p)) => {
-                use base64::Engine as _;
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-                Some(format!("Basic {pair}"))
-            }
-            (None, _) => None,
-        };
-        let value = match text {
-            Some(t) => {
-                let mut v = HeaderValue::from_str(&t).map_err(|_| RegistryError::Unauthorized {
-                    host: self.host.clone(),
-                })?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
-        cache.insert(repo.path().to_string(), value.clone());
-        Ok(value)
-    }
-
-    /// Sends one of our own (read-only) requests about `repo`, authorized as
-    /// [`Registry::authorization`] says, retried like `oci-client`'s calls (429, 5xx, dropped
-    /// connections; honouring a short `Retry-After`), and once more with fresh credentials
-    /// when a cached token has expired. Any status comes back; transport failures are errors.
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        repo: &Reference,
-        accept: Option<&str>,
-    ) -> Result<reqwest::Response, RegistryError> {
-        let mut delay = Duration::from_millis(250);
-        let mut refreshed = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let authorization = self.authorization(repo).await?;
-            let mut req = self.http.request(method.clone(), url);
-            if let Some(a) = accept {
-                req = req.header(ACCEPT, a);
-            }
-            if let Some(v) = &authorization {
-                req = req.header(AUTHORIZATION, v.clone());
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let code = resp.status().as_u16();
-                    if code == 401 && authorization.is_some() && !refreshed {
-                        self.authorizations.lock().await.remove(repo.path());
-                        refreshed = true;
-                        continue;
-                    }
-                    if (code == 429 || (500..=599).contains(&code)) && attempt < 4 {
-                        let wait = retry_after(&resp).map_or(delay, |w| w.max(delay));
-                        tokio::time::sleep(wait).await;
-                        delay *= 2;
-                        continue;
-                    }
-                    return Ok(resp);
-                }
-                Err(e) if attempt < 4 && (e.is_connect() || e.is_timeout() || e.is_request()) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => return Err(error::from_reqwest(&self.host, &e)),
-            }
-        }
-    }
-
-    /// The body of a successful answer, at most `limit` bytes.
-    async fn body(
-        &self,
-        what: &str,
-        mut resp: reqwest::Response,
-        limit: usize,
-    ) -> Result<Vec<u8>, RegistryError> {
-        let mut out = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if out.len() + chunk.len() > limit {
-                        return Err(RegistryError::Other {
-                            host: self.host.clone(),
-                            what: what.to_string(),
-                            message: format!("larger than {} MiB, refused", limit >> 20),
-                        });
-                    }
-                    out.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(out),
-                Err(e) => {
-                    return Err(RegistryError::Unreachable {
-                        host: self.host.clone(),
-                        reason: format!("{what}: {}", error::describe_reqwest(&e)),
-                    });
-                }
-            }
-        }
-    }
-
-    /// The error for an unsuccessful answer, with the registry's own words.
-    async fn status_error(&self, what: &str, resp: reqwest::Response) -> RegistryError {
-        let code = resp.status().as_u16();
-        let host = self.host.clone();
-        match code {
-            401 | 403 => RegistryError::Unauthorized { host },
-            404 => RegistryError::NotFound {
-                host,
-                what: what.to_string(),
-            },
-            _ => {
-                let text = resp.text().await.unwrap_or_default();
-                RegistryError::Status {
-                    host,
-                    what: what.to_string(),
-                    code,
-                    message: error::registry_message(&text),
-                }
-            }
-        }
-    }
-
+    /// Whether the repository holds the blob (a HEAD request).
     pub async fn blob_exists(
         &self,
         repo: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        let (image, digest_text) = (self.oci_ref(repo), digest.to_string());
-        retry(|| self.client.blob_exists(&image, &digest_text))
-            .await
-            .map_err(|e| self.err(&format!("blob {digest}"), e))
+        let what = format!("blob {digest}");
+        let resp = self
+            .read(
+                &what,
+                Method::HEAD,
+                &self.blob_url(repo, digest)?,
+                &Self::pull_scope(repo),
+                "*/*",
+            )
+            .await?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.failure(&what, resp).await),
+        }
     }
 
-    /// Asks the registry to mount a blob from another repository; false if it would not.
+    /// Asks the registry to mount a blob from another repository; false if it would not (an
+    /// upload session it opened instead is cancelled).
     pub async fn mount_blob(&self, repo: &Reference, from: &Reference, digest: &Digest) -> bool {
-        let (image, source) = (self.oci_ref(repo), self.oci_ref(from));
-        self.client
-            .mount_blob(&image, &source, &digest.to_string())
+        let what = format!("mount of blob {digest}");
+        let Ok(url) = self.url(&format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            repo.path(),
+            from.path()
+        )) else {
+            return false;
+        };
+        let mut scopes = Self::push_scope(repo);
+        scopes.extend(Self::pull_scope(from));
+        let Ok(resp) = self
+            .send(&what, Method::POST, &url, &scopes, false, &[], None)
             .await
-            .is_ok()
+        else {
+            return false;
+        };
+        match resp.status().as_u16() {
+            201 => true,
+            202 => {
+                if let Ok(location) = self.location(&url, &resp) {
+                    let _ = self
+                        .send(&what, Method::DELETE, &location, &scopes, false, &[], None)
+                        .await;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Where an answer's `Location` points, resolved against the request URL.
+    fn location(&self, request: &Url, resp: &reqwest::Response) -> Result<Url, RegistryError> {
+        let bad = |message: String| RegistryError::Other {
+            host: self.host.clone(),
+            what: "upload".into(),
+            message,
+        };
+        let text = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| bad("the registry gave no upload location".into()))?;
+        let url = request
+            .join(text)
+            .map_err(|_| bad(format!("{text:?}: not an upload location")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!("{text:?}: not an upload location")));
+        }
+        Ok(url)
+    }
+
+    /// One monolithic upload: `POST …/blobs/uploads/` → 202 with a `Location`, then `PUT` of
+    /// the whole body there with `digest=`; 201 expected.
+    async fn upload(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        make: MakeBody<'_>,
+    ) -> Result<(), RegistryError> {
+        let what = format!("upload of blob {digest}");
+        let scopes = Self::push_scope(repo);
+        let start = self.url(&format!("/v2/{}/blobs/uploads/", repo.path()))?;
+        let resp = self
+            .send(&what, Method::POST, &start, &scopes, false, &[], None)
+            .await?;
+        if resp.status().as_u16() != 202 && !resp.status().is_success() {
+            return Err(self.failure(&what, resp).await);
+        }
+        let mut location = self.location(&start, &resp)?;
+        drop(resp);
+        location
+            .query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let octets = HeaderValue::from_static("application/octet-stream");
+        let resp = self
+            .send(
+                &what,
+                Method::PUT,
+                &location,
+                &scopes,
+                false,
+                &[(CONTENT_TYPE, octets)],
+                Some((size, make)),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.failure(&what, resp).await);
+        }
+        Ok(())
     }
 
     /// Uploads a stored blob, streamed from its file.
@@ -543,16 +517,18 @@ impl Registry {
         size: u64,
         path: &Path,
     ) -> Result<(), RegistryError> {
-        let image = self.oci_ref(repo);
         retry(|| async {
-            let file = tokio::fs::File::open(path).await?;
-            self.client
-                .push_blob_stream(&image, file_stream(file), &digest.to_string(), Some(size))
-                .await
+            let file = std::fs::File::open(path).map_err(|e| {
+                RegistryError::Local(format!("upload of blob {digest}: {}: {e}", path.display()))
+            })?;
+            let mut file = Some(file);
+            let mut make = |up: &Upload| {
+                file.take()
+                    .map(|f| reqwest::Body::wrap_stream(transport::file_stream(f, up)))
+            };
+            self.upload(repo, digest, size, &mut make).await
         })
         .await
-        .map(|_| ())
-        .map_err(|e| self.err(&format!("upload of blob {digest}"), e))
     }
 
     /// Uploads a small blob from memory.
@@ -562,12 +538,40 @@ impl Registry {
         digest: &Digest,
         data: Vec<u8>,
     ) -> Result<(), RegistryError> {
-        let image = self.oci_ref(repo);
-        let (data, digest_text) = (Bytes::from(data), digest.to_string());
-        retry(|| self.client.push_blob(&image, data.clone(), &digest_text))
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(&format!("upload of blob {digest}"), e))
+        let data = bytes::Bytes::from(data);
+        retry(|| async {
+            let mut make = |up: &Upload| {
+                up.sent
+                    .store(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Some(reqwest::Body::from(data.clone()))
+            };
+            self.upload(repo, digest, data.len() as u64, &mut make)
+                .await
+        })
+        .await
+    }
+
+    /// The answer to a blob GET (redirects followed; reqwest sends no `Authorization` to
+    /// another origin).
+    async fn get_blob(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        what: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let resp = self
+            .read(
+                what,
+                Method::GET,
+                &self.blob_url(repo, &desc.digest)?,
+                &Self::pull_scope(repo),
+                "*/*",
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.failure(what, resp).await);
+        }
+        Ok(resp)
     }
 
     /// Streams a blob into `out`, returning how many bytes came. The caller checks the digest.
@@ -577,23 +581,15 @@ impl Registry {
         desc: &Descriptor,
         out: &mut impl std::io::Write,
     ) -> Result<u64, RegistryError> {
-        let image = self.oci_ref(repo);
-        let layer = oci_client::manifest::OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.to_string(),
-            size: desc.size as i64,
-            ..Default::default()
-        };
         let what = format!("download of blob {}", desc.digest);
-        let mut stream = retry(|| self.client.pull_blob_stream(&image, &layer))
-            .await
-            .map_err(|e| self.err(&what, e))?;
+        let resp = self.get_blob(repo, desc, &what).await?;
+        let mut body = Body::new(resp, &self.timeouts);
         let mut received: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                host: self.host.clone(),
-                reason: format!("{what}: {e}"),
-            })?;
+        while let Some(chunk) = body
+            .chunk()
+            .await
+            .map_err(|e| e.into_registry(&self.host, &what))?
+        {
             received += chunk.len() as u64;
             if received > desc.size {
                 return Err(RegistryError::SizeMismatch {
@@ -616,7 +612,8 @@ impl Registry {
     }
 
     /// Copies a blob from another registry, streaming it straight through (the destination
-    /// checks the digest when the upload completes). A failed attempt starts over.
+    /// checks the digest when the upload completes; more bytes than the descriptor says are
+    /// refused). A failed attempt starts over.
     pub async fn copy_blob_from(
         &self,
         source: &Registry,
@@ -624,155 +621,185 @@ impl Registry {
         repo: &Reference,
         desc: &Descriptor,
     ) -> Result<(), RegistryError> {
-        let (from, to) = (source.oci_ref(source_repo), self.oci_ref(repo));
-        let layer = oci_client::manifest::OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.to_string(),
-            size: desc.size as i64,
-            ..Default::default()
-        };
-        let digest = desc.digest.to_string();
+        let download = format!("download of blob {}", desc.digest);
         retry(|| async {
-            let stream = source.client.pull_blob_stream(&from, &layer).await?;
-            let stream = stream
-                .stream
-                .map(|chunk| chunk.map_err(oci_client::errors::OciDistributionError::from));
-            self.client
-                .push_blob_stream(&to, stream, &digest, Some(desc.size))
-                .await
+            let resp = source.get_blob(source_repo, desc, &download).await?;
+            let failure = Arc::new(std::sync::Mutex::new(None::<HttpFailure>));
+            let stream =
+                Body::new(resp, &source.timeouts).into_stream(desc.size, Arc::clone(&failure));
+            let mut stream = Some(stream);
+            let mut make = |up: &Upload| {
+                stream
+                    .take()
+                    .map(|s| reqwest::Body::wrap_stream(transport::counted(s, up)))
+            };
+            let result = self.upload(repo, &desc.digest, desc.size, &mut make).await;
+            let source_failure = failure.lock().ok().and_then(|mut f| f.take());
+            match (result, source_failure) {
+                (Err(_), Some(f)) => Err(f.into_registry(&source.host, &download)),
+                (result, _) => result,
+            }
         })
         .await
-        .map(|_| ())
-        .map_err(|e| {
-            self.err(
-                &format!("copy of blob {} from {}", desc.digest, source.host),
-                e,
-            )
-        })
     }
 
-    /// Uploads a manifest under `r`'s tag, byte for byte; returns its digest.
+    /// Uploads a manifest under `r`'s tag (or digest), byte for byte, with `media_type` as its
+    /// `Content-Type`; returns its digest.
     pub async fn push_manifest(
         &self,
         r: &Reference,
         bytes: &[u8],
         media_type: &str,
     ) -> Result<Digest, RegistryError> {
-        let image = self.oci_ref(r);
-        let content_type = reqwest::header::HeaderValue::from_str(media_type)
+        let what = format!("upload of manifest {r}");
+        let content_type = HeaderValue::from_str(media_type)
             .map_err(|_| RegistryError::Config(format!("bad media type {media_type:?}")))?;
-        retry(|| {
-            self.client
-                .push_manifest_raw(&image, bytes.to_vec(), content_type.clone())
-        })
-        .await
-        .map_err(|e| self.err(&format!("upload of manifest {r}"), e))?;
+        let url = self.manifest_url(r)?;
+        let data = bytes::Bytes::copy_from_slice(bytes);
+        let mut make = |up: &Upload| {
+            up.sent
+                .store(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Some(reqwest::Body::from(data.clone()))
+        };
+        let resp = self
+            .send(
+                &what,
+                Method::PUT,
+                &url,
+                &Self::push_scope(r),
+                true,
+                &[(CONTENT_TYPE, content_type)],
+                Some((bytes.len() as u64, &mut make)),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.failure(&what, resp).await);
+        }
         Ok(Digest::of(bytes))
     }
 
-    /// Every tag of a repository, following the registry's `Link` header from page to page.
-    /// A registry that fills a page but sends no `Link` is asked again from the last tag seen,
-    /// until a page brings nothing new.
+    /// [`Registry::push_manifest`], mending a refusal for an unknown blob
+    /// (`MANIFEST_BLOB_UNKNOWN`, `BLOB_UNKNOWN`): distribution can lose a repository's link to
+    /// a blob that two writers commit at the same moment. Each round checks every blob of
+    /// `blobs` with HEAD and sends the missing ones again with `resend` (all of them when HEAD
+    /// finds none missing), then tries the manifest again; up to [`BLOB_UNKNOWN_ROUNDS`]
+    /// rounds.
+    pub async fn push_manifest_with_blobs<'d, F, Fut>(
+        &self,
+        r: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+        blobs: &[&'d Descriptor],
+        resend: F,
+    ) -> Result<Digest, RegistryError>
+    where
+        F: Fn(&'d Descriptor) -> Fut,
+        Fut: Future<Output = Result<(), RegistryError>>,
+    {
+        let repo = r.without_object();
+        let mut round = 0;
+        loop {
+            match self.push_manifest(r, bytes, media_type).await {
+                Err(RegistryError::BlobUnknown { .. }) if round < BLOB_UNKNOWN_ROUNDS => {
+                    round += 1;
+                    let mut missing = Vec::new();
+                    for d in blobs {
+                        if !self.blob_exists(&repo, &d.digest).await? {
+                            missing.push(*d);
+                        }
+                    }
+                    if missing.is_empty() {
+                        missing = blobs.to_vec();
+                    }
+                    for d in missing {
+                        resend(d).await?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Every tag of a repository, following the registry's `Link` header from page to page
+    /// (see [`paging`] for the bounds).
     pub async fn tags(&self, repo: &Reference) -> Result<Vec<String>, RegistryError> {
-        const PAGE: usize = 1000;
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
         let what = format!("tags of {}", repo.without_object());
-        let origin = format!("{}://{}", self.scheme, self.host);
-        let first = format!("{origin}/v2/{}/tags/list?n={PAGE}", repo.path());
-        let mut url = first.clone();
-        let mut seen = std::collections::HashSet::new();
-        let mut all = Vec::new();
-        loop {
+        let first = format!(
+            "{}/v2/{}/tags/list?n={PAGE_SIZE}",
+            self.origin(),
+            repo.path()
+        );
+        self.pages(&what, &first, &Self::pull_scope(repo), |body| {
+            serde_json::from_slice::<Page>(body)
+                .map(|p| p.tags.unwrap_or_default())
+                .map_err(|e| format!("not a tag list: {e}"))
+        })
+        .await
+    }
+
+    /// Every repository the registry lists in `/v2/_catalog`, following pages. Registries that
+    /// keep their catalog private (most token registries) answer with an error.
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let first = format!("{}/v2/_catalog?n={PAGE_SIZE}", self.origin());
+        self.pages(
+            "catalog",
+            &first,
+            &["registry:catalog:*".to_string()],
+            |body| {
+                serde_json::from_slice::<Page>(body)
+                    .map(|p| p.repositories.unwrap_or_default())
+                    .map_err(|e| format!("not a catalog: {e}"))
+            },
+        )
+        .await
+    }
+
+    /// The names of every page from `first` on.
+    async fn pages(
+        &self,
+        what: &str,
+        first: &str,
+        scopes: &[String],
+        parse: impl Fn(&[u8]) -> Result<Vec<String>, String>,
+    ) -> Result<Vec<String>, RegistryError> {
+        let other = |message: String| RegistryError::Other {
+            host: self.host.clone(),
+            what: what.to_string(),
+            message,
+        };
+        let mut pager = Pager::new(&self.origin(), first);
+        let mut next = Some(first.to_string());
+        while let Some(url) = next {
+            pager.fetching(&url).map_err(|e| other(e.describe()))?;
+            let parsed = Url::parse(&url).map_err(|_| other(format!("{url}: not a URL")))?;
             let resp = self
-                .send(Method::GET, &url, repo, Some("application/json"))
+                .read(what, Method::GET, &parsed, scopes, "application/json")
                 .await?;
             if !resp.status().is_success() {
-                return Err(self.status_error(&what, resp).await);
+                return Err(self.failure(what, resp).await);
             }
-            let next = resp
+            let link = resp
                 .headers()
                 .get_all(reqwest::header::LINK)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .find_map(next_link);
-            let body = self.body(&what, resp, 64 << 20).await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| RegistryError::Other {
-                host: self.host.clone(),
-                what: what.clone(),
-                message: format!("not a tag list: {e}"),
-            })?;
-            let page = page.tags.unwrap_or_default();
-            let full = page.len() >= PAGE;
-            let before = all.len();
-            for t in page {
-                if seen.insert(t.clone()) {
-                    all.push(t);
-                }
-            }
-            if all.len() == before {
-                break;
-            }
-            url = match next {
-                Some(link) if link.starts_with('/') => format!("{origin}{link}"),
-                // Credentials never follow a link to another origin.
-                Some(link) if link.starts_with(&format!("{origin}/")) => link,
-                Some(_) => break,
-                None if full => match all.last() {
-                    Some(last) => format!("{first}&last={last}"),
-                    None => break,
-                },
-                None => break,
-            };
+                .find_map(paging::next_link);
+            let body = self.body(what, resp, MAX_PAGE_BYTES).await?;
+            let names = parse(&body).map_err(other)?;
+            next = pager.page(names, link).map_err(|e| other(e.describe()))?;
         }
-        Ok(all)
+        Ok(pager.items)
     }
-}
-
-impl Registry {
-    /// Every repository the registry lists in `/v2/_catalog`, following pages. Registries that
-    /// keep their catalog private (most token registries) answer with an error.
-    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
-        const PAGE: usize = 1000;
-        let probe =
-            oci_client::Reference::with_tag(self.host.clone(), "library".into(), "x".into());
-        let mut all: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let last = all.last().cloned();
-            let page = retry(|| {
-                self.client
-                    .catalog(&probe, &self.auth, Some(PAGE), last.as_deref())
-            })
-            .await
-            .map_err(|e| self.err("catalog", e))?;
-            let before = all.len();
-            all.extend(
-                page.repositories
-                    .into_iter()
-                    .filter(|r| seen.insert(r.clone())),
-            );
-            if all.len() == before || all.len() - before < PAGE {
-                break;
-            }
-        }
-        Ok(all)
-    }
-}
-
-/// The target of a `Link: <…>; rel="next"` header value.
-fn next_link(value: &str) -> Option<String> {
-    value.split(',').find_map(|part| {
-        let (target, params) = part.trim().split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        is_next.then(|| target.to_string())
-    })
 }
 
 /// A `Retry-After` of a few seconds (longer ones are not waited for here).
@@ -788,90 +815,40 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     (secs <= 10).then(|| Duration::from_secs(secs))
 }
 
-/// `GET /v2/` without credentials: the status, or why there was none.
-async fn ping(
+/// The ping, retried on dropped connections and 5xx like other requests.
+async fn ping_retried(
     http: &reqwest::Client,
+    timeouts: &Timeouts,
     scheme: &str,
     host: &str,
-) -> Result<reqwest::StatusCode, reqwest::Error> {
-    http.get(format!("{scheme}://{host}/v2/"))
-        .send()
-        .await
-        .map(|r| r.status())
-}
-
-/// Which scheme a loopback registry speaks, with its answer to the ping: HTTPS if a TLS
-/// handshake works, HTTP if the port answers plain HTTP. Both are tried at once. A TLS server
-/// whose certificate fails verification answers plain HTTP with a 400; then the TLS error is
-/// reported rather than silently downgraded.
-async fn probe_scheme(
-    http: &reqwest::Client,
-    host: &str,
-) -> Result<(&'static str, Result<reqwest::StatusCode, reqwest::Error>), RegistryError> {
-    let (tls, plain) = tokio::join!(ping(http, "https", host), ping(http, "http", host));
-    match (tls, plain) {
-        (Ok(status), _) => Ok(("https", Ok(status))),
-        (Err(_), Ok(status)) if status != reqwest::StatusCode::BAD_REQUEST => {
-            Ok(("http", Ok(status)))
+) -> Result<reqwest::Response, RegistryError> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match transport::ping(http, timeouts, scheme, host).await {
+            Ok(r)
+                if (r.status().as_u16() == 429 || r.status().is_server_error()) && attempt < 4 => {}
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_transient() && attempt < 4 => {}
+            Err(e) => return Err(e.into_registry(host, "ping")),
         }
-        (Err(tls_err), Ok(_)) => Err(RegistryError::Tls {
-            host: host.to_string(),
-            reason: error::describe_reqwest(&tls_err),
-        }),
-        (Err(_), Err(e)) => Err(RegistryError::Unreachable {
-            host: host.to_string(),
-            reason: error::describe_reqwest(&e),
-        }),
+        tokio::time::sleep(delay).await;
+        delay *= 2;
     }
 }
 
-/// A client certificate and its key, both PEM, as one identity.
-fn read_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, RegistryError> {
-    let mut pem = read_ca(cert)?;
-    pem.push(b'\n');
-    pem.extend(read_ca(key)?);
-    reqwest::Identity::from_pem(&pem).map_err(|e| {
-        RegistryError::Config(format!(
-            "{} / {}: not a PEM certificate and key: {e}",
-            cert.display(),
-            key.display()
-        ))
-    })
-}
-
-fn read_ca(path: &Path) -> Result<Vec<u8>, RegistryError> {
-    std::fs::read(path).map_err(|e| RegistryError::Config(format!("{}: {e}", path.display())))
-}
-
-/// A file as a stream of 256 KiB chunks, so uploads never hold a blob in memory.
-fn file_stream(
-    file: tokio::fs::File,
-) -> impl Stream<Item = oci_client::errors::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(Some(file), |state| async move {
-        let mut file = state?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e.into()), None)),
-        }
-    })
-}
-
 /// Runs `op` up to 4 times, backing off 0.25 s, 0.5 s, 1 s, while it fails in a way a retry can
-/// mend (429, 5xx, dropped or refused connections, timeouts).
-pub async fn retry<T, F, Fut>(mut op: F) -> oci_client::errors::Result<T>
+/// mend (429, 5xx, dropped connections).
+pub async fn retry<T, F, Fut>(mut op: F) -> Result<T, RegistryError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = oci_client::errors::Result<T>>,
+    Fut: Future<Output = Result<T, RegistryError>>,
 {
     let mut delay = Duration::from_millis(250);
     for _ in 0..3 {
         match op().await {
-            Err(e) if error::is_transient(&e) => {
+            Err(e) if e.is_transient() => {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
@@ -879,34 +856,4 @@ where
         }
     }
     op().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_links() {
-        assert_eq!(
-            next_link(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#).as_deref(),
-            Some("/v2/a/tags/list?last=x&n=2")
-        );
-        assert_eq!(
-            next_link(r#"<https://h/v2/p?last=1>; rel="prev", <https://h/v2/n?last=2>; rel=next"#)
-                .as_deref(),
-            Some("https://h/v2/n?last=2")
-        );
-        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
-        assert_eq!(next_link("garbage"), None);
-    }
-
-    #[test]
-    fn registry_messages_keep_the_registry_words() {
-        let body = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#;
-        assert_eq!(
-            error::registry_message(body),
-            "NAME_UNKNOWN: repository name not known"
-        );
-        assert_eq!(error::registry_message(" slow down \n"), "slow down");
-    }
 }

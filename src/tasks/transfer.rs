@@ -186,8 +186,26 @@ pub async fn push_as(
     let (blobs, total) = manifest
         .blobs()
         .fold((0, 0), |(n, size), d| (n + 1, size + d.size));
+    // A blob another writer committed at the same moment can be lost by the registry: the
+    // manifest upload then names it unknown, and it is sent again.
+    let blob_list: Vec<&crate::oci::Descriptor> = manifest.blobs().collect();
     let digest = registry
-        .push_manifest(&target, &manifest_bytes, MANIFEST_MEDIA_TYPE)
+        .push_manifest_with_blobs(
+            &target,
+            &manifest_bytes,
+            MANIFEST_MEDIA_TYPE,
+            &blob_list,
+            |desc| async move {
+                registry
+                    .push_blob_file(
+                        repo,
+                        &desc.digest,
+                        desc.size,
+                        &store.blob_path(&desc.digest),
+                    )
+                    .await
+            },
+        )
         .await?;
     Ok(Pushed {
         entry,
@@ -488,8 +506,13 @@ pub async fn copy(
         .into_iter()
         .filter(|c| *c == Sent::Uploaded)
         .count();
+    let blob_list: Vec<&crate::oci::Descriptor> = manifest.blobs().collect();
     let pushed = target_registry
-        .push_manifest(target, &bytes, &media_type)
+        .push_manifest_with_blobs(target, &bytes, &media_type, &blob_list, |desc| async move {
+            target_registry
+                .copy_blob_from(source_registry, from_repo, to_repo, desc)
+                .await
+        })
         .await?;
     debug_assert_eq!(pushed, digest);
     Ok(Copied {

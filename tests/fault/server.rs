@@ -3,11 +3,15 @@
 //! registry never makes. `GET /v2/` answers 200; everything else goes to the test's handler
 //! (404 when it has no answer). A TLS ClientHello is dropped at once, so a loopback client
 //! that probes HTTPS first learns quickly that this port speaks plain HTTP.
+//!
+//! Hostile answers too, for `tests/hostile_registry.rs`: none at all ([`Response::Hang`]), a
+//! body trickling in ([`Response::Trickle`]), one that stops mid-way and holds the connection
+//! ([`Response::Stall`]), and huge bodies streamed without being held ([`Response::Huge`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -51,6 +55,29 @@ pub enum Response {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
         declared: usize,
+    },
+    /// Reads the request and never answers (the connection stays open).
+    Hang,
+    /// Headers announcing `declared` bytes, then one byte every `every`.
+    Trickle {
+        headers: Vec<(String, String)>,
+        declared: usize,
+        every: Duration,
+    },
+    /// Headers announcing `declared` bytes, `body`, then silence with the connection open.
+    Stall {
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        declared: usize,
+    },
+    /// `status` with `size` bytes of `fill`, streamed; with `declare` a `Content-Length`,
+    /// else a body delimited by closing the connection.
+    Huge {
+        status: u16,
+        headers: Vec<(String, String)>,
+        size: u64,
+        fill: u8,
+        declare: bool,
     },
 }
 
@@ -100,9 +127,12 @@ impl Response {
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         match &mut self {
-            Response::Full { headers, .. } | Response::Truncated { headers, .. } => {
-                headers.push((name.into(), value.into()))
-            }
+            Response::Full { headers, .. }
+            | Response::Truncated { headers, .. }
+            | Response::Trickle { headers, .. }
+            | Response::Stall { headers, .. }
+            | Response::Huge { headers, .. } => headers.push((name.into(), value.into())),
+            Response::Hang => {}
         }
         self
     }
@@ -114,6 +144,10 @@ struct Inner {
     stop: AtomicBool,
     handler: Box<Handler>,
     log: Mutex<Vec<String>>,
+    /// The handler answers `GET /v2/` too (else it is a 200).
+    handles_ping: bool,
+    /// Body bytes written so far.
+    sent: AtomicU64,
 }
 
 /// The server; stops on drop.
@@ -126,12 +160,33 @@ pub struct FakeRegistry {
 impl FakeRegistry {
     /// Serves with `handler` deciding every answer but `GET /v2/` (None: 404).
     pub fn start(handler: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static) -> Self {
+        Self::start_inner(handler, false)
+    }
+
+    /// Serves with `handler` deciding every answer, `GET /v2/` included (None: 200 there).
+    pub fn start_with_ping(
+        handler: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_inner(handler, true)
+    }
+
+    /// Body bytes the server has written so far (into the socket buffers, at least).
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::SeqCst)
+    }
+
+    fn start_inner(
+        handler: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
+        handles_ping: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake registry");
         let addr = listener.local_addr().expect("fake registry addr");
         let inner = Arc::new(Inner {
             stop: AtomicBool::new(false),
             handler: Box::new(handler),
             log: Mutex::new(Vec::new()),
+            handles_ping,
+            sent: AtomicU64::new(0),
         });
         let accept_inner = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
@@ -198,7 +253,12 @@ fn serve(mut stream: TcpStream, inner: &Inner) {
         return;
     };
     let response = if req.method == "GET" && req.path == "/v2/" {
-        Response::ok(b"{}", "application/json")
+        let answer = if inner.handles_ping {
+            (inner.handler)(&req)
+        } else {
+            None
+        };
+        answer.unwrap_or_else(|| Response::ok(b"{}", "application/json"))
     } else {
         inner
             .log
@@ -207,7 +267,100 @@ fn serve(mut stream: TcpStream, inner: &Inner) {
             .push(format!("{} {}", req.method, req.path));
         (inner.handler)(&req).unwrap_or_else(|| Response::status(404))
     };
-    write_response(&mut stream, &req, response);
+    write_response(&mut stream, &req, response, inner);
+}
+
+/// Sleeps `d` unless the server stops first; false if it did.
+fn pause(inner: &Inner, d: Duration) -> bool {
+    let end = std::time::Instant::now() + d;
+    while std::time::Instant::now() < end {
+        if inner.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(d));
+    }
+    true
+}
+
+fn head(status: u16, declared: Option<u64>, headers: &[(String, String)]) -> String {
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nDocker-Distribution-Api-Version: registry/2.0\r\n"
+    );
+    if let Some(n) = declared {
+        head.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// The hostile answers; false if `response` is an ordinary one.
+fn write_hostile(stream: &mut TcpStream, response: &Response, inner: &Inner) -> bool {
+    // Hostile answers outlive the usual 10 s write timeout only as long as the test runs.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+    match response {
+        Response::Hang => {
+            pause(inner, Duration::from_secs(120));
+        }
+        Response::Trickle {
+            headers,
+            declared,
+            every,
+        } => {
+            let _ = stream.write_all(head(200, Some(*declared as u64), headers).as_bytes());
+            for _ in 0..*declared {
+                if !pause(inner, *every) || stream.write_all(b"x").is_err() {
+                    break;
+                }
+                inner.sent.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Response::Stall {
+            headers,
+            body,
+            declared,
+        } => {
+            let _ = stream.write_all(head(200, Some(*declared as u64), headers).as_bytes());
+            if stream.write_all(body).is_ok() {
+                inner.sent.fetch_add(body.len() as u64, Ordering::SeqCst);
+            }
+            let _ = stream.flush();
+            pause(inner, Duration::from_secs(120));
+        }
+        Response::Huge {
+            status,
+            headers,
+            size,
+            fill,
+            declare,
+        } => {
+            let declared = declare.then_some(*size);
+            let _ = stream.write_all(head(*status, declared, headers).as_bytes());
+            let chunk = vec![*fill; 64 << 10];
+            let mut left = *size;
+            while left > 0 && !inner.stop.load(Ordering::SeqCst) {
+                let n = left.min(chunk.len() as u64) as usize;
+                if stream.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+                inner.sent.fetch_add(n as u64, Ordering::SeqCst);
+                left -= n as u64;
+            }
+        }
+        _ => return false,
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    true
 }
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
@@ -251,7 +404,10 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
-fn write_response(stream: &mut TcpStream, req: &Request, response: Response) {
+fn write_response(stream: &mut TcpStream, req: &Request, response: Response, inner: &Inner) {
+    if write_hostile(stream, &response, inner) {
+        return;
+    }
     let (status, headers, body, declared) = match response {
         Response::Full {
             status,
@@ -266,6 +422,7 @@ fn write_response(stream: &mut TcpStream, req: &Request, response: Response) {
             body,
             declared,
         } => (200, headers, body, declared),
+        _ => return,
     };
     let reason = match status {
         200 => "OK",
