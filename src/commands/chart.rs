@@ -248,8 +248,16 @@ fn show(ctx: &Context, reference: &str, what: ShowWhat) -> Result<()> {
     let readme =
         || read(&|p: &str| !p.contains('/') && p.to_ascii_lowercase().starts_with("readme"));
     let mut out = std::io::stdout().lock();
+    // A chart's files are the chart author's words: on a terminal, escape sequences in them
+    // are shown, not obeyed. Piped output stays byte for byte.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut emit = |bytes: Option<Vec<u8>>| -> Result<()> {
-        if let Some(b) = bytes {
+        if let Some(mut b) = bytes {
+            if terminal {
+                b = crate::output::terminal_safe(&String::from_utf8_lossy(&b))
+                    .into_owned()
+                    .into_bytes();
+            }
             out.write_all(&b)?;
             if !b.ends_with(b"\n") {
                 writeln!(out)?;
@@ -311,7 +319,7 @@ async fn pull(ctx: &Context, reference: &str, transport: &TransportArgs) -> Resu
     ctx.say(format_args!("{shown}: Pulling from {}", r.repository()));
     let pulled = tasks::transfer::pull(&ctx.store, &registry, &r).await?;
     for w in &pulled.warnings {
-        eprintln!("Warning: {w}");
+        eprintln!("Warning: {}", crate::output::terminal_safe(w));
     }
     let e = &pulled.entry;
     print_summary(ctx, &e.name, &e.version, &e.config, &e.content);
@@ -352,7 +360,7 @@ fn verify(ctx: &Context) -> Result<()> {
         ctx.store.verify(&guard)?
     };
     for p in &report.problems {
-        println!("{p}");
+        println!("{}", crate::output::terminal_safe(&p.to_string()));
     }
     if report.problems.is_empty() {
         ctx.say(format_args!(

@@ -13,6 +13,7 @@ use std::fmt::Display;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::output::terminal_safe;
 use crate::store::Store;
 
 /// What every command needs: where the cache is, and how loud to be.
@@ -26,10 +27,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// Normal output (stdout), silenced by `--quiet`.
+    /// Normal output (stdout), silenced by `--quiet`. Control characters are escaped: a
+    /// message can carry names and words from outside.
     pub fn say(&self, msg: impl Display) {
         if !self.quiet {
-            println!("{msg}");
+            println!("{}", terminal_safe(&msg.to_string()));
         }
     }
 
@@ -43,7 +45,7 @@ impl Context {
 
     /// A warning (stderr), never silenced.
     pub fn warn(&self, msg: impl Display) {
-        eprintln!("WARNING: {msg}");
+        eprintln!("WARNING: {}", terminal_safe(&msg.to_string()));
     }
 }
 

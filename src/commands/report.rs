@@ -57,6 +57,7 @@ impl<'a> Reporter<'a> {
         if self.ctx.quiet {
             return;
         }
+        let text = crate::output::terminal_safe(&text).into_owned();
         if self.bar.is_hidden() {
             println!("{text}");
         } else {
@@ -67,13 +68,15 @@ impl<'a> Reporter<'a> {
     /// One item has ended.
     pub fn item(&self, what: &str, outcome: &Outcome) {
         self.bar.inc(1);
-        self.bar.set_message(what.to_string());
+        self.bar
+            .set_message(crate::output::terminal_safe(what).into_owned());
         match outcome {
             Outcome::Done => self.line(format!("{what}: {}", self.verb.past)),
             Outcome::Skipped => self.line(format!("{what}: up to date, skipped")),
             Outcome::Planned => self.line(format!("{what}: would {}", self.verb.base)),
             Outcome::Failed(e) => {
-                self.bar.suspend(|| eprintln!("Error: {what}: {e}"));
+                let line = crate::output::terminal_safe(&format!("{what}: {e}")).into_owned();
+                self.bar.suspend(|| eprintln!("Error: {line}"));
             }
             Outcome::NotAttempted => {}
         }
