@@ -360,14 +360,20 @@ impl Meter {
         if self.waited + ongoing < self.window {
             return Ok(());
         }
+        let window = humantime::format_duration(self.window);
+        if self.written == 0 {
+            // The same end as the write timeout's, whichever of the two sees it first.
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing for {window}"),
+            ));
+        }
         if self.written < self.min_bytes {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "the client took {} bytes in {} s of waiting, under the {} bytes required",
-                    self.written,
-                    self.window.as_secs(),
-                    self.min_bytes
+                    "the client took {} bytes in {window} of waiting, under the {} required",
+                    self.written, self.min_bytes
                 ),
             ));
         }

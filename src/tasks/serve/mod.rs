@@ -315,8 +315,8 @@ fn timed_out(e: &hyper::Error, limits: Limits) -> Option<String> {
             return Some(match io.get_ref() {
                 Some(inner) => inner.to_string(),
                 None => format!(
-                    "the client took nothing for {} s",
-                    limits.write_timeout.as_secs()
+                    "the client took nothing for {}",
+                    humantime::format_duration(limits.write_timeout)
                 ),
             });
         }
@@ -324,8 +324,8 @@ fn timed_out(e: &hyper::Error, limits: Limits) -> Option<String> {
     }
     e.is_timeout().then(|| {
         format!(
-            "no complete request head within {} s",
-            limits.header_timeout.as_secs()
+            "no complete request head within {}",
+            humantime::format_duration(limits.header_timeout)
         )
     })
 }
