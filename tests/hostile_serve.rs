@@ -78,10 +78,6 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
     fn host(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
     }
