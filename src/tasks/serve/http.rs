@@ -246,36 +246,37 @@ impl<S> RateFloor<S> {
         }
     }
 
-    /// The inner IO (for a TCP peek before TLS, say).
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// What a write that returned `Pending` does: fail if the window is over and too little
     /// went out in it, else wait for the inner IO or the end of the window, whichever is first.
-    fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn waiting(&mut self, cx: &mut Context<'_>, mut now: Instant) -> Poll<io::Result<usize>> {
         loop {
-            let ends = self.meter.blocked(Instant::now());
-            self.timer.as_mut().reset(ends);
+            let ends = self.meter.blocked(now);
+            // The same end while one wait goes on: re-arm only when it moved.
+            if self.timer.deadline() != ends {
+                self.timer.as_mut().reset(ends);
+            }
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            self.meter.check(Instant::now())?;
+            now = Instant::now();
+            self.meter.check(now)?;
         }
     }
 
+    /// Books the outcome of a write begun at `now`.
     fn after(
         &mut self,
         result: Poll<io::Result<usize>>,
         cx: &mut Context<'_>,
+        now: Instant,
     ) -> Poll<io::Result<usize>> {
         match result {
             Poll::Ready(Ok(n)) => {
-                self.meter.wrote(Instant::now(), n as u64);
+                self.meter.wrote(now, n as u64);
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => self.waiting(cx),
+            Poll::Pending => self.waiting(cx, now),
         }
     }
 }
@@ -297,9 +298,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RateFloor<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.meter.check(Instant::now())?;
+        let now = Instant::now();
+        this.meter.check(now)?;
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.after(result, cx)
+        this.after(result, cx, now)
     }
 
     fn poll_write_vectored(
@@ -308,9 +310,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RateFloor<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.meter.check(Instant::now())?;
+        let now = Instant::now();
+        this.meter.check(now)?;
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.after(result, cx)
+        this.after(result, cx, now)
     }
 
     fn is_write_vectored(&self) -> bool {

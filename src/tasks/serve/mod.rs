@@ -47,7 +47,8 @@
 //!   10 s to finish, then the server exits whatever its clients are doing.
 //!
 //! So a stalled client frees its slot within 10 s (idle or slow request) or 30 s (a download
-//! it stopped reading), and in about 30 s plus one write timeout at worst when it trickles.
+//! it stopped reading); one that trickles, within 30 s of waiting on it once its pace is under
+//! the floor (60 s if it slowed down in the middle of a window it then still passed).
 
 pub mod auth;
 mod blobcache;
