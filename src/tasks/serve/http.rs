@@ -1,15 +1,20 @@
-//! HTTP plumbing for `serve`: bodies, byte ranges, conditional requests, and the error bodies
-//! of the OCI distribution spec. Nothing here knows about charts.
+//! HTTP plumbing for `serve`: bodies, byte ranges, conditional requests, the error bodies
+//! of the OCI distribution spec, and [`RateFloor`], the guard against clients that read a
+//! download too slowly. Nothing here knows about charts.
 
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
@@ -214,6 +219,195 @@ async fn file_body(path: PathBuf, start: u64, count: u64) -> io::Result<Body> {
     Ok(StreamBody::new(stream).boxed_unsync())
 }
 
+// ---- the write-rate floor ------------------------------------------------------------------
+
+/// A connection's IO that fails its writes once the client, in a full `window` of waiting,
+/// took fewer than `min_bytes`.
+///
+/// A write timeout alone ends a connection whose writes make no progress at all; a client
+/// that reads a trickle (a segment now and then) makes some progress and would hold its
+/// connection for as long as a download lasts at that pace: days, for a large chart. Only the
+/// time the server spends waiting for the client (writes that return `Pending`) counts towards
+/// a window, so a connection with nothing to send (idle, or waiting on the disk or an upstream)
+/// is never held against its client.
+pub struct RateFloor<S> {
+    inner: S,
+    meter: Meter,
+    /// Wakes the connection when the window ends while its write is still waiting.
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<S> RateFloor<S> {
+    pub fn new(inner: S, window: Duration, min_bytes: u64) -> Self {
+        RateFloor {
+            inner,
+            meter: Meter::new(window, min_bytes),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// What a write that returned `Pending` does: fail if the window is over and too little
+    /// went out in it, else wait for the inner IO or the end of the window, whichever is first.
+    fn waiting(&mut self, cx: &mut Context<'_>, mut now: Instant) -> Poll<io::Result<usize>> {
+        loop {
+            let ends = self.meter.blocked(now);
+            // The same end while one wait goes on: re-arm only when it moved.
+            if self.timer.deadline() != ends {
+                self.timer.as_mut().reset(ends);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            now = Instant::now();
+            self.meter.check(now)?;
+        }
+    }
+
+    /// Books the outcome of a write begun at `now`.
+    fn after(
+        &mut self,
+        result: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Ready(Ok(n)) => {
+                self.meter.wrote(now, n as u64);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.waiting(cx, now),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for RateFloor<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for RateFloor<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        this.meter.check(now)?;
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.after(result, cx, now)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        this.meter.check(now)?;
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.after(result, cx, now)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The bookkeeping of [`RateFloor`], apart from any IO or clock so it can be tested with
+/// made-up instants.
+#[derive(Debug)]
+struct Meter {
+    window: Duration,
+    min_bytes: u64,
+    /// Waiting time of this window, not counting the wait under way.
+    waited: Duration,
+    /// When the wait under way began.
+    waiting_since: Option<Instant>,
+    /// Bytes written in this window.
+    written: u64,
+}
+
+impl Meter {
+    fn new(window: Duration, min_bytes: u64) -> Self {
+        Meter {
+            window: window.max(Duration::from_millis(1)),
+            min_bytes,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            written: 0,
+        }
+    }
+
+    /// Ends the window if a full one has been waited: an error if too little was written in
+    /// it, else a new window begins.
+    fn check(&mut self, now: Instant) -> io::Result<()> {
+        let ongoing = self
+            .waiting_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        if self.waited + ongoing < self.window {
+            return Ok(());
+        }
+        let window = humantime::format_duration(self.window);
+        if self.written == 0 {
+            // The same end as the write timeout's, whichever of the two sees it first.
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing for {window}"),
+            ));
+        }
+        if self.written < self.min_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client took {} bytes in {window} of waiting, under the {} required",
+                    self.written, self.min_bytes
+                ),
+            ));
+        }
+        self.waited = Duration::ZERO;
+        self.written = 0;
+        if self.waiting_since.is_some() {
+            self.waiting_since = Some(now);
+        }
+        Ok(())
+    }
+
+    /// A write of `n` bytes went out; any wait is over.
+    fn wrote(&mut self, now: Instant, n: u64) {
+        self.written = self.written.saturating_add(n);
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += now.saturating_duration_since(since);
+        }
+    }
+
+    /// A write has to wait (from `now`, unless it already was); returns when the window ends
+    /// if the wait goes on. A window counts from its first wait: what went out before it went
+    /// into socket buffers at once and says nothing of the client's pace.
+    fn blocked(&mut self, now: Instant) -> Instant {
+        if self.waiting_since.is_none() && self.waited.is_zero() {
+            self.written = 0;
+        }
+        let since = *self.waiting_since.get_or_insert(now);
+        since + self.window.saturating_sub(self.waited)
+    }
+}
+
 /// Decodes `%XX` escapes in a URL path; `None` if that does not give UTF-8.
 pub fn percent_decode(path: &str) -> Option<String> {
     let bytes = path.as_bytes();
@@ -274,6 +468,90 @@ mod tests {
         assert!(not_modified(&h, "\"a\"") && not_modified(&h, "\"b\""));
         assert!(!not_modified(&h, "\"c\""));
         assert!(!not_modified(&HeaderMap::new(), "\"a\""));
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_meter_counts_only_time_spent_waiting_for_the_client() {
+        let t0 = Instant::now();
+        let mut m = Meter::new(ms(1000), 100);
+        // Writes that never wait never end a window, however long the connection lives.
+        m.wrote(t0, 10);
+        assert!(m.check(t0 + ms(5000)).is_ok());
+        // Waits add up across writes: 600 ms, then 300 ms, then 100 ms more is a full window.
+        m.blocked(t0 + ms(5000));
+        m.wrote(t0 + ms(5600), 30);
+        assert!(m.check(t0 + ms(9000)).is_ok(), "idle time does not count");
+        assert_eq!(
+            m.blocked(t0 + ms(9000)),
+            t0 + ms(9400),
+            "the window ends 400 ms on"
+        );
+        m.wrote(t0 + ms(9300), 30);
+        m.blocked(t0 + ms(9300));
+        let e = m.check(t0 + ms(9400)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("took 60 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_meter_lets_a_client_at_the_floor_go_on_with_a_new_window() {
+        let t0 = Instant::now();
+        let mut m = Meter::new(ms(1000), 100);
+        // What went out before the first wait (into socket buffers) does not count.
+        m.wrote(t0, 1_000_000);
+        assert_eq!(m.blocked(t0), t0 + ms(1000));
+        m.wrote(t0 + ms(900), 100);
+        m.blocked(t0 + ms(900));
+        assert!(m.check(t0 + ms(1000)).is_ok(), "100 bytes in the window");
+        // A new window began at 1000 ms, while the write still waits.
+        assert_eq!(m.blocked(t0 + ms(1500)), t0 + ms(2000));
+        assert!(m.check(t0 + ms(1999)).is_ok());
+        assert!(
+            m.check(t0 + ms(2000)).is_err(),
+            "nothing in the second window"
+        );
+    }
+
+    /// Writes `total` bytes through a [`RateFloor`] into a pipe whose other end reads `chunk`
+    /// bytes every `every`; returns what the writer got.
+    async fn pipe(total: usize, chunk: usize, every: Duration) -> io::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        let (near, mut far) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; chunk];
+            loop {
+                tokio::time::sleep(every).await;
+                match far.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+        let mut floor = RateFloor::new(near, ms(200), 256);
+        let data = vec![7u8; total];
+        let result = floor.write_all(&data).await.map(|()| total);
+        reader.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn a_trickle_reader_is_cut_off_and_a_steady_one_is_not() {
+        // 64 bytes every 10 ms is ~1280 bytes per 200 ms window: above the 256-byte floor.
+        let started = std::time::Instant::now();
+        assert_eq!(pipe(8 * 1024, 64, ms(10)).await.unwrap(), 8 * 1024);
+        assert!(started.elapsed() >= ms(1000), "it did wait for the reader");
+        // 1 byte every 10 ms makes progress all the time, but ~20 bytes a window.
+        let started = std::time::Instant::now();
+        let e = pipe(8 * 1024, 1, ms(10)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < ms(2000), "cut off after one window");
+        // A reader that stops: the floor catches that too (the write timeout would first).
+        let e = pipe(8 * 1024, 64, ms(60_000)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]

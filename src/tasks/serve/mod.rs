@@ -17,6 +17,38 @@
 //! access log, and runs the listener (plain or TLS) until SIGTERM or Ctrl-C, then lets
 //! requests in flight finish. Memory stays bounded: downloads stream from disk in 64 KiB
 //! chunks past a small in-memory blob cache, and connections are capped.
+//!
+//! # Limits on clients
+//!
+//! `--max-connections` connections are served at once; more wait in the kernel's listen
+//! backlog. So that slow or hostile clients cannot hold those slots for good, every connection
+//! lives under these limits (the defaults are the `DEFAULT_*` constants):
+//!
+//! - **Request head: 10 s.** A request line and headers must arrive whole within
+//!   [`DEFAULT_HEADER_TIMEOUT`] of the server starting to wait for them. The same clock runs
+//!   for a kept-alive connection waiting for its next request (hyper starts it again each time
+//!   a connection goes idle), so an idle socket or a client sending a header byte a second
+//!   (slowloris) is closed after 10 s.
+//! - **Request head size: 64 KiB, 100 headers.** Larger heads are answered with 431 and the
+//!   connection is closed.
+//! - **Request bodies are never read.** `serve` is read-only: a body sent with a request is
+//!   left unread (hyper discards what it has buffered and closes the connection after the
+//!   response), so a large body costs no memory.
+//! - **Writes: 30 s without progress.** A write the client does not take any of for
+//!   [`DEFAULT_WRITE_TIMEOUT`] ends the connection (a client that opened downloads and stopped
+//!   reading).
+//! - **Writes: at least 16 KiB per 30 s of waiting.** A client that reads a trickle makes
+//!   progress now and then; [`http::RateFloor`] ends the connection when, over 30 s the server
+//!   spent waiting on it, fewer than [`DEFAULT_MIN_WRITE_BYTES`] went out (about 550 bytes a
+//!   second; any real client is far faster). Time spent waiting on the disk or an upstream
+//!   does not count.
+//! - **TLS handshake: 10 s**, and the first byte of a connection on a TLS port within 10 s.
+//! - **Shutdown: 10 s.** On SIGTERM the listener closes at once, requests in flight get
+//!   10 s to finish, then the server exits whatever its clients are doing.
+//!
+//! So a stalled client frees its slot within 10 s (idle or slow request) or 30 s (a download
+//! it stopped reading); one that trickles, within 30 s of waiting on it once its pace is under
+//! the floor (60 s if it slowed down in the middle of a window it then still passed).
 
 pub mod auth;
 mod blobcache;
@@ -39,6 +71,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 pub use auth::Htpasswd;
 use http::{Body, Source};
@@ -72,6 +105,36 @@ pub struct ServeOptions {
     /// Bytes of small blobs kept in memory.
     pub memory_cache: u64,
     pub max_connections: usize,
+    /// How long a request line and headers may take to arrive, and how long a kept-alive
+    /// connection may wait for its next request.
+    pub header_timeout: Duration,
+    /// How long a write may make no progress before the connection is closed.
+    pub write_timeout: Duration,
+    /// Bytes a client must take per `write_timeout` of waiting for its writes.
+    pub min_write_bytes: u64,
+}
+
+/// Default of [`ServeOptions::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServeOptions::write_timeout`].
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ServeOptions::min_write_bytes`].
+pub const DEFAULT_MIN_WRITE_BYTES: u64 = 16 * 1024;
+/// How long a TLS client may take to finish its handshake (and to send its first byte).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long requests in flight may go on after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers) read.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most headers a request may have.
+const MAX_HEADERS: usize = 100;
+
+/// The per-connection limits of [`ServeOptions`], as each connection needs them.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    write_timeout: Duration,
+    min_write_bytes: u64,
 }
 
 struct State {
@@ -107,6 +170,11 @@ pub async fn serve(
     ready(&format!("{scheme}://{local}"));
 
     let log_lines = options.access_log;
+    let limits = Limits {
+        header_timeout: options.header_timeout,
+        write_timeout: options.write_timeout,
+        min_write_bytes: options.min_write_bytes,
+    };
     let state = Arc::new(State {
         library: Arc::new(Library::new(
             store,
@@ -147,13 +215,13 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => connection(stream, peer, state, watcher).await,
+                None => connection(guard(stream, limits), peer, state, limits, watcher).await,
                 Some(acceptor) => {
                     if !speaks_tls(&stream).await {
                         // As Go's servers do: a plain request on the TLS port gets a plain
                         // answer saying so (Docker-style clients read it as "use HTTPS").
                         use tokio::io::AsyncWriteExt;
-                        let mut stream = stream;
+                        let mut stream = guard(stream, limits);
                         let _ = stream
                             .write_all(
                                 b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
@@ -161,12 +229,12 @@ pub async fn serve(
                             .await;
                         return;
                     }
-                    let handshake = acceptor.accept(stream);
+                    let handshake = acceptor.accept(guard(stream, limits));
                     // A client that never finishes the handshake must not hold a connection.
                     if let Ok(Ok(tls_stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), handshake).await
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await
                     {
-                        connection(tls_stream, peer, state, watcher).await;
+                        connection(tls_stream, peer, state, limits, watcher).await;
                     }
                 }
             }
@@ -180,40 +248,94 @@ pub async fn serve(
     );
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            eprintln!("chartcache serve: gave up waiting for connections after 10 s");
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            eprintln!(
+                "chartcache serve: gave up waiting for connections after {} s",
+                SHUTDOWN_GRACE.as_secs()
+            );
         }
     }
     Ok(())
+}
+
+/// A connection's socket under the write limits: no write may wait longer than the write
+/// timeout, and a window of waiting must move the minimum (see [`http::RateFloor`]). Below TLS,
+/// so the limits see the bytes that actually leave.
+fn guard(
+    stream: tokio::net::TcpStream,
+    limits: Limits,
+) -> std::pin::Pin<Box<TimeoutStream<http::RateFloor<tokio::net::TcpStream>>>> {
+    let floor = http::RateFloor::new(stream, limits.write_timeout, limits.min_write_bytes);
+    let mut timed = TimeoutStream::new(floor);
+    timed.set_write_timeout(Some(limits.write_timeout));
+    Box::pin(timed)
 }
 
 async fn connection<I>(
     io: I,
     peer: SocketAddr,
     state: Arc<State>,
+    limits: Limits,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let log = state.access_log;
     let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
     });
     // Vectored writes send a body from memory as it is, without copying it into hyper's
-    // write buffer first.
+    // write buffer first. hyper runs the header timeout from the moment it waits for a request
+    // head, which includes a kept-alive connection waiting for its next request.
     let conn = hyper::server::conn::http1::Builder::new()
         .writev(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
         .serve_connection(TokioIo::new(io), service);
-    let _ = watcher.watch(conn).await;
+    if let Err(e) = watcher.watch(conn).await
+        && log
+        && let Some(reason) = timed_out(&e, limits)
+    {
+        // Only the limits' own closes are logged: resets and early closes by clients are
+        // their business, and common.
+        eprintln!("chartcache serve: closed a connection from {peer}: {reason}");
+    }
+}
+
+/// Why a connection ended, when one of [`Limits`] ended it.
+fn timed_out(e: &hyper::Error, limits: Limits) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            // tokio-io-timeout's error has no message of its own; the rate floor's has one.
+            return Some(match io.get_ref() {
+                Some(inner) => inner.to_string(),
+                None => format!(
+                    "the client took nothing for {}",
+                    humantime::format_duration(limits.write_timeout)
+                ),
+            });
+        }
+        source = err.source();
+    }
+    e.is_timeout().then(|| {
+        format!(
+            "no complete request head within {}",
+            humantime::format_duration(limits.header_timeout)
+        )
+    })
 }
 
 /// Whether the client opens with a TLS handshake record (0x16), waiting up to 10 s for it.
 async fn speaks_tls(stream: &tokio::net::TcpStream) -> bool {
     let mut first = [0u8; 1];
     matches!(
-        tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await,
+        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await,
         Ok(Ok(1)) if first[0] == 0x16
     )
 }
