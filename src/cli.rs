@@ -391,6 +391,18 @@ pub struct ServeArgs {
     /// Connections served at once; more wait to be accepted
     #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// How long a client may take to send a request's headers, and an idle kept-alive
+    /// connection may wait for its next request
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a response may make no progress (a client that stopped reading) before its
+    /// connection is closed; also the window of --min-write-rate
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub write_timeout: std::time::Duration,
+    /// Bytes a client must take per --write-timeout window spent waiting on it, or its
+    /// connection is closed (a client reading a trickle cannot hold a slot)
+    #[arg(long, default_value_t = 16384, value_name = "BYTES")]
+    pub min_write_rate: u64,
     /// How to reach the --upstream registry
     #[command(flatten)]
     pub transport: TransportArgs,

@@ -69,9 +69,9 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         access_log: !ctx.quiet,
         memory_cache: args.memory_cache.saturating_mul(1024 * 1024),
         max_connections: args.max_connections as usize,
-        header_timeout: serve::DEFAULT_HEADER_TIMEOUT,
-        write_timeout: serve::DEFAULT_WRITE_TIMEOUT,
-        min_write_bytes: serve::DEFAULT_MIN_WRITE_BYTES,
+        header_timeout: args.header_timeout,
+        write_timeout: args.write_timeout,
+        min_write_bytes: args.min_write_rate,
     };
     serve::serve(ctx.store.clone(), options, |url| {
         // The first line says where the server is: tests and scripts read it (port 0).
