@@ -75,7 +75,10 @@ impl Namespace {
             Namespace::Upstream { host, prefix } if prefix.is_empty() => format!("{host}/{served}"),
             Namespace::Upstream { host, prefix } => format!("{host}/{prefix}/{served}"),
         };
-        Reference::parse(&text).ok()
+        // The parser is lenient with user input (a leading `oci://`, surrounding spaces);
+        // a served name must name its repository exactly, so it must map back to itself.
+        let r = Reference::parse(&text).ok()?;
+        (self.served(&r).as_deref() == Some(served)).then_some(r)
     }
 
     /// The served name of a repository, if it lies in this namespace.
@@ -155,6 +158,15 @@ mod tests {
         assert!(ns.repository("").is_none());
         assert!(ns.repository("a_b_c/x").is_none());
         assert!(ns.repository("localhost_5000/Upper").is_none());
+    }
+
+    #[test]
+    fn served_names_that_parse_as_another_repository_are_refused() {
+        let ns = Namespace::Cache;
+        // `oci_` unescapes to `oci:`, and the parser drops a leading `oci://`.
+        assert!(ns.repository("oci_//localhost/x").is_none());
+        assert!(ns.repository(" localhost_5000/x").is_none());
+        assert!(ns.repository("localhost_5000/x ").is_none());
     }
 
     #[test]
