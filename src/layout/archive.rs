@@ -29,7 +29,7 @@ use super::dir::{set_public, sync_dir};
 use super::{
     BlobReader, INDEX_FILE, Index, LayoutError, LayoutRef, MAX_ARCHIVE_ENTRIES, MAX_INDEX_SIZE,
     MAX_OCI_LAYOUT_SIZE, OCI_LAYOUT_FILE, Result, check_layout_marker, check_manifest_bytes,
-    check_manifest_size, check_ref_name, io_err, layout_marker_bytes, read_capped,
+    check_manifest_size, check_ref_name, io_err, layout_marker_bytes, open_regular, read_capped,
 };
 use crate::digest::{Digest, HashingReader};
 use crate::oci::Descriptor;
@@ -61,12 +61,9 @@ impl ArchiveReader {
     /// 1.0.0 and a valid `index.json`, and every entry is acceptable.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(io_err(&path))?;
-        let meta = file.metadata().map_err(io_err(&path))?;
-        if !meta.is_file() {
-            return Err(LayoutError::NotRegularFile { path });
-        }
-        let scan = Scan::run(&path, &file, meta.len())?;
+        let file = open_regular(&path, &path, false)?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        let scan = Scan::run(&path, &file, len)?;
         let marker_path = path.join(OCI_LAYOUT_FILE);
         let marker = scan
             .marker
@@ -490,7 +487,7 @@ impl ArchiveWriter {
         self.guard(|out| {
             write_header(out, &name, expected.size, tar::EntryType::Regular, 0o644)?;
             // One byte more than expected, to notice a source that is too long.
-            let mut hashing = HashingReader::new(reader.take(expected.size + 1));
+            let mut hashing = HashingReader::new(reader.take(expected.size.saturating_add(1)));
             io::copy(&mut hashing, out)?;
             let (actual, n) = hashing.finish();
             if actual != expected.digest || n != expected.size {
@@ -667,8 +664,11 @@ mod tests {
         names
     }
 
-    /// A tar with the given (name, type, data) entries, names written verbatim.
-    fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    /// A tar entry's name (written verbatim), type and data.
+    type RawEntry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+    /// A tar with the given entries.
+    fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, kind, data) in entries {
             let mut h = tar::Header::new_gnu();
@@ -824,7 +824,7 @@ mod tests {
         let m = desc(b"{}", MANIFEST_MEDIA_TYPE);
         let blob_name = format!("blobs/sha256/{}", m.digest.hex());
         let index = index_for(&m, "x");
-        let cases: Vec<(Vec<(&str, tar::EntryType, &[u8])>, &str)> = vec![
+        let cases: Vec<(Vec<RawEntry>, &str)> = vec![
             (vec![("../evil", REG, b"x")], "'..'"),
             (vec![("blobs/../../evil", REG, b"x")], "'..'"),
             (vec![("/etc/passwd", REG, b"x")], "absolute"),
@@ -853,6 +853,25 @@ mod tests {
         assert!(matches!(err, LayoutError::CorruptArchive { .. }), "{err}");
         let err = ArchiveReader::open(write(tmp.path(), &[7; 2048])).unwrap_err();
         assert!(matches!(err, LayoutError::CorruptArchive { .. }), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn archive_must_be_a_regular_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo.tar");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        for p in [fifo.as_path(), tmp.path()] {
+            assert!(matches!(
+                ArchiveReader::open(p),
+                Err(LayoutError::NotRegularFile { .. })
+            ));
+        }
     }
 
     #[test]

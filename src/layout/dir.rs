@@ -21,7 +21,7 @@ use tempfile::NamedTempFile;
 use super::{
     BlobReader, INDEX_FILE, Index, LayoutError, LayoutRef, MAX_INDEX_SIZE, MAX_OCI_LAYOUT_SIZE,
     OCI_LAYOUT_FILE, Result, check_layout_marker, check_manifest_bytes, check_manifest_size,
-    check_ref_name, io_err, layout_marker_bytes, read_capped,
+    check_ref_name, io_err, layout_marker_bytes, open_regular, read_capped,
 };
 use crate::digest::{Digest, HashingWriter};
 use crate::oci::Descriptor;
@@ -130,7 +130,7 @@ impl LayoutDir {
         let temp_path = temp.path().to_path_buf();
         let mut out = HashingWriter::new(BufWriter::with_capacity(256 * 1024, temp));
         // One byte more than expected, to notice a source that is too long.
-        let copied = io::copy(&mut reader.take(expected.size + 1), &mut out);
+        let copied = io::copy(&mut reader.take(expected.size.saturating_add(1)), &mut out);
         let (buffered, actual, written) = out.finish();
         let temp = buffered
             .into_inner()
@@ -246,24 +246,8 @@ impl LayoutDir {
                 path: path.to_path_buf(),
             });
         }
-        let mut options = fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // The resolved path has no symlink left: refuse one swapped in since, and do not
-            // block opening a FIFO (it is refused just below).
-            let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-            options.custom_flags(flags.bits() as i32);
-        }
-        let file = options.open(&real).map_err(io_err(path))?;
-        let meta = file.metadata().map_err(io_err(path))?;
-        if !meta.is_file() {
-            return Err(LayoutError::NotRegularFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(file)
+        // The resolved path has no symlink left: refuse one swapped in since.
+        open_regular(path, &real, true)
     }
 
     /// Writes `bytes` to `target` through a temp file in `dir`.
@@ -484,7 +468,7 @@ mod tests {
         fs::create_dir_all(tmp.path().join("blobs/sha256")).unwrap();
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &dir.blob_path(&d),
+            dir.blob_path(&d),
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();

@@ -272,8 +272,9 @@ impl Index {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Plain data with string keys: serializing it cannot fail, and writing an empty
+        // index instead would lose every ref.
+        serde_json::to_vec(self).expect("an index always serializes")
     }
 
     fn refs(&self) -> Vec<LayoutRef> {
@@ -439,6 +440,32 @@ pub fn check_ref_name(path: &Path, name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens `real` for reading, refusing anything but a regular file without blocking on a FIFO;
+/// with `no_follow`, a symlink at the last step is refused too. Errors name `path`.
+fn open_regular(path: &Path, real: &Path, no_follow: bool) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if no_follow {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
+        options.custom_flags(flags.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    let _ = no_follow;
+    let file = options.open(real).map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(LayoutError::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
 }
 
 /// Reads at most `limit` bytes of `r`, failing with [`LayoutError::TooLarge`] past that.
