@@ -23,6 +23,7 @@ pub mod digest;
 pub mod env;
 pub mod fsx;
 pub mod gojson;
+pub mod layout;
 pub mod oci;
 pub mod output;
 pub mod reference;
