@@ -20,6 +20,7 @@ pub mod commands;
 pub mod constraint;
 pub mod credentials;
 pub mod digest;
+pub mod engine;
 pub mod env;
 pub mod fsx;
 pub mod gojson;

@@ -1,0 +1,252 @@
+//! The graph walk: one artifact from a [`Source`] to a [`Sink`], byte for byte.
+//!
+//! An index (OCI image index, Docker manifest list) is copied child by child, each child by
+//! digest, before the index itself; a manifest's blobs (config and layers) are copied before
+//! the manifest. A blob the sink has is skipped; a blob on the same registry is mounted; two
+//! registries stream straight through (the destination checks the digest as the upload
+//! completes); any other pair goes through a verified temporary file. So a sink never holds a
+//! manifest whose content it lacks, and no unverified byte is ever kept.
+
+use std::collections::HashSet;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::{EngineError, Result, Sink, Source};
+use crate::digest::Digest;
+use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::reference::Reference;
+
+/// Docker's manifest list: an index by another name.
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker's schema 2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+/// How deep indexes may nest (an index of indexes of …): real ones have one level.
+const MAX_DEPTH: usize = 4;
+/// Blobs (or children) of one manifest moved at once.
+const CONCURRENCY: usize = 4;
+
+/// What a copy moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// The digest of the top manifest or index (the same at both ends).
+    pub digest: Digest,
+    pub manifests: usize,
+    pub blobs: usize,
+    /// Blobs actually sent (not already there, not mounted).
+    pub sent: usize,
+}
+
+/// A manifest or index, as far as the walk cares.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shape {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+impl Shape {
+    fn parse(bytes: &[u8], what: &Reference) -> Result<Self> {
+        let shape: Shape =
+            serde_json::from_slice(bytes).map_err(|e| EngineError::NotAManifest {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?;
+        if shape.manifests.is_none() && shape.config.is_none() {
+            return Err(EngineError::NotAManifest {
+                what: what.to_string(),
+                reason: "it has neither `manifests` nor `config`".into(),
+            });
+        }
+        Ok(shape)
+    }
+
+    fn is_index(&self) -> bool {
+        self.manifests.is_some()
+    }
+
+    /// The media type to send it with: its own, else what its shape says (Helm writes chart
+    /// manifests without one).
+    fn media_type(&self) -> &str {
+        match &self.media_type {
+            Some(m) if !m.is_empty() => m,
+            _ if self.is_index() => INDEX_MEDIA_TYPE,
+            _ => MANIFEST_MEDIA_TYPE,
+        }
+    }
+
+    fn blobs(&self) -> Vec<Descriptor> {
+        self.config
+            .iter()
+            .chain(self.layers.iter().flatten())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Copies the artifact `from` names in `src` to `to` in `dst` (whose tag, if any, is set last).
+pub async fn copy(
+    src: &dyn Source,
+    from: &Reference,
+    dst: &dyn Sink,
+    to: &Reference,
+) -> Result<Copied> {
+    let mut seen = HashSet::new();
+    walk(src, from, dst, to, 0, &mut seen).await
+}
+
+fn walk<'a>(
+    src: &'a dyn Source,
+    from: &'a Reference,
+    dst: &'a dyn Sink,
+    to: &'a Reference,
+    depth: usize,
+    seen: &'a mut HashSet<Digest>,
+) -> futures_util::future::BoxFuture<'a, Result<Copied>> {
+    Box::pin(async move {
+        let (bytes, digest) = src.manifest(from).await?;
+        let shape = Shape::parse(&bytes, from)?;
+        let mut copied = Copied {
+            digest: digest.clone(),
+            manifests: 1,
+            blobs: 0,
+            sent: 0,
+        };
+        if shape.is_index() {
+            if depth >= MAX_DEPTH {
+                return Err(EngineError::Unsupported {
+                    what: from.to_string(),
+                    reason: format!("indexes nested more than {MAX_DEPTH} deep"),
+                });
+            }
+            for child in shape.manifests.iter().flatten() {
+                if !seen.insert(child.digest.clone()) {
+                    continue;
+                }
+                let child_from = by_digest(from, &child.digest);
+                let child_to = by_digest(to, &child.digest);
+                let c = walk(src, &child_from, dst, &child_to, depth + 1, seen).await?;
+                copied.manifests += c.manifests;
+                copied.blobs += c.blobs;
+                copied.sent += c.sent;
+            }
+        } else {
+            let blobs = shape.blobs();
+            copied.blobs = blobs.len();
+            copied.sent = copy_blobs(src, from, dst, to, &blobs).await?;
+        }
+        let pushed = dst.put_manifest(to, &bytes, shape.media_type()).await?;
+        if pushed != digest {
+            return Err(EngineError::DigestMismatch {
+                what: format!("manifest {to} at {}", dst.describe()),
+                expected: digest,
+                actual: pushed,
+            });
+        }
+        Ok(copied)
+    })
+}
+
+/// The same repository, by digest.
+fn by_digest(r: &Reference, digest: &Digest) -> Reference {
+    let text = format!("{}@{digest}", r.repository());
+    // A repository name that parsed once parses again with a digest.
+    Reference::parse(&text).unwrap_or_else(|_| r.clone())
+}
+
+/// Makes every blob present in `dst`; returns how many were sent.
+async fn copy_blobs(
+    src: &dyn Source,
+    from: &Reference,
+    dst: &dyn Sink,
+    to: &Reference,
+    blobs: &[Descriptor],
+) -> Result<usize> {
+    let (from_repo, to_repo) = (from.without_object(), to.without_object());
+    let (from_repo, to_repo) = (&from_repo, &to_repo);
+    let unique: Vec<&Descriptor> = {
+        let mut seen = HashSet::new();
+        blobs
+            .iter()
+            .filter(|d| seen.insert(d.digest.clone()))
+            .collect()
+    };
+    let copies: Vec<_> = unique
+        .into_iter()
+        .map(|desc| copy_blob(src, from_repo, dst, to_repo, desc))
+        .collect();
+    let results: Vec<Result<bool>> = futures_util::stream::iter(copies)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut sent = 0;
+    for r in results {
+        if r? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// Makes one blob present in `dst`; true if it was sent (not there, not mounted).
+async fn copy_blob(
+    src: &dyn Source,
+    from_repo: &Reference,
+    dst: &dyn Sink,
+    to_repo: &Reference,
+    desc: &Descriptor,
+) -> Result<bool> {
+    if dst.has_blob(to_repo, &desc.digest).await? {
+        return Ok(false);
+    }
+    if let (Some(from_reg), Some(to_reg)) = (src.registry(), dst.registry()) {
+        if from_reg.host() == to_reg.host()
+            && to_reg.mount_blob(to_repo, from_repo, &desc.digest).await
+        {
+            return Ok(false);
+        }
+        to_reg
+            .copy_blob_from(from_reg, from_repo, to_repo, desc)
+            .await?;
+        return Ok(true);
+    }
+    let blob = src.blob(from_repo, desc).await?;
+    dst.put_blob(to_repo, desc, blob).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let r = Reference::parse("h/a:1").unwrap();
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let s = Shape::parse(index, &r).unwrap();
+        assert!(s.is_index() && s.media_type() == INDEX_MEDIA_TYPE);
+        let list = format!(r#"{{"mediaType":"{DOCKER_LIST_MEDIA_TYPE}","manifests":[]}}"#);
+        assert_eq!(
+            Shape::parse(list.as_bytes(), &r).unwrap().media_type(),
+            DOCKER_LIST_MEDIA_TYPE
+        );
+        let chart = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{}","size":1}},"layers":[]}}"#,
+            Digest::of(b"x")
+        );
+        let s = Shape::parse(chart.as_bytes(), &r).unwrap();
+        assert!(!s.is_index() && s.media_type() == MANIFEST_MEDIA_TYPE);
+        assert_eq!(s.blobs().len(), 1);
+        assert!(Shape::parse(b"{}", &r).is_err());
+        assert!(Shape::parse(b"[", &r).is_err());
+    }
+}

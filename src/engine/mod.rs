@@ -1,0 +1,151 @@
+//! The copy engine: every place is a source or a sink of OCI artifacts, and a copy is "read
+//! from one place, write to another" (go-containerregistry's `remote`/`layout`, crane's `copy`).
+//!
+//! - [`Source`]: what a place can give: the artifacts it holds, a manifest by name, a blob.
+//! - [`Sink`]: what a place can take: whether it has a blob, a blob, a manifest (by tag, or by
+//!   digest for the children of an index).
+//! - [`copy::copy`]: one graph walk for every pair of places: index → manifests → blobs, each
+//!   blob verified against its digest before it counts, children before their parents, so a
+//!   sink never holds a manifest whose blobs it lacks.
+//! - [`places`]: the places: a registry repository, an OCI image layout directory (`oci:DIR`)
+//!   and an OCI archive (`oci-archive:FILE`).
+//!
+//! Names: every artifact is named by a [`Reference`] (`host/path:tag` or `@digest`), whatever
+//! the place. Layouts keep that full reference as their `org.opencontainers.image.ref.name`,
+//! as the cache's own `index.json` does, so a layout written here and read back keeps every
+//! name; a ref name that is not a reference (skopeo's `oci:DIR:latest`) names the artifact
+//! `localhost/<layout name>:<ref>`.
+//!
+//! What moves is bytes: manifests and blobs are copied as they are, so every digest is kept.
+
+pub mod copy;
+pub mod places;
+
+use std::path::{Path, PathBuf};
+
+use futures_util::future::BoxFuture;
+
+use crate::digest::Digest;
+use crate::layout::LayoutError;
+use crate::oci::Descriptor;
+use crate::reference::Reference;
+use crate::registry::{Registry, RegistryError};
+
+/// Why a copy failed. Each names the place and the artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{place}: {name}: not found")]
+    NotFound { place: String, name: String },
+    #[error("{what}: not a manifest or an index: {reason}")]
+    NotAManifest { what: String, reason: String },
+    #[error("{what}: {reason}")]
+    Unsupported { what: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}; nothing was stored")]
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let path = path.as_ref().to_path_buf();
+    move |source| EngineError::Io { path, source }
+}
+
+/// A blob ready to be written somewhere: a file whose bytes were checked against the digest
+/// (a layout's own blob file, or a download spooled to a temporary file).
+pub enum Blob {
+    /// A file that stays where it is.
+    File(PathBuf),
+    /// A temporary file, deleted when dropped.
+    Temp(tempfile::NamedTempFile),
+}
+
+impl Blob {
+    pub fn path(&self) -> &Path {
+        match self {
+            Blob::File(p) => p,
+            Blob::Temp(t) => t.path(),
+        }
+    }
+
+    pub fn open(&self) -> Result<std::fs::File> {
+        std::fs::File::open(self.path()).map_err(io_err(self.path()))
+    }
+}
+
+/// A place artifacts are read from.
+pub trait Source: Send + Sync {
+    /// The place, for messages (`oci-archive:app.tar`, `registry.example.com`).
+    fn describe(&self) -> String;
+
+    /// Every artifact the place names (a layout's refs). Registries answer per repository
+    /// (their tag lists), so they return `None` here.
+    fn artifacts(&self) -> Option<Vec<Reference>> {
+        None
+    }
+
+    /// The manifest (or index) `name` names, byte for byte, with its digest.
+    fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>>;
+
+    /// The blob `desc` names, in `repo`, checked against its digest and size.
+    fn blob<'a>(&'a self, repo: &'a Reference, desc: &'a Descriptor)
+    -> BoxFuture<'a, Result<Blob>>;
+
+    /// The registry behind this place, if it is one (so a sink on the same registry can mount
+    /// blobs, and a registry sink can stream from it without spooling).
+    fn registry(&self) -> Option<&Registry> {
+        None
+    }
+}
+
+/// A place artifacts are written to.
+pub trait Sink: Send + Sync {
+    fn describe(&self) -> String;
+
+    /// The digest `name` (a tag) points at now, if any.
+    fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>>;
+
+    fn has_blob<'a>(&'a self, repo: &'a Reference, digest: &'a Digest)
+    -> BoxFuture<'a, Result<bool>>;
+
+    /// Writes a verified blob.
+    fn put_blob<'a>(
+        &'a self,
+        repo: &'a Reference,
+        desc: &'a Descriptor,
+        blob: Blob,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Writes a manifest under `name`: by tag for what was asked for, by digest for the
+    /// children of an index. Every blob and child it names is already there.
+    fn put_manifest<'a>(
+        &'a self,
+        name: &'a Reference,
+        bytes: &'a [u8],
+        media_type: &'a str,
+    ) -> BoxFuture<'a, Result<Digest>>;
+
+    /// The registry behind this place, if it is one.
+    fn registry(&self) -> Option<&Registry> {
+        None
+    }
+
+    /// Ends the job: an archive is completed and renamed into place. Called once, after the
+    /// last copy; a sink dropped without it leaves nothing half written.
+    fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+}
