@@ -126,6 +126,14 @@ pub enum Command {
     /// source names, `cache:HOST/PREFIX` renames like a registry). Destination names follow
     /// skopeo: DEST/NAME:TAG, or with --scoped DEST/HOST/PATH/NAME:TAG. With --config, the
     /// sources come from a skopeo sync YAML file and only DEST is given.
+    ///
+    /// Either side can also be an OCI image layout directory (`oci:DIR[:REF]`) or an OCI
+    /// archive (`oci-archive:FILE[:REF]`), as skopeo and oras read and write them: written
+    /// there, artifacts keep their full names as ref names (or take REF, for one artifact);
+    /// read from there, they go to DEST/NAME:TAG. Whole artifacts move, image indexes with
+    /// every platform, byte for byte. An archive is written to a temporary file and renamed
+    /// into place when the sync is done. The air-gapped move is `sync REG/charts/app
+    /// oci-archive:app.tar` outside and `sync oci-archive:app.tar REG2/vendor` inside.
     Sync(SyncArgs),
     /// Serve the cache as a classic chart repository and a read-only OCI registry
     ///

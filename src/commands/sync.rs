@@ -13,6 +13,8 @@ use crate::cli::SyncArgs;
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
 use crate::digest::Digest;
+use crate::engine::places::{ArchiveSink, ArchiveSource, LayoutPlace, PlaceName};
+use crate::engine::{Sink, Source as EngineSource};
 use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
 use crate::tasks::Outcome;
@@ -91,6 +93,8 @@ enum SourceArg {
     Cache(String),
     /// A repository (all its tags) or one tag or digest.
     Registry(Reference),
+    /// `oci:DIR[:REF]` or `oci-archive:FILE[:REF]`.
+    Layout(PlaceName),
     /// `--config FILE`, every section checked.
     Config(
         PathBuf,
@@ -104,9 +108,14 @@ enum DestArg {
     Cache(Option<String>),
     /// `host[/prefix]`.
     Registry { host: String, base: String },
+    /// `oci:DIR[:REF]` or `oci-archive:FILE[:REF]`: artifacts keep their names.
+    Layout(PlaceName),
 }
 
 fn parse_dest(dest: &str) -> Result<DestArg> {
+    if let Some(place) = PlaceName::parse(dest) {
+        return Ok(DestArg::Layout(place));
+    }
     if let Some(prefix) = dest.strip_prefix("cache:") {
         let prefix = prefix.trim_end_matches('/');
         if prefix.is_empty() {
@@ -175,6 +184,9 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             }
             SourceArg::Config(path.clone(), sections)
         }
+        (Some(src), None) if PlaceName::parse(src).is_some() => {
+            SourceArg::Layout(PlaceName::parse(src).context("checked above")?)
+        }
         (Some(src), None) => match src.strip_prefix("cache:") {
             Some(scope) => SourceArg::Cache(scope.trim_end_matches('/').to_string()),
             None => {
@@ -191,8 +203,19 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         (None, None) => unreachable!("checked above"),
     };
     let dest = parse_dest(dest_arg)?;
-    if matches!((&source, &dest), (SourceArg::Cache(_), DestArg::Cache(_))) {
-        bail!("SRC and DEST are both the cache: use `chart tag` to give cached charts other names");
+    match (&source, &dest) {
+        (SourceArg::Cache(_), DestArg::Cache(_)) => bail!(
+            "SRC and DEST are both the cache: use `chart tag` to give cached charts other names"
+        ),
+        (SourceArg::Cache(_), DestArg::Layout(_)) | (SourceArg::Layout(_), DestArg::Cache(_)) => {
+            bail!(
+                "the cache and OCI layouts do not sync with each other yet; go through a registry"
+            )
+        }
+        (SourceArg::Layout(a), DestArg::Layout(b)) if a.path() == b.path() => {
+            bail!("SRC and DEST are the same layout")
+        }
+        _ => {}
     }
 
     let src_flags = SideFlags {
@@ -214,8 +237,29 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         cert_dir: &args.dest_cert_dir,
     };
 
-    // The destination.
+    // The destination. A layout is opened (or created) here; an archive is written to a
+    // temporary file and only renamed into place once every copy is done.
+    let mut dest_layout: Option<Box<dyn Sink>> = None;
     let (dest_registry, destination) = match dest {
+        DestArg::Layout(place) => {
+            if !args.dry_run {
+                dest_layout = Some(match place {
+                    PlaceName::Archive { .. } => Box::new(ArchiveSink::create(place)?),
+                    PlaceName::Layout { .. } => Box::new(LayoutPlace::create(place)?),
+                });
+            } else if let PlaceName::Layout { path, .. } = &place
+                && path.exists()
+            {
+                dest_layout = Some(Box::new(LayoutPlace::open(place)?));
+            }
+            (
+                None,
+                Destination {
+                    base: None,
+                    scoped: false,
+                },
+            )
+        }
         DestArg::Cache(prefix) => (
             None,
             Destination {
@@ -237,7 +281,31 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
 
     // The sources: what each holds that the filters take.
     let mut sources: Vec<Source> = Vec::new();
+    let mut source_layout: Option<Box<dyn EngineSource>> = None;
     match source {
+        SourceArg::Layout(place) => {
+            let label = place.to_string();
+            let layout: Box<dyn EngineSource> = match place {
+                PlaceName::Archive { .. } => Box::new(ArchiveSource::open(place)?),
+                PlaceName::Layout { .. } => Box::new(LayoutPlace::open(place)?),
+            };
+            let mut refs: Vec<Reference> = layout
+                .artifacts()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
+                .collect();
+            sync::sort(&mut refs);
+            if refs.is_empty() {
+                bail!("{label}: no artifact to sync (no ref names one, or none matches)");
+            }
+            source_layout = Some(layout);
+            sources.push(Source {
+                label,
+                registry: None,
+                refs: refs.into_iter().map(|r| (r, None)).collect(),
+            });
+        }
         SourceArg::Config(path, sections) => {
             for (host, rc, entries) in sections {
                 for key in rc.unknown.keys() {
@@ -347,9 +415,23 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         keep_going: args.keep_going,
         immutable_tags: args.immutable_tags,
     };
-    let target_place = match &dest_registry {
-        Some(r) => Place::Registry(r),
-        None => Place::Cache(&ctx.store),
+    let layout_target = matches!(parse_dest(dest_arg)?, DestArg::Layout(_));
+    if let Some(r) = PlaceName::parse(dest_arg)
+        .as_ref()
+        .and_then(PlaceName::reference)
+    {
+        let count: usize = sources.iter().map(|s| s.refs.len()).sum();
+        if count > 1 {
+            bail!("{dest_arg}: :{r} names one artifact, and the source has {count}");
+        }
+    }
+    let target_place = match (&dest_registry, layout_target) {
+        (Some(r), _) => Place::Registry(r),
+        (None, true) => Place::Engine {
+            source: None,
+            sink: dest_layout.as_deref(),
+        },
+        (None, false) => Place::Cache(&ctx.store),
     };
     let total = sources.iter().map(|s| s.refs.len()).sum();
     let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC);
@@ -365,9 +447,13 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             reporter.item(&what, &outcome);
             outcomes.push(outcome);
         }
-        let place = match &source.registry {
-            Some(r) => Place::Registry(r),
-            None => Place::Cache(&ctx.store),
+        let place = match (&source.registry, &source_layout) {
+            (Some(r), _) => Place::Registry(r),
+            (None, Some(layout)) => Place::Engine {
+                source: Some(layout.as_ref()),
+                sink: None,
+            },
+            (None, None) => Place::Cache(&ctx.store),
         };
         let done = sync::sync(place, target_place, &items, &options, |item, outcome| {
             reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
@@ -385,6 +471,14 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         if outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) && !args.keep_going {
             break;
         }
+    }
+    // An archive is complete only now: renamed into place when every copy succeeded (or
+    // with --keep-going, holding what did); else its temporary file is dropped.
+    let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed(_)));
+    if let Some(sink) = &dest_layout
+        && (!failed || args.keep_going)
+    {
+        sink.finish()?;
     }
     reporter.finish(&outcomes, "references", &from)
 }

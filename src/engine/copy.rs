@@ -21,8 +21,7 @@ use crate::reference::Reference;
 pub const DOCKER_LIST_MEDIA_TYPE: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker's schema 2 image manifest.
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str =
-    "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// How deep indexes may nest (an index of indexes of …): real ones have one level.
 const MAX_DEPTH: usize = 4;

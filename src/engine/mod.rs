@@ -118,8 +118,11 @@ pub trait Sink: Send + Sync {
     /// The digest `name` (a tag) points at now, if any.
     fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>>;
 
-    fn has_blob<'a>(&'a self, repo: &'a Reference, digest: &'a Digest)
-    -> BoxFuture<'a, Result<bool>>;
+    fn has_blob<'a>(
+        &'a self,
+        repo: &'a Reference,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<bool>>;
 
     /// Writes a verified blob.
     fn put_blob<'a>(

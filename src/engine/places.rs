@@ -23,9 +23,15 @@ use crate::registry::{Registry, RegistryError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceName {
     /// `oci:DIR[:REF]`
-    Layout { path: PathBuf, reference: Option<String> },
+    Layout {
+        path: PathBuf,
+        reference: Option<String>,
+    },
     /// `oci-archive:FILE[:REF]`
-    Archive { path: PathBuf, reference: Option<String> },
+    Archive {
+        path: PathBuf,
+        reference: Option<String>,
+    },
 }
 
 impl PlaceName {
@@ -140,7 +146,12 @@ fn spool(mut reader: impl Read, desc: &Descriptor) -> Result<Blob> {
 fn check(desc: &Descriptor, digest: &Digest, size: u64, path: &Path) -> Result<()> {
     if *digest != desc.digest || size != desc.size {
         return Err(EngineError::DigestMismatch {
-            what: format!("blob {} ({} bytes) at {}", desc.digest, desc.size, path.display()),
+            what: format!(
+                "blob {} ({} bytes) at {}",
+                desc.digest,
+                desc.size,
+                path.display()
+            ),
             expected: desc.digest.clone(),
             actual: digest.clone(),
         });
@@ -440,10 +451,7 @@ impl ArchiveSource {
     }
 
     pub fn list(&self) -> Vec<Reference> {
-        select(
-            &self.name,
-            named(self.reader.path(), self.reader.refs()),
-        )
+        select(&self.name, named(self.reader.path(), self.reader.refs()))
     }
 }
 
@@ -580,11 +588,7 @@ impl Sink for ArchiveSink {
     }
 
     fn finish(&self) -> Result<()> {
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         match writer {
             Some(w) => blocking(|| Ok(w.finish()?)),
             None => Ok(()),

@@ -22,16 +22,27 @@ use super::Outcome;
 use super::transfer::{self, SentBlobs};
 use crate::constraint::Constraint;
 use crate::digest::Digest;
+use crate::engine::places::RegistryPlace;
+use crate::engine::{Sink, Source};
 use crate::reference::{Reference, escape_host};
 use crate::registry::{Registry, RegistryError};
 use crate::store::Store;
 use crate::version::{self, tag_to_version};
 
 /// A place charts are read from or written to.
+///
+/// `Engine` is a place of the copy engine ([`crate::engine`]: an OCI layout or archive), read
+/// through its `Source` and written through its `Sink`; registry ↔ registry and the cache
+/// still go through `transfer` until they move onto the engine too.
 #[derive(Clone, Copy)]
 pub enum Place<'a> {
     Cache(&'a Store),
     Registry(&'a Registry),
+    Engine {
+        source: Option<&'a dyn Source>,
+        /// `None` for a destination a dry run does not create.
+        sink: Option<&'a dyn Sink>,
+    },
 }
 
 /// One reference to make present at the destination.
@@ -171,6 +182,15 @@ async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Option<Vec<String
                     .collect(),
             ))
         }
+        Place::Engine { source, .. } => Ok(Some(
+            source
+                .and_then(|s| s.artifacts())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.without_object() == *repo)
+                .filter_map(|r| r.tag().map(str::to_string))
+                .collect(),
+        )),
     }
 }
 
@@ -188,7 +208,7 @@ pub async fn list(
             }
             other => other.to_string(),
         })?,
-        Place::Cache(_) => tags_at(place, repo).await?.unwrap_or_default(),
+        Place::Cache(_) | Place::Engine { .. } => tags_at(place, repo).await?.unwrap_or_default(),
     };
     let mut out = Vec::new();
     for tag in tags.into_iter().filter(|t| filter.accepts(t)) {
@@ -302,6 +322,18 @@ async fn digest_at(place: Place<'_>, r: &Reference) -> Result<Option<Digest>, St
             let guard = store.read().map_err(|e| e.to_string())?;
             Ok(store.resolve(&guard, r).ok().and_then(|e| e.manifest))
         }
+        Place::Engine {
+            sink: Some(sink), ..
+        } => sink.digest_of(r).await.map_err(|e| e.to_string()),
+        Place::Engine {
+            source: Some(source),
+            ..
+        } => match source.manifest(r).await {
+            Ok((_, digest)) => Ok(Some(digest)),
+            Err(crate::engine::EngineError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        Place::Engine { .. } => Ok(None),
     }
 }
 
@@ -315,6 +347,14 @@ async fn existing(
     concurrency: usize,
 ) -> Result<HashMap<Reference, Option<HashSet<String>>>, String> {
     let repos: HashSet<Reference> = items.iter().map(|i| i.target.without_object()).collect();
+    if let Place::Engine { sink, .. } = place {
+        // A layout answers per name (`digest_of`): every item is checked by digest, and a
+        // destination a dry run has not created holds nothing.
+        return Ok(repos
+            .into_iter()
+            .map(|repo| (repo, sink.map(|_| HashSet::new())))
+            .collect());
+    }
     futures_util::stream::iter(repos)
         .map(|repo| async move {
             let tags = tags_at(place, &repo).await?;
@@ -338,7 +378,9 @@ async fn needs_copy(
     let Some(Some(there)) = existing.get(&item.target.without_object()) else {
         return Ok(true);
     };
+    let engine_target = matches!(target, Place::Engine { .. });
     match item.target.tag() {
+        _ if engine_target => {}
         Some(tag) if !there.contains(tag) => return Ok(true),
         Some(_) if options.immutable_tags => return Ok(false),
         _ => {}
@@ -380,11 +422,45 @@ async fn copy(
         (Place::Cache(_), Place::Cache(_)) => {
             return Outcome::Failed("the cache cannot sync into itself (use `chart tag`)".into());
         }
+        (from, to) => return copy_with_engine(from, to, item).await,
     };
     match result {
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(e.to_string()),
     }
+}
+
+/// A copy where either side is a place of the copy engine: one graph walk, whole artifacts
+/// (image indexes included), every blob verified.
+async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> Outcome {
+    let registry_source;
+    let src: &dyn Source = match source {
+        Place::Engine {
+            source: Some(s), ..
+        } => s,
+        Place::Registry(r) => {
+            registry_source = RegistryPlace { registry: r };
+            &registry_source
+        }
+        _ => return Outcome::Failed(unsupported_pair()),
+    };
+    let registry_sink;
+    let dst: &dyn Sink = match target {
+        Place::Engine { sink: Some(s), .. } => s,
+        Place::Registry(r) => {
+            registry_sink = RegistryPlace { registry: r };
+            &registry_sink
+        }
+        _ => return Outcome::Failed(unsupported_pair()),
+    };
+    match crate::engine::copy::copy(src, &item.source, dst, &item.target).await {
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn unsupported_pair() -> String {
+    "the cache and OCI layouts do not sync with each other yet; go through a registry".into()
 }
 
 /// Syncs `items` from `source` to `target`, calling `report` as each one ends: first the

@@ -1,0 +1,269 @@
+//! `sync` through OCI image layouts (`oci:DIR`) and OCI archives (`oci-archive:FILE`), the
+//! copy engine's places: charts and multi-platform image indexes go registry → archive →
+//! registry and registry → layout → registry with every digest kept, the archive reads in
+//! skopeo and skopeo's archives read in chartcache, and a rerun copies nothing.
+
+mod fault;
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use fault::{Sandbox, error_line_of, sha256_hex, upload_blob};
+use serde_json::json;
+use support::{Registry, Skopeo, describe};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Saves and pushes chart `name` at each of `versions` to `reg`'s `repo`; returns tag → digest.
+fn publish(
+    sb: &Sandbox,
+    reg: &Registry,
+    repo: &str,
+    versions: &[&str],
+) -> BTreeMap<String, String> {
+    let name = repo.rsplit('/').next().unwrap_or(repo);
+    versions
+        .iter()
+        .map(|v| {
+            let dir = sb.chart(name, v);
+            let reference = format!("{}/{repo}:{v}", reg.host());
+            sb.ok(&["chart", "save", dir.to_str().unwrap(), &reference]);
+            sb.ok(&["chart", "push", &reference]);
+            (v.to_string(), sb.manifest_digest(&reference))
+        })
+        .collect()
+}
+
+/// The digest a registry serves for `repo:reference` (any manifest type).
+fn served_digest(reg: &Registry, repo: &str, reference: &str) -> Option<String> {
+    let accept = format!("{OCI_MANIFEST}, {OCI_INDEX}");
+    let resp = reg.request(
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", &accept)],
+        &[],
+    );
+    (resp.status == 200)
+        .then(|| resp.header("Docker-Content-Digest").map(str::to_string))
+        .flatten()
+}
+
+/// A two-platform image: random layers and configs, two manifests and an index, pushed to
+/// `repo:tag`; returns the index digest and the two manifest digests.
+fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<String>) {
+    let mut manifests = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let layer: Vec<u8> = (0..64 * 1024)
+            .map(|n| ((n * 31 + i * 7 + tag.len()) % 251) as u8)
+            .collect();
+        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+            .to_string()
+            .into_bytes();
+        let layer_digest = upload_blob(reg, repo, &layer);
+        let config_digest = upload_blob(reg, repo, &config);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+        })
+        .to_string()
+        .into_bytes();
+        let digest = format!("sha256:{}", sha256_hex(&manifest));
+        let resp = reg.request(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{digest}"),
+            &[("Content-Type", OCI_MANIFEST)],
+            &manifest,
+        );
+        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+        manifests.push((digest, manifest.len(), *arch));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests.iter().map(|(d, size, arch)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": size,
+            "platform": {"architecture": arch, "os": "linux"},
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let resp = reg.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Content-Type", OCI_INDEX)],
+        &index,
+    );
+    assert_eq!(resp.status, 201, "put index: {}", resp.text());
+    (
+        format!("sha256:{}", sha256_hex(&index)),
+        manifests.into_iter().map(|(d, _, _)| d).collect(),
+    )
+}
+
+#[test]
+fn charts_cross_an_air_gap_as_one_archive_with_their_digests() {
+    let outside = Registry::plain();
+    let inside = Registry::plain();
+    let sb = Sandbox::new();
+    let published = publish(&sb, &outside, "charts/app", &["1.0.0", "1.1.0"]);
+    let archive = sb.path().join("app.tar");
+    let archive_arg = format!("oci-archive:{}", archive.display());
+
+    let out = sb.ok(&[
+        "sync",
+        &format!("{}/charts/app", outside.host()),
+        &archive_arg,
+    ]);
+    assert!(out.contains("Synced: 2"), "{out}");
+    assert!(archive.is_file());
+    // No temporary file is left beside it.
+    let leftovers: Vec<_> = fs::read_dir(sb.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // skopeo reads the archive, under the names chartcache gave.
+    for (tag, digest) in &published {
+        let name = format!("{}/charts/app:{tag}", outside.host());
+        let raw = Skopeo::new().run_ok(&["inspect", "--raw", &format!("{archive_arg}:{name}")]);
+        assert_eq!(&format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
+    }
+
+    let out = sb.ok(&["sync", &archive_arg, &format!("{}/vendor", inside.host())]);
+    assert!(out.contains("Synced: 2"), "{out}");
+    for (tag, digest) in &published {
+        assert_eq!(
+            served_digest(&inside, "vendor/app", tag).as_deref(),
+            Some(digest.as_str()),
+            "vendor/app:{tag}"
+        );
+    }
+    // Helm's format went through whole: chartcache pulls it back.
+    sb.ok(&[
+        "chart",
+        "pull",
+        &format!("{}/vendor/app:1.1.0", inside.host()),
+    ]);
+}
+
+#[test]
+fn image_indexes_move_whole_through_a_layout_directory() {
+    let source = Registry::plain();
+    let dest = Registry::plain();
+    let sb = Sandbox::new();
+    let (index_digest, children) = push_image_index(&source, "images/web", "2.0");
+    let layout = sb.path().join("layout");
+    let layout_arg = format!("oci:{}", layout.display());
+
+    sb.ok(&[
+        "sync",
+        &format!("{}/images/web:2.0", source.host()),
+        &layout_arg,
+    ]);
+    let out = sb.ok(&["sync", &layout_arg, &format!("{}/mirror", dest.host())]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    assert_eq!(
+        served_digest(&dest, "mirror/web", "2.0").as_deref(),
+        Some(index_digest.as_str())
+    );
+    for child in &children {
+        assert_eq!(
+            served_digest(&dest, "mirror/web", child).as_deref(),
+            Some(child.as_str()),
+            "every platform came along"
+        );
+    }
+    // A rerun finds everything there.
+    let out = sb.ok(&[
+        "sync",
+        &format!("{}/images/web:2.0", source.host()),
+        &layout_arg,
+    ]);
+    assert!(out.contains("skipped: 1"), "{out}");
+
+    // skopeo reads the same index out of the layout. (skopeo 1.9 re-serialises an index it
+    // copies out of a layout, so its copies are compared by what it reads, not what it writes.)
+    let name = format!("{}/images/web:2.0", source.host());
+    let raw = Skopeo::new().run_ok(&["inspect", "--raw", &format!("{layout_arg}:{name}")]);
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(raw.as_bytes())),
+        index_digest
+    );
+}
+
+#[test]
+fn archives_skopeo_writes_sync_into_a_registry() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let (index_digest, _) = push_image_index(&reg, "images/api", "1.0");
+    let archive = sb.path().join("api.tar");
+    Skopeo::new().run_ok(&[
+        "copy",
+        "--all",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/images/api:1.0", reg.host()),
+        &format!("oci-archive:{}:v1", archive.display()),
+    ]);
+    let out = sb.ok(&[
+        "sync",
+        &format!("oci-archive:{}", archive.display()),
+        &format!("{}/imported", reg.host()),
+    ]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    // What skopeo wrote (it re-serialises the index on the way) is what arrives, byte for
+    // byte; skopeo's ref `v1` names the artifact after the archive: `api:v1`.
+    let raw = Skopeo::new().run_ok(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:v1", archive.display()),
+    ]);
+    let written = format!("sha256:{}", sha256_hex(raw.as_bytes()));
+    assert!(!index_digest.is_empty());
+    assert_eq!(
+        served_digest(&reg, "imported/api", "v1").as_deref(),
+        Some(written.as_str())
+    );
+}
+
+#[test]
+fn layout_arguments_are_checked_before_anything_is_written() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    publish(&sb, &reg, "charts/app", &["1.0.0", "1.1.0"]);
+    let archive = sb.path().join("one.tar");
+    // `:REF` names one artifact; the repository has two.
+    let out = sb.run(&[
+        "sync",
+        &format!("{}/charts/app", reg.host()),
+        &format!("oci-archive:{}:only", archive.display()),
+    ]);
+    let line = error_line_of(&out, "sync into oci-archive:…:only");
+    assert!(line.contains("names one artifact"), "{line}");
+    assert!(!archive.exists());
+    // Not a layout.
+    let out = sb.run(&[
+        "sync",
+        &format!("oci:{}", sb.path().join("missing").display()),
+        &format!("{}/x", reg.host()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // --dry-run writes no archive.
+    let out = sb.ok(&[
+        "sync",
+        "--dry-run",
+        &format!("{}/charts/app", reg.host()),
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    assert!(
+        out.contains("would sync") || out.contains("To sync: 2"),
+        "{out}"
+    );
+    assert!(!archive.exists());
+}
