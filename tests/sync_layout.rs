@@ -267,3 +267,50 @@ fn layout_arguments_are_checked_before_anything_is_written() {
     );
     assert!(!archive.exists());
 }
+
+#[test]
+fn the_cache_goes_into_an_archive_and_back_out_into_another_cache() {
+    let outside = Sandbox::new();
+    outside.save("app", "1.0.0", "registry.example.com/charts/app:1.0.0");
+    outside.save("app", "1.1.0", "registry.example.com/charts/app:1.1.0");
+    let archive = outside.path().join("charts.tar");
+    let archive_arg = format!("oci-archive:{}", archive.display());
+    let out = outside.ok(&["sync", "cache:", &archive_arg]);
+    assert!(out.contains("Synced: 2"), "{out}");
+
+    let inside = Sandbox::new();
+    let out = inside.ok(&["sync", &archive_arg, "cache:"]);
+    assert!(out.contains("Synced: 2"), "{out}");
+    for tag in ["1.0.0", "1.1.0"] {
+        let name = format!("registry.example.com/charts/app:{tag}");
+        assert_eq!(
+            inside.manifest_digest(&name),
+            outside.manifest_digest(&name)
+        );
+    }
+    inside.ok(&["chart", "verify"]);
+    // Again: nothing to do.
+    let out = inside.ok(&["sync", &archive_arg, "cache:"]);
+    assert!(out.contains("skipped: 2"), "{out}");
+}
+
+#[test]
+fn the_cache_refuses_what_is_not_a_chart_before_storing_anything() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    sb.save("other", "1.0.0", "localhost:5000/x/other:1.0.0");
+    push_image_index(&reg, "images/web", "2.0");
+    let layout = sb.path().join("layout");
+    let layout_arg = format!("oci:{}", layout.display());
+    sb.ok(&[
+        "sync",
+        &format!("{}/images/web:2.0", reg.host()),
+        &layout_arg,
+    ]);
+    let before = sb.snapshot();
+    let out = sb.run(&["sync", &layout_arg, "cache:"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Helm charts only"), "{stderr}");
+    assert!(sb.snapshot().changes_since(&before).is_empty());
+}

@@ -2,6 +2,7 @@
 //! reading archives safely. No network and no cache here; the store and the tasks build on it.
 
 pub mod archive;
+pub mod artifact;
 pub mod ignore;
 pub mod metadata;
 pub mod package;

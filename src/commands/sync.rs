@@ -207,11 +207,6 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         (SourceArg::Cache(_), DestArg::Cache(_)) => bail!(
             "SRC and DEST are both the cache: use `chart tag` to give cached charts other names"
         ),
-        (SourceArg::Cache(_), DestArg::Layout(_)) | (SourceArg::Layout(_), DestArg::Cache(_)) => {
-            bail!(
-                "the cache and OCI layouts do not sync with each other yet; go through a registry"
-            )
-        }
         (SourceArg::Layout(a), DestArg::Layout(b)) if a.path() == b.path() => {
             bail!("SRC and DEST are the same layout")
         }

@@ -114,6 +114,9 @@ fn walk<'a>(
     Box::pin(async move {
         let (bytes, digest) = src.manifest(from).await?;
         let shape = Shape::parse(&bytes, from)?;
+        if depth == 0 {
+            dst.admit(to, &bytes)?;
+        }
         let mut copied = Copied {
             digest: digest.clone(),
             manifests: 1,

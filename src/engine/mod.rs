@@ -18,6 +18,7 @@
 //!
 //! What moves is bytes: manifests and blobs are copied as they are, so every digest is kept.
 
+pub mod cache;
 pub mod copy;
 pub mod places;
 
@@ -123,6 +124,12 @@ pub trait Sink: Send + Sync {
         repo: &'a Reference,
         digest: &'a Digest,
     ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Refuses, before anything is copied, a manifest this place cannot hold under `name`
+    /// (the cache takes Helm charts only).
+    fn admit(&self, _name: &Reference, _manifest: &[u8]) -> Result<()> {
+        Ok(())
+    }
 
     /// Writes a verified blob.
     fn put_blob<'a>(

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::io::BufReader;
 use std::sync::Arc;
 
-use crate::chart::Metadata;
 use crate::chart::archive;
 use crate::digest::Digest;
 use crate::oci::{INDEX_MEDIA_TYPE, LEGACY_CHART_LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest};
@@ -20,8 +19,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::store::{RefEntry, RefTarget, StagedBlob, Store, StoreError};
 use crate::version::version_to_tag;
 
-/// The largest chart config blob accepted (Helm's are a few KiB: Chart.yaml as JSON).
-pub const MAX_CONFIG: u64 = 1 << 20;
+pub use crate::chart::artifact::MAX_CONFIG;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -376,32 +374,14 @@ pub async fn pull_as(
         Some((blob, _)) => std::fs::read(blob.path()).map_err(|e| not_chart(e.to_string()))?,
         None => store.read_blob(&manifest.config.digest)?,
     };
-    if config_bytes.len() as u64 > MAX_CONFIG {
-        return Err(not_chart(format!(
-            "the config blob is {} bytes, over the limit of {} KiB",
-            config_bytes.len(),
-            MAX_CONFIG >> 10
-        )));
-    }
-    let metadata = Metadata::from_registry_config(&config_bytes)
-        .map_err(|e| not_chart(format!("config: {e}")))?;
-    // The content must be a chart archive we can read safely, and the chart it holds must be
-    // the one the config names: `chart list`, the cache's `charts/` markers and the served
-    // index all go by the config.
+    // The content must be a chart archive we can read safely, naming the chart the config
+    // names.
     let content_file = match staged.iter().find(|(_, d)| *d == chart_layer.digest) {
         Some((blob, _)) => blob.reopen()?,
         None => store.open_blob(&chart_layer.digest)?,
     };
-    let (archived, _) = archive::inspect(BufReader::new(content_file))
-        .map_err(|e| not_chart(format!("chart layer: {e}")))?;
-    if (archived.name.as_str(), archived.version.as_str())
-        != (metadata.name.as_str(), metadata.version.as_str())
-    {
-        return Err(not_chart(format!(
-            "the config names chart {:?} version {:?}, but the archive's Chart.yaml says {:?} version {:?}",
-            metadata.name, metadata.version, archived.name, archived.version
-        )));
-    }
+    let metadata = crate::chart::artifact::check(&config_bytes, BufReader::new(content_file))
+        .map_err(not_chart)?;
 
     let local = match cached_name {
         Some(name) => name,

@@ -22,6 +22,7 @@ use super::Outcome;
 use super::transfer::{self, SentBlobs};
 use crate::constraint::Constraint;
 use crate::digest::Digest;
+use crate::engine::cache::CachePlace;
 use crate::engine::places::RegistryPlace;
 use crate::engine::{Sink, Source};
 use crate::reference::{Reference, escape_host};
@@ -433,7 +434,7 @@ async fn copy(
 /// A copy where either side is a place of the copy engine: one graph walk, whole artifacts
 /// (image indexes included), every blob verified.
 async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> Outcome {
-    let registry_source;
+    let (registry_source, cache_source);
     let src: &dyn Source = match source {
         Place::Engine {
             source: Some(s), ..
@@ -442,16 +443,24 @@ async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> 
             registry_source = RegistryPlace { registry: r };
             &registry_source
         }
-        _ => return Outcome::Failed(unsupported_pair()),
+        Place::Cache(store) => {
+            cache_source = CachePlace { store };
+            &cache_source
+        }
+        Place::Engine { source: None, .. } => return Outcome::Failed(unsupported_pair()),
     };
-    let registry_sink;
+    let (registry_sink, cache_sink);
     let dst: &dyn Sink = match target {
         Place::Engine { sink: Some(s), .. } => s,
         Place::Registry(r) => {
             registry_sink = RegistryPlace { registry: r };
             &registry_sink
         }
-        _ => return Outcome::Failed(unsupported_pair()),
+        Place::Cache(store) => {
+            cache_sink = CachePlace { store };
+            &cache_sink
+        }
+        Place::Engine { sink: None, .. } => return Outcome::Failed(unsupported_pair()),
     };
     match crate::engine::copy::copy(src, &item.source, dst, &item.target).await {
         Ok(_) => Outcome::Done,
@@ -460,7 +469,7 @@ async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> 
 }
 
 fn unsupported_pair() -> String {
-    "the cache and OCI layouts do not sync with each other yet; go through a registry".into()
+    "this place cannot be read from or written to here".into()
 }
 
 /// Syncs `items` from `source` to `target`, calling `report` as each one ends: first the

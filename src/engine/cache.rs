@@ -1,0 +1,235 @@
+//! The local cache as a place of the copy engine: a source of the charts it holds, and a sink
+//! that takes Helm charts (a chart manifest, its config and archive, and provenance), checked
+//! as `chart pull` checks them, under the references they are copied to.
+//!
+//! The cache holds charts only, in the seed's layout: an image index or a manifest that is
+//! not a chart is refused with a message saying so.
+
+use std::io::{BufReader, Write};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::{Blob, EngineError, Result, Sink, Source};
+use crate::digest::Digest;
+use crate::oci::{Descriptor, Manifest};
+use crate::reference::Reference;
+use crate::store::{RefTarget, Store, StoreError};
+
+/// The cache at `store`.
+pub struct CachePlace<'s> {
+    pub store: &'s Store,
+}
+
+fn store_err(e: StoreError) -> EngineError {
+    EngineError::Unsupported {
+        what: "the cache".into(),
+        reason: e.to_string(),
+    }
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+impl CachePlace<'_> {
+    fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
+        let guard = self.store.read().map_err(store_err)?;
+        let digest = match name.digest() {
+            Some(d) if self.store.has_blob(d) => d.clone(),
+            Some(_) => {
+                return Err(EngineError::NotFound {
+                    place: "the cache".into(),
+                    name: name.to_string(),
+                });
+            }
+            None => {
+                let entry =
+                    self.store
+                        .resolve(&guard, name)
+                        .map_err(|_| EngineError::NotFound {
+                            place: "the cache".into(),
+                            name: name.to_string(),
+                        })?;
+                entry.manifest.ok_or_else(|| EngineError::Unsupported {
+                    what: name.to_string(),
+                    reason: "written by Helm's alpha cache, it has no manifest; save it again"
+                        .into(),
+                })?
+            }
+        };
+        let bytes = self.store.read_blob(&digest).map_err(store_err)?;
+        Ok((bytes, digest))
+    }
+
+    /// Stores a chart manifest under `name` once its blobs are in: the config and archive
+    /// must make an acceptable chart, exactly as for `chart pull`.
+    fn store_chart(&self, name: &Reference, bytes: &[u8]) -> Result<Digest> {
+        let not_chart = |reason: String| EngineError::Unsupported {
+            what: name.to_string(),
+            reason: format!("the cache holds Helm charts only: {reason}"),
+        };
+        if name.tag().is_none() {
+            return Err(not_chart(
+                "an image index (or a manifest by digest) cannot be stored".into(),
+            ));
+        }
+        let manifest = Manifest::parse_chart(bytes).map_err(|e| not_chart(e.to_string()))?;
+        let layer = manifest
+            .chart_layer()
+            .cloned()
+            .ok_or_else(|| not_chart("no chart layer".into()))?;
+        let config = self
+            .store
+            .read_blob(&manifest.config.digest)
+            .map_err(store_err)?;
+        let content = self.store.open_blob(&layer.digest).map_err(store_err)?;
+        let metadata =
+            crate::chart::artifact::check(&config, BufReader::new(content)).map_err(not_chart)?;
+        let writer = self.store.write().map_err(store_err)?;
+        let digest = writer.put_blob(bytes).map_err(store_err)?;
+        writer
+            .set_ref(
+                name,
+                &RefTarget {
+                    name: metadata.name,
+                    version: metadata.version,
+                    manifest: digest.clone(),
+                    config: manifest.config.digest.clone(),
+                    content: layer.digest,
+                    prov: manifest.prov_layer().map(|d| d.digest.clone()),
+                },
+            )
+            .map_err(store_err)?;
+        Ok(digest)
+    }
+}
+
+impl Source for CachePlace<'_> {
+    fn describe(&self) -> String {
+        "the cache".into()
+    }
+
+    fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
+        async move { blocking(|| self.manifest_now(name)) }.boxed()
+    }
+
+    /// The stored file itself: blobs were checked when they were stored, and every sink
+    /// checks again as it writes.
+    fn blob<'a>(
+        &'a self,
+        _repo: &'a Reference,
+        desc: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Blob>> {
+        async move {
+            if !self.store.has_blob(&desc.digest) {
+                return Err(store_err(StoreError::BlobMissing(desc.digest.clone())));
+            }
+            Ok(Blob::File(self.store.blob_path(&desc.digest)))
+        }
+        .boxed()
+    }
+}
+
+impl Sink for CachePlace<'_> {
+    fn describe(&self) -> String {
+        "the cache".into()
+    }
+
+    fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
+        async move {
+            if !self.store.root().exists() {
+                return Ok(None);
+            }
+            blocking(|| {
+                let guard = self.store.read().map_err(store_err)?;
+                Ok(self
+                    .store
+                    .resolve(&guard, name)
+                    .ok()
+                    .and_then(|e| e.manifest))
+            })
+        }
+        .boxed()
+    }
+
+    fn has_blob<'a>(
+        &'a self,
+        _repo: &'a Reference,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<bool>> {
+        async move { Ok(self.store.has_blob(digest)) }.boxed()
+    }
+
+    fn put_blob<'a>(
+        &'a self,
+        _repo: &'a Reference,
+        desc: &'a Descriptor,
+        blob: Blob,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            blocking(|| {
+                let mut source = blob.open()?;
+                let mut staged = self.store.blob_writer().map_err(store_err)?;
+                std::io::copy(&mut source, &mut staged)
+                    .and_then(|_| staged.flush())
+                    .map_err(super::io_err(blob.path()))?;
+                let staged = staged.finish().map_err(store_err)?;
+                if staged.size() != desc.size {
+                    return Err(EngineError::DigestMismatch {
+                        what: format!("blob {} ({} bytes)", desc.digest, desc.size),
+                        expected: desc.digest.clone(),
+                        actual: staged.digest().clone(),
+                    });
+                }
+                self.store
+                    .write()
+                    .and_then(|w| w.commit_blob(staged, Some(&desc.digest)))
+                    .map_err(store_err)?;
+                Ok(())
+            })
+        }
+        .boxed()
+    }
+
+    fn admit(&self, name: &Reference, manifest: &[u8]) -> Result<()> {
+        let refuse = |reason: String| EngineError::Unsupported {
+            what: name.to_string(),
+            reason: format!("the cache holds Helm charts only: {reason}"),
+        };
+        if name.tag().is_none() {
+            return Err(refuse("a name with a tag is needed".into()));
+        }
+        let m = Manifest::parse_chart(manifest).map_err(|e| refuse(e.to_string()))?;
+        let layer = m
+            .chart_layer()
+            .ok_or_else(|| refuse("no chart layer".into()))?;
+        let limits = [
+            (&m.config, crate::chart::artifact::MAX_CONFIG, "config"),
+            (
+                layer,
+                crate::chart::archive::MAX_UNPACKED + crate::chart::artifact::MAX_CONFIG,
+                "chart layer",
+            ),
+        ];
+        for (desc, limit, what) in limits {
+            if desc.size > limit {
+                return Err(refuse(format!(
+                    "its {what} is {} bytes, over the limit of {} KiB",
+                    desc.size,
+                    limit >> 10
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn put_manifest<'a>(
+        &'a self,
+        name: &'a Reference,
+        bytes: &'a [u8],
+        _media_type: &'a str,
+    ) -> BoxFuture<'a, Result<Digest>> {
+        async move { blocking(|| self.store_chart(name, bytes)) }.boxed()
+    }
+}
