@@ -314,3 +314,64 @@ fn the_cache_refuses_what_is_not_a_chart_before_storing_anything() {
     assert!(stderr.contains("Helm charts only"), "{stderr}");
     assert!(sb.snapshot().changes_since(&before).is_empty());
 }
+
+#[test]
+fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
+    use fault::{Artifact, FakeRegistry, Response};
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = fs::read(support::chart_tgz(dir.path(), "app", "1.0.0")).unwrap();
+    let art = Artifact::chart("charts/app", "1.0.0", "app", "1.0.0", &tgz);
+    let layer_path = art.blob_path(&art.chart_digest);
+    let half = tgz[..tgz.len() / 2].to_vec();
+    let declared = tgz.len();
+    // The chart layer stops half-way and the connection stays open: the sync is stuck in the
+    // middle of writing the archive when it is killed.
+    let reg = FakeRegistry::start(move |req| {
+        if req.path == layer_path && req.method == "GET" {
+            return Some(Response::Stall {
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: half.clone(),
+                declared,
+            });
+        }
+        art.serve(req)
+    });
+    let archive = sb.path().join("out").join("app.tar");
+    fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    let mut child = sb
+        .std_command(Sandbox::bin())
+        .arg("--home")
+        .arg(sb.cache_home())
+        .args(["sync", &format!("{}/charts/app:1.0.0", reg.host())])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the download of the layer has begun.
+    let started = std::time::Instant::now();
+    while reg.count(
+        "GET",
+        &format!("/v2/charts/app/blobs/{}", sha256_prefixed(&tgz)),
+    ) == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            reg.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !archive.exists(),
+        "a half archive was left at {}",
+        archive.display()
+    );
+}
+
+fn sha256_prefixed(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
