@@ -13,7 +13,7 @@ use crate::cli::SyncArgs;
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
 use crate::digest::Digest;
-use crate::engine::places::{ArchiveSink, ArchiveSource, LayoutPlace, PlaceName};
+use crate::engine::places::{LayoutSink, LayoutSource, PlaceName};
 use crate::engine::{Sink, Source as EngineSource};
 use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
@@ -239,13 +239,13 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         DestArg::Layout(place) => {
             if !args.dry_run {
                 dest_layout = Some(match place {
-                    PlaceName::Archive { .. } => Box::new(ArchiveSink::create(place)?),
-                    PlaceName::Layout { .. } => Box::new(LayoutPlace::create(place)?),
+                    PlaceName::Archive { .. } => Box::new(LayoutSink::archive(place)?),
+                    PlaceName::Layout { .. } => Box::new(LayoutSink::dir(place, true)?),
                 });
             } else if let PlaceName::Layout { path, .. } = &place
                 && path.exists()
             {
-                dest_layout = Some(Box::new(LayoutPlace::open(place)?));
+                dest_layout = Some(Box::new(LayoutSink::dir(place, false)?));
             }
             (
                 None,
@@ -281,8 +281,8 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         SourceArg::Layout(place) => {
             let label = place.to_string();
             let layout: Box<dyn EngineSource> = match place {
-                PlaceName::Archive { .. } => Box::new(ArchiveSource::open(place)?),
-                PlaceName::Layout { .. } => Box::new(LayoutPlace::open(place)?),
+                PlaceName::Archive { .. } => Box::new(LayoutSource::open_archive(place)?),
+                PlaceName::Layout { .. } => Box::new(LayoutSource::open_dir(place)?),
             };
             let mut refs: Vec<Reference> = layout
                 .artifacts()

@@ -281,43 +281,97 @@ impl Sink for RegistryPlace<'_> {
     }
 }
 
-// ---- OCI image layout directory ------------------------------------------------------
+// ---- OCI image layouts: directories and archives ---------------------------------------
 
-/// An OCI image layout directory, as a source and a sink.
-pub struct LayoutPlace {
-    dir: LayoutDir,
-    name: PlaceName,
+/// Reading a layout: a directory and an archive both can.
+pub trait LayoutRead: Send + Sync {
+    fn location(&self) -> &Path;
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>>;
+    fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
+    fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>>;
 }
 
-impl LayoutPlace {
-    /// Opens an existing layout (a source).
-    pub fn open(name: PlaceName) -> Result<Self> {
-        Ok(LayoutPlace {
-            dir: LayoutDir::open(name.path())?,
-            name,
-        })
+impl LayoutRead for LayoutDir {
+    fn location(&self) -> &Path {
+        self.path()
     }
-
-    /// Opens a layout, creating it if it is missing (a sink).
-    pub fn create(name: PlaceName) -> Result<Self> {
-        Ok(LayoutPlace {
-            dir: LayoutDir::create(name.path())?,
-            name,
-        })
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>> {
+        Ok(self.refs()?)
     }
-
-    /// Every artifact named in the layout (only `:REF` when one was given).
-    pub fn list(&self) -> Result<Vec<Reference>> {
-        let all = named(self.dir.path(), self.dir.refs()?);
-        Ok(select(&self.name, all))
+    fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.open_blob(digest)?))
     }
+    fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        Ok(self.read_manifest(desc)?)
+    }
+}
 
-    fn descriptor(&self, name: &Reference) -> Result<Descriptor> {
-        named(self.dir.path(), self.dir.refs()?)
-            .into_iter()
-            .find(|(r, _)| r == name)
-            .map(|(_, d)| d)
-            .ok_or_else(|| not_found(&self.name.to_string(), name))
+impl LayoutRead for ArchiveReader {
+    fn location(&self) -> &Path {
+        self.path()
+    }
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>> {
+        Ok(self.refs())
+    }
+    fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.open_blob(digest)?))
+    }
+    fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        Ok(self.read_manifest(desc)?)
+    }
+}
+
+/// Writing a layout: a directory in place, an archive as a stream finished at the end.
+pub trait LayoutWrite: Send {
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>>;
+    fn contains(&self, digest: &Digest) -> bool;
+    fn write_blob(&mut self, reader: &mut dyn Read, desc: &Descriptor) -> Result<()>;
+    fn write_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<Descriptor>;
+    fn write_ref(&mut self, name: &str, desc: &Descriptor) -> Result<()>;
+    fn complete(self) -> Result<()>;
+}
+
+impl LayoutWrite for LayoutDir {
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>> {
+        Ok(self.refs()?)
+    }
+    fn contains(&self, digest: &Digest) -> bool {
+        self.has_blob(digest)
+    }
+    fn write_blob(&mut self, reader: &mut dyn Read, desc: &Descriptor) -> Result<()> {
+        self.put_blob(reader, desc)?;
+        Ok(())
+    }
+    fn write_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
+        Ok(self.put_manifest(bytes, media_type)?)
+    }
+    fn write_ref(&mut self, name: &str, desc: &Descriptor) -> Result<()> {
+        Ok(self.set_ref(name, desc)?)
+    }
+    fn complete(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl LayoutWrite for ArchiveWriter {
+    fn layout_refs(&self) -> Result<Vec<LayoutRef>> {
+        Ok(self.refs())
+    }
+    fn contains(&self, digest: &Digest) -> bool {
+        self.has_blob(digest)
+    }
+    fn write_blob(&mut self, reader: &mut dyn Read, desc: &Descriptor) -> Result<()> {
+        self.put_blob(std::io::BufReader::with_capacity(256 * 1024, reader), desc)?;
+        Ok(())
+    }
+    fn write_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
+        Ok(self.put_manifest(bytes, media_type)?)
+    }
+    fn write_ref(&mut self, name: &str, desc: &Descriptor) -> Result<()> {
+        Ok(self.set_ref(name, desc)?)
+    }
+    fn complete(self) -> Result<()> {
+        Ok(self.finish()?)
     }
 }
 
@@ -332,99 +386,6 @@ fn select(place: &PlaceName, all: Vec<(Reference, Descriptor)>) -> Vec<Reference
         .collect()
 }
 
-impl Source for LayoutPlace {
-    fn describe(&self) -> String {
-        self.name.to_string()
-    }
-
-    fn artifacts(&self) -> Option<Vec<Reference>> {
-        self.list().ok()
-    }
-
-    fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
-        async move {
-            blocking(|| {
-                let bytes = match name.digest() {
-                    Some(d) => {
-                        let reader = self.dir.open_blob(d)?;
-                        read_small(reader, crate::layout::MAX_MANIFEST_SIZE, &name.to_string())?
-                    }
-                    None => self.dir.read_manifest(&self.descriptor(name)?)?,
-                };
-                let digest = Digest::of(&bytes);
-                Ok((bytes, digest))
-            })
-        }
-        .boxed()
-    }
-
-    fn blob<'a>(
-        &'a self,
-        _repo: &'a Reference,
-        desc: &'a Descriptor,
-    ) -> BoxFuture<'a, Result<Blob>> {
-        async move { blocking(|| spool(self.dir.open_blob(&desc.digest)?, desc)) }.boxed()
-    }
-}
-
-impl Sink for LayoutPlace {
-    fn describe(&self) -> String {
-        self.name.to_string()
-    }
-
-    fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
-        async move {
-            blocking(|| match self.descriptor(name) {
-                Ok(d) => Ok(Some(d.digest)),
-                Err(EngineError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            })
-        }
-        .boxed()
-    }
-
-    fn has_blob<'a>(
-        &'a self,
-        _repo: &'a Reference,
-        digest: &'a Digest,
-    ) -> BoxFuture<'a, Result<bool>> {
-        async move { Ok(self.dir.has_blob(digest)) }.boxed()
-    }
-
-    fn put_blob<'a>(
-        &'a self,
-        _repo: &'a Reference,
-        desc: &'a Descriptor,
-        blob: Blob,
-    ) -> BoxFuture<'a, Result<()>> {
-        async move {
-            blocking(|| {
-                self.dir.put_blob(blob.open()?, desc)?;
-                Ok(())
-            })
-        }
-        .boxed()
-    }
-
-    fn put_manifest<'a>(
-        &'a self,
-        name: &'a Reference,
-        bytes: &'a [u8],
-        media_type: &'a str,
-    ) -> BoxFuture<'a, Result<Digest>> {
-        async move {
-            blocking(|| {
-                let desc = self.dir.put_manifest(bytes, media_type)?;
-                if name.tag().is_some() {
-                    self.dir.set_ref(&target_ref(&self.name, name), &desc)?;
-                }
-                Ok(desc.digest)
-            })
-        }
-        .boxed()
-    }
-}
-
 /// The ref name written for `name`: the `:REF` the user gave for the layout, else the full
 /// reference.
 fn target_ref(place: &PlaceName, name: &Reference) -> String {
@@ -434,58 +395,69 @@ fn target_ref(place: &PlaceName, name: &Reference) -> String {
         .unwrap_or_else(|| ref_name(name))
 }
 
-// ---- OCI archive --------------------------------------------------------------------
-
-/// An OCI archive being read.
-pub struct ArchiveSource {
-    reader: ArchiveReader,
+/// A layout being read: `oci:DIR` or `oci-archive:FILE`.
+pub struct LayoutSource<R> {
+    layout: R,
     name: PlaceName,
 }
 
-impl ArchiveSource {
-    pub fn open(name: PlaceName) -> Result<Self> {
-        Ok(ArchiveSource {
-            reader: ArchiveReader::open(name.path())?,
+impl LayoutSource<LayoutDir> {
+    pub fn open_dir(name: PlaceName) -> Result<Self> {
+        Ok(LayoutSource {
+            layout: LayoutDir::open(name.path())?,
             name,
         })
     }
+}
 
-    pub fn list(&self) -> Vec<Reference> {
-        select(&self.name, named(self.reader.path(), self.reader.refs()))
+impl LayoutSource<ArchiveReader> {
+    pub fn open_archive(name: PlaceName) -> Result<Self> {
+        Ok(LayoutSource {
+            layout: ArchiveReader::open(name.path())?,
+            name,
+        })
     }
 }
 
-impl Source for ArchiveSource {
+impl<R: LayoutRead> LayoutSource<R> {
+    /// Every artifact named in the layout (only `:REF`, when one was given).
+    pub fn list(&self) -> Result<Vec<Reference>> {
+        let all = named(self.layout.location(), self.layout.layout_refs()?);
+        Ok(select(&self.name, all))
+    }
+
+    fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
+        let bytes = match name.digest() {
+            Some(d) => read_small(
+                self.layout.blob_reader(d)?,
+                crate::layout::MAX_MANIFEST_SIZE,
+                &name.to_string(),
+            )?,
+            None => {
+                let desc = named(self.layout.location(), self.layout.layout_refs()?)
+                    .into_iter()
+                    .find(|(r, _)| r == name)
+                    .map(|(_, d)| d)
+                    .ok_or_else(|| not_found(&self.name.to_string(), name))?;
+                self.layout.manifest_bytes(&desc)?
+            }
+        };
+        let digest = Digest::of(&bytes);
+        Ok((bytes, digest))
+    }
+}
+
+impl<R: LayoutRead> Source for LayoutSource<R> {
     fn describe(&self) -> String {
         self.name.to_string()
     }
 
     fn artifacts(&self) -> Option<Vec<Reference>> {
-        Some(self.list())
+        self.list().ok()
     }
 
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
-        async move {
-            blocking(|| {
-                let bytes = match name.digest() {
-                    Some(d) => {
-                        let reader = self.reader.open_blob(d)?;
-                        read_small(reader, crate::layout::MAX_MANIFEST_SIZE, &name.to_string())?
-                    }
-                    None => {
-                        let desc = named(self.reader.path(), self.reader.refs())
-                            .into_iter()
-                            .find(|(r, _)| r == name)
-                            .map(|(_, d)| d)
-                            .ok_or_else(|| not_found(&self.name.to_string(), name))?;
-                        self.reader.read_manifest(&desc)?
-                    }
-                };
-                let digest = Digest::of(&bytes);
-                Ok((bytes, digest))
-            })
-        }
-        .boxed()
+        async move { blocking(|| self.manifest_now(name)) }.boxed()
     }
 
     fn blob<'a>(
@@ -493,49 +465,69 @@ impl Source for ArchiveSource {
         _repo: &'a Reference,
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Blob>> {
-        async move { blocking(|| spool(self.reader.open_blob(&desc.digest)?, desc)) }.boxed()
+        async move { blocking(|| spool(self.layout.blob_reader(&desc.digest)?, desc)) }.boxed()
     }
 }
 
-/// An OCI archive being written: streamed to a temporary file beside the target and renamed
-/// into place by [`Sink::finish`]; dropped unfinished, it leaves nothing at the target.
-pub struct ArchiveSink {
-    writer: Mutex<Option<ArchiveWriter>>,
+/// A layout being written: a directory (changed in place, each write atomic) or an archive
+/// (streamed to a temporary file beside the target and renamed into place by
+/// [`Sink::finish`]; dropped unfinished, it leaves nothing at the target). Writes take turns.
+pub struct LayoutSink<W> {
+    writer: Mutex<Option<W>>,
     name: PlaceName,
 }
 
-impl ArchiveSink {
-    pub fn create(name: PlaceName) -> Result<Self> {
-        Ok(ArchiveSink {
+impl LayoutSink<LayoutDir> {
+    /// Opens a layout directory, creating it when `create` and it is missing.
+    pub fn dir(name: PlaceName, create: bool) -> Result<Self> {
+        let dir = match create {
+            true => LayoutDir::create(name.path())?,
+            false => LayoutDir::open(name.path())?,
+        };
+        Ok(LayoutSink {
+            writer: Mutex::new(Some(dir)),
+            name,
+        })
+    }
+}
+
+impl LayoutSink<ArchiveWriter> {
+    /// Starts a new archive (replacing the file at its path when finished).
+    pub fn archive(name: PlaceName) -> Result<Self> {
+        Ok(LayoutSink {
             writer: Mutex::new(Some(ArchiveWriter::create(name.path())?)),
             name,
         })
     }
+}
 
-    fn with<T>(&self, f: impl FnOnce(&mut ArchiveWriter) -> Result<T>) -> Result<T> {
+impl<W: LayoutWrite> LayoutSink<W> {
+    fn with<T>(&self, f: impl FnOnce(&mut W) -> Result<T>) -> Result<T> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_mut() {
             Some(w) => f(w),
             None => Err(EngineError::Layout(LayoutError::Poisoned {
                 path: self.name.path().to_path_buf(),
-                reason: "the archive was already finished".into(),
+                reason: "the layout was already finished".into(),
             })),
         }
     }
 }
 
-impl Sink for ArchiveSink {
+impl<W: LayoutWrite> Sink for LayoutSink<W> {
     fn describe(&self) -> String {
         self.name.to_string()
     }
 
     fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
         async move {
-            self.with(|w| {
-                Ok(named(self.name.path(), w.refs())
-                    .into_iter()
-                    .find(|(r, _)| r == name)
-                    .map(|(_, d)| d.digest))
+            blocking(|| {
+                self.with(|w| {
+                    Ok(named(self.name.path(), w.layout_refs()?)
+                        .into_iter()
+                        .find(|(r, _)| r == name)
+                        .map(|(_, d)| d.digest))
+                })
             })
         }
         .boxed()
@@ -546,7 +538,7 @@ impl Sink for ArchiveSink {
         _repo: &'a Reference,
         digest: &'a Digest,
     ) -> BoxFuture<'a, Result<bool>> {
-        async move { self.with(|w| Ok(w.has_blob(digest))) }.boxed()
+        async move { self.with(|w| Ok(w.contains(digest))) }.boxed()
     }
 
     fn put_blob<'a>(
@@ -557,11 +549,8 @@ impl Sink for ArchiveSink {
     ) -> BoxFuture<'a, Result<()>> {
         async move {
             blocking(|| {
-                let file = blob.open()?;
-                self.with(|w| {
-                    w.put_blob(std::io::BufReader::with_capacity(256 * 1024, file), desc)?;
-                    Ok(())
-                })
+                let mut file = blob.open()?;
+                self.with(|w| w.write_blob(&mut file, desc))
             })
         }
         .boxed()
@@ -576,9 +565,9 @@ impl Sink for ArchiveSink {
         async move {
             blocking(|| {
                 self.with(|w| {
-                    let desc = w.put_manifest(bytes, media_type)?;
+                    let desc = w.write_manifest(bytes, media_type)?;
                     if name.tag().is_some() {
-                        w.set_ref(&target_ref(&self.name, name), &desc)?;
+                        w.write_ref(&target_ref(&self.name, name), &desc)?;
                     }
                     Ok(desc.digest)
                 })
@@ -590,7 +579,7 @@ impl Sink for ArchiveSink {
     fn finish(&self) -> Result<()> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         match writer {
-            Some(w) => blocking(|| Ok(w.finish()?)),
+            Some(w) => blocking(|| w.complete()),
             None => Ok(()),
         }
     }
