@@ -12,10 +12,9 @@ use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use fault::Sandbox;
+use fault::{Sandbox, ServeProcess as Server};
 use support::basic_auth;
 
 /// The server's defaults, as documented.
@@ -24,121 +23,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// What a busy two-core machine may add to a timeout.
 const SLACK: Duration = Duration::from_secs(6);
-
-/// A running `chartcache serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts `chartcache --home <sandbox cache> serve --listen 127.0.0.1:0 ARGS…` and waits for
-    /// the line that says where it listens.
-    fn start(sb: &Sandbox, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("stderr.log");
-        let mut child = sb
-            .std_command(Sandbox::bin())
-            .arg("--home")
-            .arg(sb.cache_home())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start chartcache serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = tx.send(first);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let Some(url) = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .map(str::to_string)
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "serve {args:?}: no listening line: {line:?}\n--- stderr\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Server {
-            child,
-            url,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (20 s at most) until the log says `needle` `n` times.
-    fn wait_log(&self, needle: &str, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.log().matches(needle).count() < n {
-            assert!(
-                Instant::now() < deadline,
-                "no {n} × {needle:?} in the log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Resident memory of the server, from /proc.
-    fn rss_kib(&self) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    fn terminate(&self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-    }
-
-    /// The exit status, if the server exits within `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// A sandbox holding `big` 1.0.0, a chart of 12 MB of incompressible data (in files under
 /// Helm's 5 MiB cap): far more than the socket buffers of a client that never reads take in.

@@ -8,89 +8,25 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use fault::{Sandbox, error_line_of, sha256_hex};
+use fault::{Sandbox, ServeProcess as Server, error_line_of, sha256_hex};
 use support::{
     Helm, HttpResponse, Registry, Skopeo, TestPki, basic_auth, chart_tgz, describe, http_get,
     http_request,
 };
 
-/// A running `chartcache serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// Requests to a running server.
+trait Requests {
+    fn get(&self, path: &str) -> HttpResponse;
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse;
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse;
 }
 
-impl Server {
-    /// Starts `chartcache --home <sandbox cache> serve --listen 127.0.0.1:0 ARGS…` and waits for
-    /// the line that says where it listens.
-    fn start(sb: &Sandbox, args: &[&str]) -> Server {
-        Self::try_start(sb, args).unwrap_or_else(|e| panic!("serve {args:?}: {e}"))
-    }
-
-    fn try_start(sb: &Sandbox, args: &[&str]) -> Result<Server, String> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("stderr.log");
-        let mut child = sb
-            .std_command(Sandbox::bin())
-            .arg("--home")
-            .arg(sb.cache_home())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).expect("log file"))
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = tx.send(first);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-            .map(str::to_string);
-        match url {
-            Some(url) => Ok(Server {
-                child,
-                url,
-                log,
-                _dir: dir,
-            }),
-            None => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                Err(format!(
-                    "no listening line (exit {status:?}): {line:?}\n--- stderr\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                ))
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    /// `host:port`, as registry clients name it.
-    fn host(&self) -> String {
-        self.url
-            .trim_start_matches("http://")
-            .trim_start_matches("https://")
-            .to_string()
-    }
-
+impl Requests for Server {
     fn get(&self, path: &str) -> HttpResponse {
         self.get_with(path, &[])
     }
@@ -102,41 +38,6 @@ impl Server {
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
         http_request(method, &self.url(path), headers, &[])
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-    }
-
-    /// Waits for the exit status (20 s at most).
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("serve did not stop after SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -632,7 +533,7 @@ fn tls_is_served_with_the_given_certificate() {
             pki.server_key_path().to_str().unwrap(),
         ],
     );
-    assert!(server.url.starts_with("https://"), "{}", server.url);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
     let host = server.host();
     let name = "reg.example.com/team/web";
     Skopeo::new().run_ok(&[

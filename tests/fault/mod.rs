@@ -8,6 +8,7 @@
 
 mod peers;
 mod sandbox;
+mod serve;
 mod server;
 
 pub use peers::{
@@ -15,4 +16,5 @@ pub use peers::{
     storage_snapshot, upload_blob, wait_logged,
 };
 pub use sandbox::{Entry, Sandbox, Snapshot, chart_dir, error_line_of, sha256_hex};
+pub use serve::Server as ServeProcess;
 pub use server::{Artifact, FakeRegistry, OCI_MANIFEST, Request, Response};
