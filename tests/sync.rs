@@ -20,7 +20,6 @@ use fault::{
 };
 use support::{Registry, Skopeo, describe};
 
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A sandbox logged in to every registry of `regs` that has credentials.
 fn sandbox_for(regs: &[&Registry]) -> Sandbox {
@@ -923,32 +922,25 @@ fn a_failing_item_stops_new_copies_unless_keep_going() {
     let src = Registry::plain();
     let dst = Registry::plain();
     let want = publish(&src, "charts/app", &["1.0.0", "1.1.0", "1.2.0"]);
-    // 9.0.0, the newest tag (copied first), is an image index: sync refuses it.
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": want["1.0.0"],
-            "size": get_manifest(&src, "charts/app", "1.0.0").body.len(),
-        }],
-    })
-    .to_string();
-    let put = src.request(
-        "PUT",
-        "/v2/charts/app/manifests/9.0.0",
-        &[("Content-Type", OCI_INDEX)],
-        index.as_bytes(),
-    );
-    assert_eq!(put.status, 201, "{}", put.text());
+    // 9.0.0, the newest tag (copied first), lost its chart layer at the source (deleted
+    // under the manifest): its copy fails.
+    publish(&src, "charts/app", &["9.0.0"]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get_manifest(&src, "charts/app", "9.0.0").body).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = src.request("DELETE", &format!("/v2/charts/app/blobs/{layer}"), &[], &[]);
+    assert_eq!(deleted.status, 202, "{}", deleted.text());
     let sb = Sandbox::new();
     let source = format!("{}/charts/app", src.host());
 
     let dest = format!("{}/stop", dst.host());
     let out = sync(&sb, &["--jobs", "1", &source, &dest]);
-    let line = error_line_of(&out, "sync of an index");
+    let line = error_line_of(&out, "sync of a broken artifact");
     assert!(
-        line.contains(&format!("{source}:9.0.0")) && line.contains("index"),
+        line.contains(&format!("{source}:9.0.0")) && line.contains(&layer),
         "{line}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -375,3 +375,33 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
 fn sha256_prefixed(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }
+
+#[test]
+fn image_indexes_move_whole_between_registries() {
+    let source = Registry::plain();
+    let dest = Registry::plain();
+    let sb = Sandbox::new();
+    let (index_digest, children) = push_image_index(&source, "images/web", "2.0");
+    let out = sb.ok(&[
+        "sync",
+        &format!("{}/images/web", source.host()),
+        &format!("{}/mirror", dest.host()),
+    ]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    assert_eq!(
+        served_digest(&dest, "mirror/web", "2.0").as_deref(),
+        Some(index_digest.as_str())
+    );
+    for child in &children {
+        assert_eq!(
+            served_digest(&dest, "mirror/web", child).as_deref(),
+            Some(child.as_str())
+        );
+    }
+    let out = sb.ok(&[
+        "sync",
+        &format!("{}/images/web", source.host()),
+        &format!("{}/mirror", dest.host()),
+    ]);
+    assert!(out.contains("skipped: 1"), "{out}");
+}

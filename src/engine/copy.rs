@@ -7,7 +7,8 @@
 //! completes); any other pair goes through a verified temporary file. So a sink never holds a
 //! manifest whose content it lacks, and no unverified byte is ever kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,6 +17,7 @@ use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
+use crate::registry::RegistryError;
 
 /// Docker's manifest list: an index by another name.
 pub const DOCKER_LIST_MEDIA_TYPE: &str =
@@ -92,16 +94,52 @@ impl Shape {
     }
 }
 
+/// What the copies of one job share. Blobs made present in a destination repository are
+/// remembered, so artifacts sharing a blob (tags of one chart version, the platforms of two
+/// images) send it once: a second copy waits for the first instead of sending it again —
+/// besides the wasted upload, distribution 2.8 can lose the repository's link to a blob
+/// committed twice at the same moment. Repositories known to be new at the destination are
+/// not asked about blobs they cannot have.
+/// Set once a blob is present in one destination repository.
+type Cell = Arc<tokio::sync::OnceCell<()>>;
+
+#[derive(Default)]
+pub struct Job {
+    cells: Mutex<HashMap<(String, Digest), Cell>>,
+    new_repositories: HashSet<Reference>,
+}
+
+impl Job {
+    /// A job whose destination does not have `new_repositories` yet.
+    pub fn new(new_repositories: HashSet<Reference>) -> Self {
+        Job {
+            cells: Mutex::new(HashMap::new()),
+            new_repositories,
+        }
+    }
+
+    fn cell(&self, dst: &dyn Sink, repo: &Reference, digest: &Digest) -> Cell {
+        let key = (format!("{}/{}", dst.describe(), repo), digest.clone());
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(cells.entry(key).or_default())
+    }
+}
+
 /// Copies the artifact `from` names in `src` to `to` in `dst` (whose tag, if any, is set last).
 pub async fn copy(
     src: &dyn Source,
     from: &Reference,
     dst: &dyn Sink,
     to: &Reference,
+    job: &Job,
 ) -> Result<Copied> {
     let mut seen = HashSet::new();
-    walk(src, from, dst, to, 0, &mut seen).await
+    walk(src, from, dst, to, 0, &mut seen, job).await
 }
+
+/// Manifest uploads refused for a missing blob are retried this many times, each after the
+/// manifest's blobs were checked and the missing ones sent again.
+const BLOB_UNKNOWN_ROUNDS: usize = 3;
 
 fn walk<'a>(
     src: &'a dyn Source,
@@ -110,6 +148,7 @@ fn walk<'a>(
     to: &'a Reference,
     depth: usize,
     seen: &'a mut HashSet<Digest>,
+    job: &'a Job,
 ) -> futures_util::future::BoxFuture<'a, Result<Copied>> {
     Box::pin(async move {
         let (bytes, digest) = src.manifest(from).await?;
@@ -136,7 +175,7 @@ fn walk<'a>(
                 }
                 let child_from = by_digest(from, &child.digest);
                 let child_to = by_digest(to, &child.digest);
-                let c = walk(src, &child_from, dst, &child_to, depth + 1, seen).await?;
+                let c = walk(src, &child_from, dst, &child_to, depth + 1, seen, job).await?;
                 copied.manifests += c.manifests;
                 copied.blobs += c.blobs;
                 copied.sent += c.sent;
@@ -144,9 +183,22 @@ fn walk<'a>(
         } else {
             let blobs = shape.blobs();
             copied.blobs = blobs.len();
-            copied.sent = copy_blobs(src, from, dst, to, &blobs).await?;
+            copied.sent = copy_blobs(src, from, dst, to, &blobs, Some(job)).await?;
         }
-        let pushed = dst.put_manifest(to, &bytes, shape.media_type()).await?;
+        let mut round = 0;
+        let pushed = loop {
+            match dst.put_manifest(to, &bytes, shape.media_type()).await {
+                // Another writer into the same repository can make a registry lose a blob
+                // link: check the blobs again, send what is missing, and retry.
+                Err(EngineError::Registry(RegistryError::BlobUnknown { .. }))
+                    if round < BLOB_UNKNOWN_ROUNDS && !shape.is_index() =>
+                {
+                    round += 1;
+                    copy_blobs(src, from, dst, to, &shape.blobs(), None).await?;
+                }
+                other => break other?,
+            }
+        };
         if pushed != digest {
             return Err(EngineError::DigestMismatch {
                 what: format!("manifest {to} at {}", dst.describe()),
@@ -165,13 +217,15 @@ fn by_digest(r: &Reference, digest: &Digest) -> Reference {
     Reference::parse(&text).unwrap_or_else(|_| r.clone())
 }
 
-/// Makes every blob present in `dst`; returns how many were sent.
+/// Makes every blob present in `dst`; returns how many were sent. With a `job`, each blob is
+/// handled once per destination repository in the job; without one, every blob is checked.
 async fn copy_blobs(
     src: &dyn Source,
     from: &Reference,
     dst: &dyn Sink,
     to: &Reference,
     blobs: &[Descriptor],
+    job: Option<&Job>,
 ) -> Result<usize> {
     let (from_repo, to_repo) = (from.without_object(), to.without_object());
     let (from_repo, to_repo) = (&from_repo, &to_repo);
@@ -184,7 +238,7 @@ async fn copy_blobs(
     };
     let copies: Vec<_> = unique
         .into_iter()
-        .map(|desc| copy_blob(src, from_repo, dst, to_repo, desc))
+        .map(|desc| once(src, from_repo, dst, to_repo, desc, job))
         .collect();
     let results: Vec<Result<bool>> = futures_util::stream::iter(copies)
         .buffer_unordered(CONCURRENCY)
@@ -199,15 +253,42 @@ async fn copy_blobs(
     Ok(sent)
 }
 
-/// Makes one blob present in `dst`; true if it was sent (not there, not mounted).
+/// [`copy_blob`] at most once per job and destination repository: a later copy of the same
+/// blob waits for the first and is told it was there. A failed copy lets the next one try.
+async fn once(
+    src: &dyn Source,
+    from_repo: &Reference,
+    dst: &dyn Sink,
+    to_repo: &Reference,
+    desc: &Descriptor,
+    job: Option<&Job>,
+) -> Result<bool> {
+    let Some(job) = job else {
+        return copy_blob(src, from_repo, dst, to_repo, desc, true).await;
+    };
+    let cell = job.cell(dst, to_repo, &desc.digest);
+    let first = std::sync::atomic::AtomicBool::new(false);
+    let ask = !job.new_repositories.contains(to_repo);
+    cell.get_or_try_init(|| async {
+        let sent = copy_blob(src, from_repo, dst, to_repo, desc, ask).await?;
+        first.store(sent, std::sync::atomic::Ordering::Relaxed);
+        Ok::<(), EngineError>(())
+    })
+    .await?;
+    Ok(first.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Makes one blob present in `dst`; true if it was sent (not there, not mounted). `ask`:
+/// whether the destination may have it already.
 async fn copy_blob(
     src: &dyn Source,
     from_repo: &Reference,
     dst: &dyn Sink,
     to_repo: &Reference,
     desc: &Descriptor,
+    ask: bool,
 ) -> Result<bool> {
-    if dst.has_blob(to_repo, &desc.digest).await? {
+    if ask && dst.has_blob(to_repo, &desc.digest).await? {
         return Ok(false);
     }
     if let (Some(from_reg), Some(to_reg)) = (src.registry(), dst.registry()) {

@@ -1,12 +1,14 @@
 //! `sync`: make a destination hold what a source holds, like `skopeo sync`, but planned first
 //! and done in parallel.
 //!
-//! Either side is a registry or the local cache ([`Place`]), so an air-gapped move is
-//! `sync host/repo cache:` on the connected machine and `sync cache: internal-registry` inside.
-//! The plan lists each destination repository's tags once; a tag already there is compared by
-//! manifest digest (HEAD requests on both sides, many at once) or, with `immutable_tags`,
-//! trusted; only what differs is copied, `jobs` at a time, through the same pieces `push`, `pull`
-//! and registry copies use. Destination names follow skopeo: `DEST/<last path element>:<tag>`,
+//! Either side is a registry, the local cache, an OCI layout or an OCI archive ([`Place`]), so
+//! an air-gapped move is `sync host/repo oci-archive:app.tar` (or `cache:`) on the connected
+//! machine and the reverse inside. The plan lists each destination repository's tags once; a
+//! tag already there is compared by manifest digest (HEAD requests on both sides, many at
+//! once) or, with `immutable_tags`, trusted; only what differs is copied, `jobs` at a time.
+//! Copies go through the copy engine ([`crate::engine`]: whole artifacts, image indexes
+//! included), except between the cache and a registry, which still go through `transfer`'s
+//! push and pull (the next step is to move those onto the engine too). Destination names follow skopeo: `DEST/<last path element>:<tag>`,
 //! or with `scoped` the whole source path, host included (a `:port` written `_port`, which
 //! skopeo cannot do at all).
 
@@ -401,15 +403,10 @@ async fn copy(
     source: Place<'_>,
     target: Place<'_>,
     item: &Item,
-    new_repository: bool,
     sent: &SentBlobs,
+    job: &crate::engine::copy::Job,
 ) -> Outcome {
     let result = match (source, target) {
-        (Place::Registry(from), Place::Registry(to)) => {
-            transfer::copy(from, &item.source, to, &item.target, new_repository, sent)
-                .await
-                .map(|_| ())
-        }
         (Place::Registry(from), Place::Cache(store)) => {
             transfer::pull_as(store, from, &item.source, Some(&item.target))
                 .await
@@ -423,7 +420,7 @@ async fn copy(
         (Place::Cache(_), Place::Cache(_)) => {
             return Outcome::Failed("the cache cannot sync into itself (use `chart tag`)".into());
         }
-        (from, to) => return copy_with_engine(from, to, item).await,
+        (from, to) => return copy_with_engine(from, to, item, job).await,
     };
     match result {
         Ok(()) => Outcome::Done,
@@ -433,7 +430,12 @@ async fn copy(
 
 /// A copy where either side is a place of the copy engine: one graph walk, whole artifacts
 /// (image indexes included), every blob verified.
-async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> Outcome {
+async fn copy_with_engine(
+    source: Place<'_>,
+    target: Place<'_>,
+    item: &Item,
+    job: &crate::engine::copy::Job,
+) -> Outcome {
     let (registry_source, cache_source);
     let src: &dyn Source = match source {
         Place::Engine {
@@ -462,7 +464,7 @@ async fn copy_with_engine(source: Place<'_>, target: Place<'_>, item: &Item) -> 
         }
         Place::Engine { sink: None, .. } => return Outcome::Failed(unsupported_pair()),
     };
-    match crate::engine::copy::copy(src, &item.source, dst, &item.target).await {
+    match crate::engine::copy::copy(src, &item.source, dst, &item.target, job).await {
         Ok(_) => Outcome::Done,
         Err(e) => Outcome::Failed(e.to_string()),
     }
@@ -517,15 +519,20 @@ pub async fn sync(
     }
 
     let sent = &SentBlobs::default();
-    let (stop, existing) = (&stop, &existing);
+    // Repositories the destination does not have yet: no blob of theirs is asked about.
+    let new_repositories = existing
+        .iter()
+        .filter(|(_, tags)| tags.is_none())
+        .map(|(repo, _)| repo.clone())
+        .collect();
+    let job = &crate::engine::copy::Job::new(new_repositories);
+    let stop = &stop;
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|i| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
-            let repo = items[i].target.without_object();
-            let new_repository = matches!(existing.get(&repo), Some(None));
-            let outcome = copy(source, target, &items[i], new_repository, sent).await;
+            let outcome = copy(source, target, &items[i], sent, job).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
