@@ -21,7 +21,7 @@ use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_size};
 /// The default of `--max-index-size`.
 pub const DEFAULT_MAX_INDEX_SIZE: u64 = 256 << 20;
 /// A provenance file is read at most this far.
-pub const MAX_PROV_BYTES: u64 = 16 << 20;
+pub const MAX_PROV_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {

@@ -42,6 +42,9 @@ pub enum SaveError {
     Store(#[from] StoreError),
 }
 
+/// The largest `.prov` file taken from beside a package (Helm's are a few KiB).
+pub const MAX_PROV: u64 = crate::chart::artifact::MAX_CONFIG;
+
 /// What was saved.
 #[derive(Debug)]
 pub struct Saved {
@@ -90,8 +93,27 @@ pub fn save(
     } else if meta.is_file() {
         let metadata = copy_archive(path, &mut blob)?;
         let prov_path = PathBuf::from(format!("{}.prov", path.display()));
-        let prov = match std::fs::read(&prov_path) {
-            Ok(bytes) => Some(bytes),
+        // A provenance file is a few KiB; one beside a downloaded archive is outside input.
+        let prov = match File::open(&prov_path) {
+            Ok(file) => {
+                let mut bytes = Vec::new();
+                file.take(MAX_PROV + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| SaveError::Io {
+                        path: prov_path.clone(),
+                        source,
+                    })?;
+                if bytes.len() as u64 > MAX_PROV {
+                    return Err(SaveError::Io {
+                        path: prov_path,
+                        source: io::Error::other(format!(
+                            "larger than {} KiB, not a provenance file",
+                            MAX_PROV >> 10
+                        )),
+                    });
+                }
+                Some(bytes)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(SaveError::Io {
