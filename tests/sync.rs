@@ -20,7 +20,6 @@ use fault::{
 };
 use support::{Registry, Skopeo, describe};
 
-
 /// A sandbox logged in to every registry of `regs` that has credentials.
 fn sandbox_for(regs: &[&Registry]) -> Sandbox {
     let sb = Sandbox::new();
