@@ -134,6 +134,10 @@ pub enum Command {
     /// every platform, byte for byte. An archive is written to a temporary file and renamed
     /// into place when the sync is done. The air-gapped move is `sync REG/charts/app
     /// oci-archive:app.tar` outside and `sync oci-archive:app.tar REG2/vendor` inside.
+    ///
+    /// SRC can also be a classic chart repository (`https://HOST/PATH`, read through its
+    /// index.yaml): each chart version becomes the manifest `repo migrate` pushes (same
+    /// digests), named DEST/NAME:VERSION; --src-creds, --src-ca-file and --src-insecure reach it.
     Sync(SyncArgs),
     /// Serve the cache as a classic chart repository and a read-only OCI registry
     ///

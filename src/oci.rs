@@ -177,6 +177,56 @@ pub fn chart_annotations(md: &Metadata, created: Option<&str>) -> BTreeMap<Strin
     a
 }
 
+/// A chart archive as the OCI artifact Helm pushes for it: the config blob (Chart.yaml as
+/// JSON), the content layer (the archive, byte for byte), the provenance layer when there is a
+/// `.prov`, and the manifest tying them together. `chart save` of a package and a classic
+/// repository read as a place of the copy engine both make it here, so the same archive gives
+/// the same digests either way.
+#[derive(Debug, Clone)]
+pub struct ChartArtifact {
+    pub config_bytes: Vec<u8>,
+    pub config: Descriptor,
+    pub content: Descriptor,
+    pub prov: Option<Descriptor>,
+    pub manifest_bytes: Vec<u8>,
+}
+
+impl ChartArtifact {
+    /// The artifact of an archive whose Chart.yaml is `metadata`, whose bytes have `digest`
+    /// and `size`; `created` is the `org.opencontainers.image.created` annotation, if any.
+    pub fn new(
+        metadata: &Metadata,
+        digest: Digest,
+        size: u64,
+        prov: Option<&[u8]>,
+        created: Option<&str>,
+    ) -> Self {
+        let config_bytes = metadata.to_config_json();
+        let config = Descriptor::new(
+            CONFIG_MEDIA_TYPE,
+            Digest::of(&config_bytes),
+            config_bytes.len() as u64,
+        );
+        let content = Descriptor::new(CHART_LAYER_MEDIA_TYPE, digest, size);
+        let prov =
+            prov.map(|p| Descriptor::new(PROV_LAYER_MEDIA_TYPE, Digest::of(p), p.len() as u64));
+        let manifest = Manifest::for_chart(
+            metadata,
+            config.clone(),
+            content.clone(),
+            prov.clone(),
+            created,
+        );
+        ChartArtifact {
+            config_bytes,
+            config,
+            content,
+            prov,
+            manifest_bytes: manifest.to_bytes(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

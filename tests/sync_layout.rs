@@ -3,6 +3,7 @@
 //! registry and registry → layout → registry with every digest kept, the archive reads in
 //! skopeo and skopeo's archives read in chartcache, and a rerun copies nothing.
 
+mod classic;
 mod fault;
 mod support;
 
@@ -404,4 +405,55 @@ fn image_indexes_move_whole_between_registries() {
         &format!("{}/mirror", dest.host()),
     ]);
     assert!(out.contains("skipped: 1"), "{out}");
+}
+
+#[test]
+fn a_classic_repository_syncs_as_repo_migrate_would_push_it() {
+    let mut repo = classic::RepoFixture::new();
+    for (name, version) in [
+        ("alpha", "1.0.0"),
+        ("alpha", "1.1.0+build.1"),
+        ("beta", "0.1.0"),
+    ] {
+        repo.add(name, version);
+    }
+    repo.add_prov("alpha", "1.0.0");
+    repo.write_index();
+    let server = classic::FileServer::start(repo.root());
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+
+    sb.ok(&[
+        "repo",
+        "migrate",
+        &server.url(),
+        &format!("{}/migrated", reg.host()),
+    ]);
+    let out = sb.ok(&["sync", &server.url(), &format!("{}/synced", reg.host())]);
+    assert!(out.contains("Synced: 3"), "{out}");
+    for (name, tag) in [
+        ("alpha", "1.0.0"),
+        ("alpha", "1.1.0_build.1"),
+        ("beta", "0.1.0"),
+    ] {
+        let migrated = served_digest(&reg, &format!("migrated/{name}"), tag);
+        assert!(migrated.is_some(), "{name}:{tag}");
+        assert_eq!(
+            served_digest(&reg, &format!("synced/{name}"), tag),
+            migrated,
+            "{name}:{tag}: the same manifest as repo migrate pushes"
+        );
+    }
+    // Into an archive too, and a rerun into the registry has nothing to do.
+    let archive = sb.path().join("classic.tar");
+    let out = sb.ok(&[
+        "sync",
+        "--constraint",
+        "<1.1",
+        &server.url(),
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    assert!(out.contains("Synced: 2"), "{out}");
+    let out = sb.ok(&["sync", &server.url(), &format!("{}/synced", reg.host())]);
+    assert!(out.contains("skipped: 3"), "{out}");
 }

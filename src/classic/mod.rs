@@ -2,6 +2,7 @@
 //! format ChartMuseum, GitHub Pages and bucket-hosted repositories use. Read-only here: the
 //! `repo fetch` and `repo migrate` tasks build on it.
 
+pub mod fetch;
 pub mod http;
 pub mod index;
 

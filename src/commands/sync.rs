@@ -95,6 +95,8 @@ enum SourceArg {
     Registry(Reference),
     /// `oci:DIR[:REF]` or `oci-archive:FILE[:REF]`.
     Layout(PlaceName),
+    /// `http(s)://…`: a classic chart repository, read through its index.yaml.
+    Classic(String),
     /// `--config FILE`, every section checked.
     Config(
         PathBuf,
@@ -183,6 +185,9 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 sections.push((host, rc, entries));
             }
             SourceArg::Config(path.clone(), sections)
+        }
+        (Some(src), None) if src.starts_with("https://") || src.starts_with("http://") => {
+            SourceArg::Classic(src.to_string())
         }
         (Some(src), None) if PlaceName::parse(src).is_some() => {
             SourceArg::Layout(PlaceName::parse(src).context("checked above")?)
@@ -278,6 +283,37 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
     let mut sources: Vec<Source> = Vec::new();
     let mut source_layout: Option<Box<dyn EngineSource>> = None;
     match source {
+        SourceArg::Classic(url) => {
+            let options = crate::classic::RepoOptions {
+                credential: src_creds.clone(),
+                ca_file: args.src_ca_file.clone(),
+                insecure: args.src_insecure || args.src_tls_verify == Some(false),
+                timeouts: ctx.timeouts,
+                ..Default::default()
+            };
+            let repo = crate::classic::Repo::new(&url, options)?;
+            let classic = crate::engine::classic::ClassicSource::open(repo).await?;
+            for w in classic.warnings() {
+                ctx.warn(w);
+            }
+            let label = crate::classic::http::redact(&classic_url(&url)?);
+            let mut refs: Vec<Reference> = classic
+                .artifacts()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
+                .collect();
+            sync::sort(&mut refs);
+            if refs.is_empty() {
+                bail!("{label}: no chart version to sync (none in the index, or none matches)");
+            }
+            source_layout = Some(Box::new(classic));
+            sources.push(Source {
+                label,
+                registry: None,
+                refs: refs.into_iter().map(|r| (r, None)).collect(),
+            });
+        }
         SourceArg::Layout(place) => {
             let label = place.to_string();
             let layout: Box<dyn EngineSource> = match place {
@@ -476,6 +512,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         sink.finish()?;
     }
     reporter.finish(&outcomes, "references", &from)
+}
+
+fn classic_url(url: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(url).with_context(|| format!("{url}: not a valid repository URL"))
 }
 
 async fn list(registry: &Registry, repo: &Reference, filter: &TagFilter) -> Result<Vec<Reference>> {

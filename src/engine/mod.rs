@@ -19,6 +19,7 @@
 //! What moves is bytes: manifests and blobs are copied as they are, so every digest is kept.
 
 pub mod cache;
+pub mod classic;
 pub mod copy;
 pub mod places;
 

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::chart::Metadata;
 use crate::chart::archive::{self, ArchiveError};
 use crate::chart::package::{self, PackageError};
-use crate::digest::Digest;
-use crate::oci::{
-    CHART_LAYER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, Descriptor, Manifest, PROV_LAYER_MEDIA_TYPE,
-};
+use crate::oci::{ChartArtifact, Descriptor};
 use crate::reference::{Reference, ReferenceError};
 use crate::store::{RefTarget, Store, StoreError};
 use crate::version::version_to_tag;
@@ -142,33 +139,25 @@ pub fn save(
         ));
     }
 
-    let config_bytes = metadata.to_config_json();
-    let config = Descriptor::new(
-        CONFIG_MEDIA_TYPE,
-        Digest::of(&config_bytes),
-        config_bytes.len() as u64,
-    );
-    let content = Descriptor::new(
-        CHART_LAYER_MEDIA_TYPE,
-        staged.digest().clone(),
-        staged.size(),
-    );
-    let prov_desc = prov
-        .as_ref()
-        .map(|p| Descriptor::new(PROV_LAYER_MEDIA_TYPE, Digest::of(p), p.len() as u64));
     let created = options.created.clone().or_else(|| {
         epoch.map(|secs| {
             crate::output::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         })
     });
-    let manifest = Manifest::for_chart(
+    let artifact = ChartArtifact::new(
         &metadata,
-        config.clone(),
-        content.clone(),
-        prov_desc.clone(),
+        staged.digest().clone(),
+        staged.size(),
+        prov.as_deref(),
         created.as_deref(),
     );
-    let manifest_bytes = manifest.to_bytes();
+    let (config_bytes, config, content, prov_desc, manifest_bytes) = (
+        artifact.config_bytes,
+        artifact.config,
+        artifact.content,
+        artifact.prov,
+        artifact.manifest_bytes,
+    );
 
     let writer = store.write()?;
     writer.commit_blob(staged, None)?;
