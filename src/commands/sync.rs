@@ -297,22 +297,9 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 ctx.warn(w);
             }
             let label = crate::classic::http::redact(&classic_url(&url)?);
-            let mut refs: Vec<Reference> = classic
-                .artifacts()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
-                .collect();
-            sync::sort(&mut refs);
-            if refs.is_empty() {
-                bail!("{label}: no chart version to sync (none in the index, or none matches)");
-            }
+            let what = "no chart version to sync (none in the index, or none matches)";
+            sources.push(engine_source(label, &classic, &filter, what)?);
             source_layout = Some(Box::new(classic));
-            sources.push(Source {
-                label,
-                registry: None,
-                refs: refs.into_iter().map(|r| (r, None)).collect(),
-            });
         }
         SourceArg::Layout(place) => {
             let label = place.to_string();
@@ -320,22 +307,9 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 PlaceName::Archive { .. } => Box::new(LayoutSource::open_archive(place)?),
                 PlaceName::Layout { .. } => Box::new(LayoutSource::open_dir(place)?),
             };
-            let mut refs: Vec<Reference> = layout
-                .artifacts()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
-                .collect();
-            sync::sort(&mut refs);
-            if refs.is_empty() {
-                bail!("{label}: no artifact to sync (no ref names one, or none matches)");
-            }
+            let what = "no artifact to sync (no ref names one, or none matches)";
+            sources.push(engine_source(label, layout.as_ref(), &filter, what)?);
             source_layout = Some(layout);
-            sources.push(Source {
-                label,
-                registry: None,
-                refs: refs.into_iter().map(|r| (r, None)).collect(),
-            });
         }
         SourceArg::Config(path, sections) => {
             for (host, rc, entries) in sections {
@@ -512,6 +486,31 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         sink.finish()?;
     }
     reporter.finish(&outcomes, "references", &from)
+}
+
+/// The artifacts of a source of the copy engine that `filter` takes, newest first; an error
+/// saying `none` when there are none.
+fn engine_source(
+    label: String,
+    source: &dyn EngineSource,
+    filter: &TagFilter,
+    none: &str,
+) -> Result<Source> {
+    let mut refs: Vec<Reference> = source
+        .artifacts()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
+        .collect();
+    sync::sort(&mut refs);
+    if refs.is_empty() {
+        bail!("{label}: {none}");
+    }
+    Ok(Source {
+        label,
+        registry: None,
+        refs: refs.into_iter().map(|r| (r, None)).collect(),
+    })
 }
 
 fn classic_url(url: &str) -> Result<reqwest::Url> {
