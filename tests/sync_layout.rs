@@ -323,6 +323,7 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let tgz = fs::read(support::chart_tgz(dir.path(), "app", "1.0.0")).unwrap();
     let art = Artifact::chart("charts/app", "1.0.0", "app", "1.0.0", &tgz);
+    let whole = art.clone();
     let layer_path = art.blob_path(&art.chart_digest);
     let half = tgz[..tgz.len() / 2].to_vec();
     let declared = tgz.len();
@@ -371,6 +372,27 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
         "a half archive was left at {}",
         archive.display()
     );
+    // It was being written: beside the target, in a temporary file of its own.
+    let partials = |dir: &std::path::Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("partial"))
+            .collect()
+    };
+    let dir = archive.parent().unwrap();
+    assert_eq!(partials(dir).len(), 1, "{:?}", partials(dir));
+
+    // The next sync into the same archive finishes it and clears what the killed one left.
+    let honest = FakeRegistry::start(move |req| whole.serve(req));
+    sb.ok(&[
+        "sync",
+        &format!("{}/charts/app:1.0.0", honest.host()),
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    assert!(archive.is_file());
+    assert!(partials(dir).is_empty(), "{:?}", partials(dir));
 }
 
 fn sha256_prefixed(data: &[u8]) -> String {
