@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -34,13 +34,17 @@ struct Prepared {
     artifact: ChartArtifact,
 }
 
+type Slot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
 /// A classic repository, read through its index.
 pub struct ClassicSource {
     repo: Repo,
     index: Index,
     /// `host[:port][/path]`, the prefix of every artifact name.
     base: String,
-    prepared: tokio::sync::Mutex<HashMap<Reference, Arc<Prepared>>>,
+    /// Versions being copied, each prepared once (concurrent copies of one version wait for
+    /// the first), and let go when its copy is over.
+    prepared: Mutex<HashMap<Reference, Slot>>,
 }
 
 impl ClassicSource {
@@ -55,7 +59,7 @@ impl ClassicSource {
             repo,
             index,
             base,
-            prepared: tokio::sync::Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -84,10 +88,17 @@ impl ClassicSource {
     }
 
     async fn prepare(&self, name: &Reference) -> Result<Arc<Prepared>> {
-        let mut prepared = self.prepared.lock().await;
-        if let Some(p) = prepared.get(name) {
-            return Ok(Arc::clone(p));
-        }
+        let slot = {
+            let mut slots = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(slots.entry(name.clone()).or_default())
+        };
+        slot.get_or_try_init(|| self.download(name))
+            .await
+            .map(Arc::clone)
+    }
+
+    /// Downloads one version (checked against the index) and makes its artifact.
+    async fn download(&self, name: &Reference) -> Result<Arc<Prepared>> {
         let entry = self.entry(name).ok_or_else(|| EngineError::NotFound {
             place: crate::classic::http::redact(self.repo.url()),
             name: name.to_string(),
@@ -131,14 +142,12 @@ impl ClassicSource {
             prov.as_deref(),
             created.as_deref(),
         );
-        let p = Arc::new(Prepared {
+        Ok(Arc::new(Prepared {
             dir,
             archive: file,
             prov,
             artifact,
-        });
-        prepared.insert(name.clone(), Arc::clone(&p));
-        Ok(p)
+        }))
     }
 }
 
@@ -162,6 +171,15 @@ fn artifact_base(url: &reqwest::Url) -> String {
 impl Source for ClassicSource {
     fn describe(&self) -> String {
         crate::classic::http::redact(self.repo.url())
+    }
+
+    /// Deletes the version's downloaded files: a sync of a whole repository keeps only the
+    /// versions being copied on disk, not every one it has copied.
+    fn release(&self, name: &Reference) {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 
     fn artifacts(&self) -> Option<Vec<Reference>> {
@@ -198,10 +216,11 @@ impl Source for ClassicSource {
     ) -> BoxFuture<'a, Result<Blob>> {
         async move {
             let prepared: Vec<Arc<Prepared>> = {
-                let map = self.prepared.lock().await;
-                map.iter()
+                let slots = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+                slots
+                    .iter()
                     .filter(|(k, _)| k.without_object() == *repo)
-                    .map(|(_, p)| Arc::clone(p))
+                    .filter_map(|(_, slot)| slot.get().cloned())
                     .collect()
             };
             for p in prepared {

@@ -134,7 +134,9 @@ pub async fn copy(
     job: &Job,
 ) -> Result<Copied> {
     let mut seen = HashSet::new();
-    walk(src, from, dst, to, 0, &mut seen, job).await
+    let copied = walk(src, from, dst, to, 0, &mut seen, job).await;
+    src.release(from);
+    copied
 }
 
 /// Manifest uploads refused for a missing blob are retried this many times, each after the

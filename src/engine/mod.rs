@@ -111,6 +111,10 @@ pub trait Source: Send + Sync {
     fn registry(&self) -> Option<&Registry> {
         None
     }
+
+    /// The copy of `name` is over: a source that prepared it (downloaded a classic
+    /// repository's archive) may let it go.
+    fn release(&self, _name: &Reference) {}
 }
 
 /// A place artifacts are written to.
