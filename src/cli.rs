@@ -449,6 +449,11 @@ pub struct SyncArgs {
     /// Trust that a tag present at the destination is the same (no digest check)
     #[arg(long)]
     pub immutable_tags: bool,
+    /// Copy only this platform of image indexes, OS/ARCH[/VARIANT] (repeatable; default:
+    /// every platform, and the index keeps its digest). An index that holds more is rewritten
+    /// with only the chosen platforms, so its digest changes.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<String>,
     /// Source credentials, overriding stored logins
     #[arg(long, value_name = "USER:PASS")]
     pub src_creds: Option<String>,

@@ -479,3 +479,67 @@ fn a_classic_repository_syncs_as_repo_migrate_would_push_it() {
     let out = sb.ok(&["sync", &server.url(), &format!("{}/synced", reg.host())]);
     assert!(out.contains("skipped: 3"), "{out}");
 }
+
+#[test]
+fn platform_picks_some_platforms_of_an_index() {
+    let source = Registry::plain();
+    let dest = Registry::plain();
+    let sb = Sandbox::new();
+    let (index_digest, children) = push_image_index(&source, "images/web", "2.0");
+    let from = format!("{}/images/web:2.0", source.host());
+
+    // One platform: a rewritten index with only that one, and only its manifest copied.
+    sb.ok(&[
+        "sync",
+        "--platform",
+        "linux/arm64",
+        &from,
+        &format!("{}/arm", dest.host()),
+    ]);
+    let resp = dest.request(
+        "GET",
+        "/v2/arm/web/manifests/2.0",
+        &[("Accept", OCI_INDEX)],
+        &[],
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let index: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    let kept: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, [children[1].as_str()]);
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+    assert_eq!(served_digest(&dest, "arm/web", &children[0]), None);
+
+    // Every platform it has: the index is copied as it is, digest kept.
+    sb.ok(&[
+        "sync",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        &from,
+        &format!("{}/both", dest.host()),
+    ]);
+    assert_eq!(
+        served_digest(&dest, "both/web", "2.0").as_deref(),
+        Some(index_digest.as_str())
+    );
+
+    // A platform it does not have fails that item; a malformed one is refused up front.
+    let out = sb.run(&[
+        "sync",
+        "--platform",
+        "windows/amd64",
+        &from,
+        &format!("{}/none", dest.host()),
+    ]);
+    let line = error_line_of(&out, "sync --platform windows/amd64");
+    assert!(line.contains("no platform"), "{line}");
+    let out = sb.run(&["sync", "--platform", "amd64", &from, &dest.host()]);
+    let line = error_line_of(&out, "sync --platform amd64");
+    assert!(line.contains("OS/ARCH"), "{line}");
+}

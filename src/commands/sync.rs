@@ -166,6 +166,12 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             .transpose()
             .context("--tag-regex")?,
     };
+    let platforms = args
+        .platform
+        .iter()
+        .map(|p| crate::engine::copy::Platform::parse(p))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--platform {e}"))?;
     let src_creds = args
         .src_creds
         .as_deref()
@@ -419,6 +425,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         dry_run: args.dry_run,
         keep_going: args.keep_going,
         immutable_tags: args.immutable_tags,
+        platforms,
     };
     let layout_target = matches!(parse_dest(dest_arg)?, DestArg::Layout(_));
     if let Some(r) = PlaceName::parse(dest_arg)

@@ -100,6 +100,51 @@ impl Shape {
 /// besides the wasted upload, distribution 2.8 can lose the repository's link to a blob
 /// committed twice at the same moment. Repositories known to be new at the destination are
 /// not asked about blobs they cannot have.
+/// A platform to keep from image indexes: `OS/ARCH[/VARIANT]`, as `docker --platform` and
+/// `skopeo --override-*` name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!("{text:?}: not OS/ARCH[/VARIANT], like linux/arm64")),
+        }
+    }
+
+    /// Whether an index entry's `platform` object is this platform (a variant asked for must
+    /// match; none asked for takes any).
+    fn matches(&self, platform: &serde_json::Value) -> bool {
+        let field = |k: &str| platform.get(k).and_then(|v| v.as_str());
+        field("os") == Some(self.os.as_str())
+            && field("architecture") == Some(self.architecture.as_str())
+            && self
+                .variant
+                .as_deref()
+                .is_none_or(|v| field("variant") == Some(v))
+    }
+}
+
 /// Set once a blob is present in one destination repository.
 type Cell = Arc<tokio::sync::OnceCell<()>>;
 
@@ -107,6 +152,8 @@ type Cell = Arc<tokio::sync::OnceCell<()>>;
 pub struct Job {
     cells: Mutex<HashMap<(String, Digest), Cell>>,
     new_repositories: HashSet<Reference>,
+    /// Only these platforms of an image index (all when empty).
+    platforms: Vec<Platform>,
 }
 
 impl Job {
@@ -115,7 +162,73 @@ impl Job {
         Job {
             cells: Mutex::new(HashMap::new()),
             new_repositories,
+            platforms: Vec::new(),
         }
+    }
+
+    /// Copies only these platforms of image indexes: an index keeps its bytes (and digest)
+    /// when every platform it holds is taken, and is rewritten with only the chosen ones
+    /// otherwise.
+    pub fn with_platforms(mut self, platforms: Vec<Platform>) -> Self {
+        self.platforms = platforms;
+        self
+    }
+
+    /// The index as it is to be copied: its bytes and children, after `--platform`.
+    fn select(
+        &self,
+        bytes: Vec<u8>,
+        shape: &Shape,
+        what: &Reference,
+    ) -> Result<(Vec<u8>, Vec<Descriptor>)> {
+        let children = shape.manifests.clone().unwrap_or_default();
+        if self.platforms.is_empty() {
+            return Ok((bytes, children));
+        }
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| EngineError::NotAManifest {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?;
+        let entries = value
+            .get("manifests")
+            .and_then(|m| m.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let keep: Vec<bool> = entries
+            .iter()
+            .map(|e| {
+                e.get("platform")
+                    .is_some_and(|p| self.platforms.iter().any(|want| want.matches(p)))
+            })
+            .collect();
+        if !keep.iter().any(|k| *k) {
+            return Err(EngineError::Unsupported {
+                what: what.to_string(),
+                reason: "no platform of this index matches --platform".into(),
+            });
+        }
+        if keep.iter().all(|k| *k) {
+            return Ok((bytes, children));
+        }
+        let kept: Vec<serde_json::Value> = entries
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(e, _)| e)
+            .collect();
+        let children = children
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(d, _)| d)
+            .collect();
+        value["manifests"] = serde_json::Value::Array(kept);
+        let bytes = serde_json::to_vec(&value).map_err(|e| EngineError::NotAManifest {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok((bytes, children))
     }
 
     fn cell(&self, dst: &dyn Sink, repo: &Reference, digest: &Digest) -> Cell {
@@ -153,8 +266,15 @@ fn walk<'a>(
     job: &'a Job,
 ) -> futures_util::future::BoxFuture<'a, Result<Copied>> {
     Box::pin(async move {
-        let (bytes, digest) = src.manifest(from).await?;
+        let (bytes, _) = src.manifest(from).await?;
         let shape = Shape::parse(&bytes, from)?;
+        let (bytes, children) = match shape.is_index() {
+            true => job.select(bytes, &shape, from)?,
+            false => (bytes, Vec::new()),
+        };
+        // A rewritten index (some platforms left out) is a new document with a digest of its
+        // own; anything else keeps the source's.
+        let digest = Digest::of(&bytes);
         if depth == 0 {
             dst.admit(to, &bytes)?;
         }
@@ -171,7 +291,7 @@ fn walk<'a>(
                     reason: format!("indexes nested more than {MAX_DEPTH} deep"),
                 });
             }
-            for child in shape.manifests.iter().flatten() {
+            for child in &children {
                 if !seen.insert(child.digest.clone()) {
                     continue;
                 }
@@ -312,6 +432,23 @@ async fn copy_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(p.variant.as_deref(), Some("v8"));
+        assert!(p.matches(
+            &serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})
+        ));
+        assert!(!p.matches(&serde_json::json!({"os": "linux", "architecture": "arm64"})));
+        let any = Platform::parse("linux/arm64").unwrap();
+        assert!(any.matches(
+            &serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})
+        ));
+        for bad in ["amd64", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn shapes() {

@@ -131,6 +131,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     pub keep_going: bool,
     pub immutable_tags: bool,
+    /// Only these platforms of image indexes (all when empty).
+    pub platforms: Vec<crate::engine::copy::Platform>,
 }
 
 /// Newest version first, then tags that are not versions, by name; digests last.
@@ -525,7 +527,8 @@ pub async fn sync(
         .filter(|(_, tags)| tags.is_none())
         .map(|(repo, _)| repo.clone())
         .collect();
-    let job = &crate::engine::copy::Job::new(new_repositories);
+    let job =
+        &crate::engine::copy::Job::new(new_repositories).with_platforms(options.platforms.clone());
     let stop = &stop;
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|i| async move {
