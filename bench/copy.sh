@@ -29,7 +29,6 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/chartcache-bench-copy.XXXXXX")
 source "$root/bench/lib.sh"
 start_registry src; src=$started
-start_registry dst; dst=$started
 export HOME="$work/home" HELM_REGISTRY_CONFIG="$work/creds.json"
 mkdir -p "$HOME"
 
@@ -90,17 +89,26 @@ skopeo_flags=(--insecure-policy --src-tls-verify=false --dest-tls-verify=false)
 
 cc_r=(); sk_r=(); cc_a=(); sk_a=(); rss=0
 for run in $(seq "$runs"); do
-  timed t m "$bin" sync "$src/bench/img:1" "$dst/cc$run"; cc_r+=("$t"); rss=$((m > rss ? m : rss))
-  check "cc$run/img"
-  timed t m skopeo copy --all "${skopeo_flags[@]}" "docker://$src/bench/img:1" "docker://$dst/sk$run/img:1"; sk_r+=("$t")
+  # Every copy goes into a new, empty registry, and skopeo gets a new HOME: its blob-info
+  # cache would otherwise mount blobs an earlier copy left there, and "cold" would not be.
+  skhome="$work/skopeo-home-$run"; mkdir -p "$skhome"
+  sk=(env HOME="$skhome" skopeo copy --all "${skopeo_flags[@]}")
+
+  start_registry "cc$run"; dst=$started
+  timed t m "$bin" sync "$src/bench/img:1" "$dst/cc"; cc_r+=("$t"); rss=$((m > rss ? m : rss))
+  check "cc/img"
+  start_registry "sk$run"; dst=$started
+  timed t m "${sk[@]}" "docker://$src/bench/img:1" "docker://$dst/sk/img:1"; sk_r+=("$t")
 
   rm -f "$work/cc.tar" "$work/sk.tar"
+  start_registry "cca$run"; dst=$started
   timed t1 m "$bin" sync "$src/bench/img:1" "oci-archive:$work/cc.tar"; rss=$((m > rss ? m : rss))
-  timed t2 m "$bin" sync "oci-archive:$work/cc.tar" "$dst/cca$run"; rss=$((m > rss ? m : rss))
+  timed t2 m "$bin" sync "oci-archive:$work/cc.tar" "$dst/cca"; rss=$((m > rss ? m : rss))
   cc_a+=("$(python3 -c "print($t1 + $t2)")")
-  check "cca$run/img"
-  timed t1 m skopeo copy --all "${skopeo_flags[@]}" "docker://$src/bench/img:1" "oci-archive:$work/sk.tar:img"
-  timed t2 m skopeo copy --all "${skopeo_flags[@]}" "oci-archive:$work/sk.tar:img" "docker://$dst/ska$run/img:1"
+  check "cca/img"
+  start_registry "ska$run"; dst=$started
+  timed t1 m "${sk[@]}" "docker://$src/bench/img:1" "oci-archive:$work/sk.tar:img"
+  timed t2 m "${sk[@]}" "oci-archive:$work/sk.tar:img" "docker://$dst/ska/img:1"
   sk_a+=("$(python3 -c "print($t1 + $t2)")")
 done
 
