@@ -17,3 +17,17 @@ pub fn symlink(_target: &str, at: &Path) -> io::Result<()> {
         at.display()
     )))
 }
+
+/// Makes a file world-readable, mode 0644, as Helm's cache files are (temp files start 0600).
+pub fn make_public(file: &std::fs::File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
+}

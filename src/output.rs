@@ -156,7 +156,10 @@ impl Table {
         self.rows.push(
             cells
                 .into_iter()
-                .map(|c| terminal_safe(&c).into_owned())
+                .map(|c| match terminal_safe(&c) {
+                    std::borrow::Cow::Owned(escaped) => escaped,
+                    std::borrow::Cow::Borrowed(_) => c,
+                })
                 .collect(),
         );
     }

@@ -47,7 +47,7 @@ pub struct Fetched {
 
 /// The largest chart archive downloaded: an archive that unpacks within Helm's 100 MiB cannot
 /// be much larger than that compressed.
-pub const MAX_ARCHIVE: u64 = crate::chart::archive::MAX_UNPACKED + (1 << 20);
+pub const MAX_ARCHIVE: u64 = crate::chart::artifact::MAX_LAYER;
 
 /// A writer that refuses to take more than `left` bytes in all.
 struct CappedWriter<W> {

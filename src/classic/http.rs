@@ -6,7 +6,7 @@
 //! Requests go through the registry transport ([`crate::registry::transport`]), so a server
 //! gets the same bounds as a registry: the connect and read timeouts, the stall rule for
 //! bodies (less than 1 KiB per read-timeout window fails), and a cap on what is read into
-//! memory (`--max-index-size` for index.yaml, [`MAX_PROV_BYTES`] for a `.prov`).
+//! memory (`--max-index-size` for index.yaml, [`crate::chart::artifact::MAX_PROV`] for a `.prov`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,8 +20,6 @@ use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_size};
 
 /// The default of `--max-index-size`.
 pub const DEFAULT_MAX_INDEX_SIZE: u64 = 256 << 20;
-/// A provenance file is read at most this far.
-pub const MAX_PROV_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -217,7 +215,7 @@ impl Repo {
         match self.get(url).await {
             Ok(resp) => Ok(Some(
                 Body::new(resp, &self.options.timeouts)
-                    .read_to_vec(MAX_PROV_BYTES)
+                    .read_to_vec(crate::chart::artifact::MAX_PROV)
                     .await
                     .map_err(|e| Self::body_error(url, e, ""))?,
             )),

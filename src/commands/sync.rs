@@ -246,6 +246,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
     // The destination. A layout is opened (or created) here; an archive is written to a
     // temporary file and only renamed into place once every copy is done.
     let mut dest_layout: Option<Box<dyn Sink>> = None;
+    let (layout_target, dest_ref) = match &dest {
+        DestArg::Layout(place) => (true, place.reference().map(str::to_string)),
+        _ => (false, None),
+    };
     let (dest_registry, destination) = match dest {
         DestArg::Layout(place) => {
             if !args.dry_run {
@@ -427,11 +431,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         immutable_tags: args.immutable_tags,
         platforms,
     };
-    let layout_target = matches!(parse_dest(dest_arg)?, DestArg::Layout(_));
-    if let Some(r) = PlaceName::parse(dest_arg)
-        .as_ref()
-        .and_then(PlaceName::reference)
-    {
+    if let Some(r) = &dest_ref {
         let count: usize = sources.iter().map(|s| s.refs.len()).sum();
         if count > 1 {
             bail!("{dest_arg}: :{r} names one artifact, and the source has {count}");

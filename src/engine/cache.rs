@@ -10,7 +10,7 @@ use std::io::{BufReader, Write};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{Blob, EngineError, Result, Sink, Source};
+use super::{Blob, EngineError, Result, Sink, Source, blocking};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::Reference;
@@ -26,10 +26,6 @@ fn store_err(e: StoreError) -> EngineError {
         what: "the cache".into(),
         reason: e.to_string(),
     }
-}
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 impl CachePlace<'_> {
@@ -201,26 +197,10 @@ impl Sink for CachePlace<'_> {
             return Err(refuse("a name with a tag is needed".into()));
         }
         let m = Manifest::parse_chart(manifest).map_err(|e| refuse(e.to_string()))?;
-        let layer = m
-            .chart_layer()
-            .ok_or_else(|| refuse("no chart layer".into()))?;
-        let limits = [
-            (&m.config, crate::chart::artifact::MAX_CONFIG, "config"),
-            (
-                layer,
-                crate::chart::archive::MAX_UNPACKED + crate::chart::artifact::MAX_CONFIG,
-                "chart layer",
-            ),
-        ];
-        for (desc, limit, what) in limits {
-            if desc.size > limit {
-                return Err(refuse(format!(
-                    "its {what} is {} bytes, over the limit of {} KiB",
-                    desc.size,
-                    limit >> 10
-                )));
-            }
+        if m.chart_layer().is_none() {
+            return Err(refuse("no chart layer".into()));
         }
+        crate::chart::artifact::check_sizes(&m).map_err(refuse)?;
         Ok(())
     }
 

@@ -114,7 +114,7 @@ impl ClassicSource {
                 what: name.to_string(),
                 reason: e.to_string(),
             })?;
-        let (metadata, _) = tokio::task::block_in_place(|| {
+        let (metadata, _) = super::blocking(|| {
             let f = std::fs::File::open(&file).map_err(super::io_err(&file))?;
             archive::inspect(BufReader::new(f)).map_err(|e| EngineError::Unsupported {
                 what: name.to_string(),

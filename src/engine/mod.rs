@@ -66,6 +66,11 @@ pub(crate) fn io_err(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> E
     move |source| EngineError::Io { path, source }
 }
 
+/// Runs blocking file I/O (layouts, the cache) without stalling the runtime's other tasks.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// A blob ready to be written somewhere: a file whose bytes were checked against the digest
 /// (a layout's own blob file, or a download spooled to a temporary file).
 pub enum Blob {

@@ -5,14 +5,14 @@
 //! `block_in_place` so the runtime's other tasks go on. Blobs leaving a registry or an archive
 //! are spooled to a temporary file through a hash and checked before a sink sees them.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{Blob, EngineError, Result, Sink, Source, io_err};
+use super::{Blob, EngineError, Result, Sink, Source, blocking, io_err};
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::{ArchiveReader, ArchiveWriter, LayoutDir, LayoutError, LayoutRef};
 use crate::oci::Descriptor;
@@ -124,23 +124,39 @@ fn named(layout: &Path, refs: Vec<LayoutRef>) -> Vec<(Reference, Descriptor)> {
         .collect()
 }
 
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
+/// A temporary file being filled with a blob, hashed on the way.
+struct Spool {
+    writer: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
+    path: PathBuf,
+}
+
+impl Spool {
+    fn new() -> Result<Self> {
+        let temp = tempfile::NamedTempFile::new().map_err(io_err(std::env::temp_dir()))?;
+        let path = temp.path().to_path_buf();
+        Ok(Spool {
+            writer: HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, temp)),
+            path,
+        })
+    }
+
+    /// The spooled blob, once its size and digest are checked against `desc`.
+    fn finish(self, desc: &Descriptor) -> Result<Blob> {
+        let (buffered, digest, size) = self.writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| io_err(&self.path)(e.into_error()))?;
+        check(desc, &digest, size, &self.path)?;
+        Ok(Blob::Temp(temp))
+    }
 }
 
 /// Copies `reader` (which verifies itself) into a temporary file, and checks size and digest
 /// once more on the way, so the sink gets a file that is known good.
 fn spool(mut reader: impl Read, desc: &Descriptor) -> Result<Blob> {
-    let temp = tempfile::NamedTempFile::new().map_err(io_err(std::env::temp_dir()))?;
-    let path = temp.path().to_path_buf();
-    let mut writer = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, temp));
-    std::io::copy(&mut reader, &mut writer).map_err(io_err(&path))?;
-    let (buffered, digest, size) = writer.finish();
-    let temp = buffered
-        .into_inner()
-        .map_err(|e| io_err(&path)(e.into_error()))?;
-    check(desc, &digest, size, &path)?;
-    Ok(Blob::Temp(temp))
+    let mut spool = Spool::new()?;
+    std::io::copy(&mut reader, &mut spool.writer).map_err(io_err(&spool.path))?;
+    spool.finish(desc)
 }
 
 fn check(desc: &Descriptor, digest: &Digest, size: u64, path: &Path) -> Result<()> {
@@ -208,17 +224,11 @@ impl Source for RegistryPlace<'_> {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Blob>> {
         async move {
-            let temp = tempfile::NamedTempFile::new().map_err(io_err(std::env::temp_dir()))?;
-            let path = temp.path().to_path_buf();
-            let mut writer = HashingWriter::new(std::io::BufWriter::new(temp));
-            self.registry.pull_blob(repo, desc, &mut writer).await?;
-            writer.flush().map_err(io_err(&path))?;
-            let (buffered, digest, size) = writer.finish();
-            let temp = buffered
-                .into_inner()
-                .map_err(|e| io_err(&path)(e.into_error()))?;
-            check(desc, &digest, size, &path)?;
-            Ok(Blob::Temp(temp))
+            let mut spool = Spool::new()?;
+            self.registry
+                .pull_blob(repo, desc, &mut spool.writer)
+                .await?;
+            spool.finish(desc)
         }
         .boxed()
     }

@@ -283,15 +283,7 @@ fn temp_in(dir: &Path) -> Result<NamedTempFile> {
 
 /// Mode 0644 (temp files start 0600).
 pub(super) fn set_public(file: &File, path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_err(path))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (file, path);
-    Ok(())
+    crate::fsx::make_public(file).map_err(io_err(path))
 }
 
 /// Best effort: some filesystems refuse to fsync a directory, and the data itself is synced.

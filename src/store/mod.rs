@@ -295,13 +295,5 @@ pub(crate) fn atomic_write(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<
 
 /// Cache files are world-readable like Helm's (0644); temp files start private.
 pub(crate) fn set_public(file: &File, path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_err(path))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (file, path);
-    Ok(())
+    crate::fsx::make_public(file).map_err(io_err(path))
 }

@@ -39,9 +39,6 @@ pub enum SaveError {
     Store(#[from] StoreError),
 }
 
-/// The largest `.prov` file taken from beside a package (Helm's are a few KiB).
-pub const MAX_PROV: u64 = crate::chart::artifact::MAX_CONFIG;
-
 /// What was saved.
 #[derive(Debug)]
 pub struct Saved {
@@ -94,18 +91,18 @@ pub fn save(
         let prov = match File::open(&prov_path) {
             Ok(file) => {
                 let mut bytes = Vec::new();
-                file.take(MAX_PROV + 1)
+                file.take(crate::chart::artifact::MAX_PROV + 1)
                     .read_to_end(&mut bytes)
                     .map_err(|source| SaveError::Io {
                         path: prov_path.clone(),
                         source,
                     })?;
-                if bytes.len() as u64 > MAX_PROV {
+                if bytes.len() as u64 > crate::chart::artifact::MAX_PROV {
                     return Err(SaveError::Io {
                         path: prov_path,
                         source: io::Error::other(format!(
                             "larger than {} KiB, not a provenance file",
-                            MAX_PROV >> 10
+                            crate::chart::artifact::MAX_PROV >> 10
                         )),
                     });
                 }

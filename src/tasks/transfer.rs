@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::io::BufReader;
 use std::sync::Arc;
 
-use crate::chart::archive;
 use crate::digest::Digest;
 use crate::oci::{INDEX_MEDIA_TYPE, LEGACY_CHART_LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest};
 use crate::reference::Reference;
@@ -343,26 +342,7 @@ pub async fn pull_as(
         .chain(manifest.prov_layer().cloned())
         .collect();
     // Sizes come from the manifest, which is outside input too: refuse before downloading.
-    let limits = [
-        (&manifest.config, MAX_CONFIG, "config"),
-        (
-            &chart_layer,
-            archive::MAX_UNPACKED + MAX_CONFIG,
-            "chart layer",
-        ),
-    ];
-    let prov_limit = manifest
-        .prov_layer()
-        .map(|p| (p, MAX_CONFIG, "provenance layer"));
-    for (desc, limit, what) in limits.into_iter().chain(prov_limit) {
-        if desc.size > limit {
-            return Err(not_chart(format!(
-                "its {what} is {} bytes, over the limit of {} KiB",
-                desc.size,
-                limit >> 10
-            )));
-        }
-    }
+    crate::chart::artifact::check_sizes(&manifest).map_err(not_chart)?;
     let downloads = wanted
         .iter()
         .filter(|d| !store.has_blob(&d.digest))
