@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use super::Context;
 use crate::chart::archive;
 use crate::cli::{ChartCommand, OutputFormat, ShowWhat, TransportArgs};
+use crate::engine::places::RegistryPlace;
 use crate::output::{Table, human_duration, human_size, rfc3339};
 use crate::reference::Reference;
 use crate::store::RefEntry;
@@ -287,20 +288,21 @@ async fn push(ctx: &Context, reference: &str, transport: &TransportArgs) -> Resu
         "The push refers to repository [{}]",
         r.repository()
     ));
+    let registry = RegistryPlace::new(registry);
     let pushed = tasks::transfer::push(&ctx.store, &registry, &r).await?;
-    let e = &pushed.entry;
+    let (e, copied) = (&pushed.entry, &pushed.copied);
     print_summary(ctx, &e.name, &e.version, &e.config, &e.content);
     ctx.say(format_args!(
         "{}: pushed to remote ({} layer{}, {} total)",
         e.reference.tag().unwrap_or_default(),
-        pushed.blobs,
-        if pushed.blobs == 1 { "" } else { "s" },
+        copied.blobs,
+        if copied.blobs == 1 { "" } else { "s" },
         human_size(pushed.total)
     ));
     if ctx.debug {
         eprintln!(
-            "debug: manifest {}; {} blob(s) uploaded, {} mounted",
-            pushed.manifest, pushed.uploaded, pushed.mounted
+            "debug: manifest {}; {} of {} blob(s) sent",
+            copied.digest, copied.sent, copied.blobs
         );
     }
     Ok(())
@@ -317,6 +319,7 @@ async fn pull(ctx: &Context, reference: &str, transport: &TransportArgs) -> Resu
         str::to_string,
     );
     ctx.say(format_args!("{shown}: Pulling from {}", r.repository()));
+    let registry = RegistryPlace::new(registry);
     let pulled = tasks::transfer::pull(&ctx.store, &registry, &r).await?;
     for w in &pulled.warnings {
         eprintln!("Warning: {}", crate::output::terminal_safe(w));

@@ -10,9 +10,12 @@ use crate::classic::{Repo, RepoOptions};
 use crate::cli::{RepoAuthArgs, RepoCommand};
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
+use crate::engine::Source as _;
+use crate::engine::classic::{ClassicSource, Selection};
+use crate::engine::places::RegistryPlace;
 use crate::reference::Reference;
-use crate::tasks::migrate::{self, MigrateOptions};
-use crate::tasks::{fetch, save};
+use crate::tasks::sync::{self, Destination, SyncOptions};
+use crate::tasks::{Outcome, fetch, save};
 
 pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
     match cmd {
@@ -95,25 +98,61 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
                     index_args.max_index_size,
                 )?,
             )?;
-            let index = repo.index().await?;
-            for w in &index.warnings {
+            let source = ClassicSource::open(repo).await?;
+            for w in source.warnings() {
                 ctx.warn(w);
             }
-            let entries = index.select(charts, constraint.as_ref(), *devel)?;
+            let selection = source.select(charts, constraint.as_ref(), *devel)?;
             let registry = super::registry::connect(ctx, prefix.host(), transport).await?;
-            migrate_all(
-                ctx,
-                &repo,
-                &registry,
-                &prefix,
-                &entries,
-                *jobs,
-                *dry_run,
-                *keep_going,
-            )
-            .await
+            let sink = RegistryPlace::new(registry);
+            let options = SyncOptions {
+                jobs: usize::from(*jobs),
+                dry_run: *dry_run,
+                keep_going: *keep_going,
+                immutable_tags: false,
+                platforms: Vec::new(),
+            };
+            migrate(ctx, &source, &sink, &prefix, selection, &options).await
         }
     }
+}
+
+/// `repo migrate`: a sync from the classic repository to `DEST_PREFIX/<chart>:<version>`,
+/// reported by destination name.
+async fn migrate(
+    ctx: &Context,
+    source: &ClassicSource,
+    sink: &RegistryPlace,
+    prefix: &Reference,
+    selection: Selection,
+    options: &SyncOptions,
+) -> Result<()> {
+    let Selection {
+        named: refs,
+        unnamed,
+    } = selection;
+    let destination = Destination {
+        base: Some(prefix.repository()),
+        scoped: false,
+    };
+    let total = refs.len() + unnamed.len();
+    let reporter = Reporter::new(ctx, total, options.dry_run, super::report::MIGRATE);
+    let mut outcomes = Vec::new();
+    let (items, clashes) = sync::items(refs.into_iter().map(|r| (r, None)).collect(), &destination);
+    let failed = unnamed
+        .into_iter()
+        .map(|(what, why)| (what, Outcome::Failed(why)))
+        .chain(clashes);
+    for (what, outcome) in failed {
+        reporter.item(&what, &outcome);
+        outcomes.push(outcome);
+    }
+    let done = sync::sync(source, Some(sink), &items, options, |item, outcome| {
+        reporter.item(&item.target.to_string(), outcome)
+    })
+    .await?;
+    outcomes.extend(done);
+    reporter.finish(&outcomes, "chart versions", &source.describe())
 }
 
 fn options(
@@ -151,40 +190,4 @@ fn options(
         timeouts: ctx.timeouts,
         max_index_size,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn migrate_all(
-    ctx: &Context,
-    repo: &Repo,
-    registry: &crate::registry::Registry,
-    prefix: &Reference,
-    entries: &[&crate::classic::IndexEntry],
-    jobs: u16,
-    dry_run: bool,
-    keep_going: bool,
-) -> Result<()> {
-    let reporter = Reporter::new(ctx, entries.len(), dry_run, super::report::MIGRATE);
-    let options = MigrateOptions {
-        jobs: jobs.into(),
-        dry_run,
-        keep_going,
-    };
-    let outcomes = migrate::migrate(
-        repo,
-        registry,
-        prefix,
-        entries,
-        &options,
-        |entry, target, outcome| {
-            let what = if target.is_empty() {
-                format!("{} {}", entry.name, entry.version)
-            } else {
-                target.to_string()
-            };
-            reporter.item(&what, outcome);
-        },
-    )
-    .await;
-    reporter.finish(&outcomes, "chart versions", repo.url().as_str())
 }

@@ -13,13 +13,14 @@ use crate::cli::SyncArgs;
 use crate::constraint::Constraint;
 use crate::credentials::{Credential, Secret};
 use crate::digest::Digest;
-use crate::engine::places::{LayoutSink, LayoutSource, PlaceName};
+use crate::engine::cache::CachePlace;
+use crate::engine::places::{LayoutSink, LayoutSource, PlaceName, RegistryPlace};
 use crate::engine::{Sink, Source as EngineSource};
 use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
 use crate::tasks::Outcome;
 use crate::tasks::sync::config::{self, Select};
-use crate::tasks::sync::{self, Destination, Place, SyncOptions, TagFilter};
+use crate::tasks::sync::{self, Destination, SyncOptions, TagFilter};
 
 /// One side's TLS settings, from the `--src-*` or `--dest-*` flags.
 struct SideFlags<'a> {
@@ -137,10 +138,11 @@ fn parse_dest(dest: &str) -> Result<DestArg> {
     })
 }
 
-/// The sources of one registry (or the cache), with their references.
+/// One place to sync from (a registry, the cache, a layout, a classic repository), with the
+/// references chosen there.
 struct Source {
     label: String,
-    registry: Option<Registry>,
+    place: Box<dyn EngineSource>,
     refs: Vec<(Reference, Option<Digest>)>,
 }
 
@@ -244,34 +246,32 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
     };
 
     // The destination. A layout is opened (or created) here; an archive is written to a
-    // temporary file and only renamed into place once every copy is done.
-    let mut dest_layout: Option<Box<dyn Sink>> = None;
-    let (layout_target, dest_ref) = match &dest {
-        DestArg::Layout(place) => (true, place.reference().map(str::to_string)),
-        _ => (false, None),
+    // temporary file and only renamed into place once every copy is done. A dry run does not
+    // create a layout that is not there.
+    let dest_ref = match &dest {
+        DestArg::Layout(place) => place.reference().map(str::to_string),
+        _ => None,
     };
-    let (dest_registry, destination) = match dest {
+    let (sink, destination): (Option<Box<dyn Sink>>, Destination) = match dest {
         DestArg::Layout(place) => {
-            if !args.dry_run {
-                dest_layout = Some(match place {
+            let sink: Option<Box<dyn Sink>> = match &place {
+                _ if !args.dry_run => Some(match place {
                     PlaceName::Archive { .. } => Box::new(LayoutSink::archive(place)?),
                     PlaceName::Layout { .. } => Box::new(LayoutSink::dir(place, true)?),
-                });
-            } else if let PlaceName::Layout { path, .. } = &place
-                && path.exists()
-            {
-                dest_layout = Some(Box::new(LayoutSink::dir(place, false)?));
-            }
-            (
-                None,
-                Destination {
-                    base: None,
-                    scoped: false,
-                },
-            )
+                }),
+                PlaceName::Layout { path, .. } if path.exists() => {
+                    Some(Box::new(LayoutSink::dir(place, false)?))
+                }
+                _ => None,
+            };
+            let destination = Destination {
+                base: None,
+                scoped: false,
+            };
+            (sink, destination)
         }
         DestArg::Cache(prefix) => (
-            None,
+            Some(Box::new(CachePlace::new(ctx.store.clone()))),
             Destination {
                 base: prefix,
                 scoped: args.scoped,
@@ -280,7 +280,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         DestArg::Registry { host, base } => {
             let registry = connect(ctx, &host, &dest_flags.transport(), dest_creds).await?;
             (
-                Some(registry),
+                Some(Box::new(RegistryPlace::new(registry))),
                 Destination {
                     base: Some(base),
                     scoped: args.scoped,
@@ -291,7 +291,6 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
 
     // The sources: what each holds that the filters take.
     let mut sources: Vec<Source> = Vec::new();
-    let mut source_layout: Option<Box<dyn EngineSource>> = None;
     match source {
         SourceArg::Classic(url) => {
             let options = crate::classic::RepoOptions {
@@ -308,8 +307,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             }
             let label = crate::classic::http::redact(&classic_url(&url)?);
             let what = "no chart version to sync (none in the index, or none matches)";
-            sources.push(engine_source(label, &classic, &filter, what)?);
-            source_layout = Some(Box::new(classic));
+            sources.push(engine_source(label, Box::new(classic), &filter, what)?);
         }
         SourceArg::Layout(place) => {
             let label = place.to_string();
@@ -318,8 +316,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 PlaceName::Layout { .. } => Box::new(LayoutSource::open_dir(place)?),
             };
             let what = "no artifact to sync (no ref names one, or none matches)";
-            sources.push(engine_source(label, layout.as_ref(), &filter, what)?);
-            source_layout = Some(layout);
+            sources.push(engine_source(label, layout, &filter, what)?);
         }
         SourceArg::Config(path, sections) => {
             for (host, rc, entries) in sections {
@@ -348,7 +345,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                     }),
                     _ => src_creds.clone(),
                 };
-                let registry = connect(ctx, &host, &transport, creds).await?;
+                let place = RegistryPlace::new(connect(ctx, &host, &transport, creds).await?);
                 let mut refs = Vec::new();
                 for entry in entries {
                     let mut f = filter.clone();
@@ -362,14 +359,14 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                             );
                             continue;
                         }
-                        Select::All => list(&registry, &entry.repo, &f).await?,
+                        Select::All => sync::list(&place, &entry.repo, &f).await?,
                         Select::Regex(re) => {
                             f.regex = Some(re);
-                            list(&registry, &entry.repo, &f).await?
+                            sync::list(&place, &entry.repo, &f).await?
                         }
                         Select::Semver(c) => {
                             f.constraint = Some(c);
-                            list(&registry, &entry.repo, &f).await?
+                            sync::list(&place, &entry.repo, &f).await?
                         }
                     };
                     if found.is_empty() {
@@ -383,31 +380,33 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 }
                 sources.push(Source {
                     label: host.clone(),
-                    registry: Some(registry),
+                    place: Box::new(place),
                     refs,
                 });
             }
         }
         SourceArg::Cache(scope) => {
-            let refs = cache_refs(ctx, &scope, &filter)?;
+            let place = CachePlace::new(ctx.store.clone());
+            let refs = cache_refs(&place, &scope, &filter).await?;
             sources.push(Source {
                 label: match scope.as_str() {
                     "" => "the cache".into(),
                     s => format!("the cache ({s})"),
                 },
-                registry: None,
+                place: Box::new(place),
                 refs,
             });
         }
         SourceArg::Registry(r) => {
             let registry = connect(ctx, r.host(), &src_flags.transport(), src_creds).await?;
+            let place = RegistryPlace::new(registry);
             let refs = if r.tag().is_some() || r.digest().is_some() {
-                match registry.manifest_digest(&r).await? {
+                match place.registry.manifest_digest(&r).await? {
                     Some(d) => vec![(r.clone(), Some(d))],
                     None => bail!("{r}: not found at {}", r.host()),
                 }
             } else {
-                let found = list(&registry, &r, &filter).await?;
+                let found = sync::list(&place, &r, &filter).await?;
                 if found.is_empty() {
                     match filter.is_empty() {
                         true => bail!("{r}: the repository has no tags"),
@@ -418,7 +417,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             };
             sources.push(Source {
                 label: r.to_string(),
-                registry: Some(registry),
+                place: Box::new(place),
                 refs,
             });
         }
@@ -437,14 +436,6 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             bail!("{dest_arg}: :{r} names one artifact, and the source has {count}");
         }
     }
-    let target_place = match (&dest_registry, layout_target) {
-        (Some(r), _) => Place::Registry(r),
-        (None, true) => Place::Engine {
-            source: None,
-            sink: dest_layout.as_deref(),
-        },
-        (None, false) => Place::Cache(&ctx.store),
-    };
     let total = sources.iter().map(|s| s.refs.len()).sum();
     let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC);
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -459,23 +450,22 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             reporter.item(&what, &outcome);
             outcomes.push(outcome);
         }
-        let place = match (&source.registry, &source_layout) {
-            (Some(r), _) => Place::Registry(r),
-            (None, Some(layout)) => Place::Engine {
-                source: Some(layout.as_ref()),
-                sink: None,
-            },
-            (None, None) => Place::Cache(&ctx.store),
-        };
-        let done = sync::sync(place, target_place, &items, &options, |item, outcome| {
+        let report = |item: &sync::Item, outcome: &Outcome| {
             reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
-        })
+        };
+        let done = sync::sync(
+            source.place.as_ref(),
+            sink.as_deref(),
+            &items,
+            &options,
+            report,
+        )
         .await;
         match done {
             Ok(done) => outcomes.extend(done),
             Err(e) if outcomes.is_empty() => bail!(e),
             Err(e) => {
-                let outcome = Outcome::Failed(e);
+                let outcome = Outcome::Failed(e.to_string());
                 reporter.item(&source.label, &outcome);
                 outcomes.push(outcome);
             }
@@ -487,7 +477,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
     // An archive is complete only now: renamed into place when every copy succeeded (or
     // with --keep-going, holding what did); else its temporary file is dropped.
     let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed(_)));
-    if let Some(sink) = &dest_layout
+    if let Some(sink) = &sink
         && (!failed || args.keep_going)
     {
         sink.finish()?;
@@ -499,11 +489,11 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
 /// saying `none` when there are none.
 fn engine_source(
     label: String,
-    source: &dyn EngineSource,
+    place: Box<dyn EngineSource>,
     filter: &TagFilter,
     none: &str,
 ) -> Result<Source> {
-    let mut refs: Vec<Reference> = source
+    let mut refs: Vec<Reference> = place
         .artifacts()
         .unwrap_or_default()
         .into_iter()
@@ -515,7 +505,7 @@ fn engine_source(
     }
     Ok(Source {
         label,
-        registry: None,
+        place,
         refs: refs.into_iter().map(|r| (r, None)).collect(),
     })
 }
@@ -524,20 +514,14 @@ fn classic_url(url: &str) -> Result<reqwest::Url> {
     reqwest::Url::parse(url).with_context(|| format!("{url}: not a valid repository URL"))
 }
 
-async fn list(registry: &Registry, repo: &Reference, filter: &TagFilter) -> Result<Vec<Reference>> {
-    sync::list(Place::Registry(registry), repo, filter)
-        .await
-        .map_err(anyhow::Error::msg)
-}
-
 /// The cached references `cache:SCOPE` names: everything (no scope), one reference (a scope
 /// with a tag or digest), or the repositories equal to or under the scope.
-fn cache_refs(
-    ctx: &Context,
+async fn cache_refs(
+    cache: &CachePlace,
     scope: &str,
     filter: &TagFilter,
 ) -> Result<Vec<(Reference, Option<Digest>)>> {
-    let store = &ctx.store;
+    let store = &cache.store;
     if !scope.is_empty()
         && let Ok(one) = Reference::parse(scope)
         && (one.tag().is_some() || one.digest().is_some())
@@ -554,7 +538,7 @@ fn cache_refs(
             .with_context(|| format!("cache:{scope}: not in the cache"))?;
         return Ok(vec![(entry.reference, entry.manifest)]);
     }
-    let repos = sync::cache_repositories(store).map_err(anyhow::Error::msg)?;
+    let repos = sync::cache_repositories(store)?;
     let chosen: Vec<&Reference> = repos
         .iter()
         .filter(|r| {
@@ -570,7 +554,7 @@ fn cache_refs(
     }
     let mut refs = Vec::new();
     for repo in chosen {
-        refs.extend(sync::list_cached(store, repo, filter).map_err(anyhow::Error::msg)?);
+        refs.extend(sync::list(cache, repo, filter).await?);
     }
     if refs.is_empty() {
         bail!("cache:{scope}: no tag matches {}", filter.describe());

@@ -5,20 +5,54 @@
 //! The cache holds charts only, in the seed's layout: an image index or a manifest that is
 //! not a chart is refused with a message saying so.
 
+use std::collections::HashMap;
 use std::io::{BufReader, Write};
+use std::sync::Mutex;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{Blob, EngineError, Result, Sink, Source, blocking};
+use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::Reference;
-use crate::store::{RefTarget, Store, StoreError};
+use crate::store::{RefTarget, StagedBlob, Store, StoreError};
 
 /// The cache at `store`.
-pub struct CachePlace<'s> {
-    pub store: &'s Store,
+pub struct CachePlace {
+    pub store: Store,
+    /// Blobs written by this copy, verified and staged in the cache's `.tmp/`, but not yet
+    /// committed: they are committed with the manifest that names them, once it is found to
+    /// be an acceptable chart, so a refused artifact leaves nothing behind.
+    staged: Mutex<HashMap<Digest, StagedBlob>>,
+}
+
+impl CachePlace {
+    pub fn new(store: Store) -> Self {
+        CachePlace {
+            store,
+            staged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, StagedBlob>> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A blob's bytes, staged by this copy or stored (small blobs: the config).
+    fn read_small(&self, digest: &Digest) -> Result<Vec<u8>> {
+        if let Some(blob) = self.staged().get(digest) {
+            return std::fs::read(blob.path()).map_err(super::io_err(blob.path()));
+        }
+        self.store.read_blob(digest).map_err(store_err)
+    }
+
+    fn open(&self, digest: &Digest) -> Result<std::fs::File> {
+        if let Some(blob) = self.staged().get(digest) {
+            return blob.reopen().map_err(store_err);
+        }
+        self.store.open_blob(digest).map_err(store_err)
+    }
 }
 
 fn store_err(e: StoreError) -> EngineError {
@@ -28,7 +62,38 @@ fn store_err(e: StoreError) -> EngineError {
     }
 }
 
-impl CachePlace<'_> {
+impl CachePlace {
+    /// The tags of one cached repository (none when there is no cache yet).
+    fn tags_now(&self, repo: &Reference) -> Result<Vec<String>> {
+        if !self.store.root().exists() {
+            return Ok(Vec::new());
+        }
+        let guard = self.store.read().map_err(store_err)?;
+        Ok(self
+            .store
+            .list(&guard)
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|e| e.reference.without_object() == *repo)
+            .filter_map(|e| e.reference.tag().map(str::to_string))
+            .collect())
+    }
+
+    /// The manifest digest `name` points at, when the ref and every blob it links are there.
+    fn digest_now(&self, name: &Reference) -> Result<Option<Digest>> {
+        if !self.store.root().exists() {
+            return Ok(None);
+        }
+        let guard = self.store.read().map_err(store_err)?;
+        Ok(self.store.resolve(&guard, name).ok().and_then(|e| {
+            let complete = [&e.config, &e.content]
+                .into_iter()
+                .chain(&e.prov)
+                .all(|d| self.store.has_blob(d));
+            e.manifest.filter(|m| complete && self.store.has_blob(m))
+        }))
+    }
+
     fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
         let guard = self.store.read().map_err(store_err)?;
         let digest = match name.digest() {
@@ -75,14 +140,22 @@ impl CachePlace<'_> {
             .chart_layer()
             .cloned()
             .ok_or_else(|| not_chart("no chart layer".into()))?;
-        let config = self
-            .store
-            .read_blob(&manifest.config.digest)
-            .map_err(store_err)?;
-        let content = self.store.open_blob(&layer.digest).map_err(store_err)?;
+        let config = self.read_small(&manifest.config.digest)?;
+        let content = self.open(&layer.digest)?;
         let metadata =
             crate::chart::artifact::check(&config, BufReader::new(content)).map_err(not_chart)?;
         let writer = self.store.write().map_err(store_err)?;
+        let named: Vec<StagedBlob> = {
+            let mut staged = self.staged();
+            manifest
+                .blobs()
+                .filter_map(|d| staged.remove(&d.digest))
+                .collect()
+        };
+        for blob in named {
+            let digest = blob.digest().clone();
+            writer.commit_blob(blob, Some(&digest)).map_err(store_err)?;
+        }
         let digest = writer.put_blob(bytes).map_err(store_err)?;
         writer
             .set_ref(
@@ -101,9 +174,13 @@ impl CachePlace<'_> {
     }
 }
 
-impl Source for CachePlace<'_> {
+impl Source for CachePlace {
     fn describe(&self) -> String {
         "the cache".into()
+    }
+
+    fn tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Vec<String>>> {
+        async move { blocking(|| self.tags_now(repo)) }.boxed()
     }
 
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
@@ -127,23 +204,27 @@ impl Source for CachePlace<'_> {
     }
 }
 
-impl Sink for CachePlace<'_> {
+impl Sink for CachePlace {
     fn describe(&self) -> String {
         "the cache".into()
     }
 
     fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
+        async move { blocking(|| self.digest_now(name)) }.boxed()
+    }
+
+    fn existing_tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Tags>> {
+        async move { blocking(|| self.tags_now(repo)).map(Tags::Listed) }.boxed()
+    }
+
+    fn current_manifest<'a>(
+        &'a self,
+        name: &'a Reference,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         async move {
-            if !self.store.root().exists() {
-                return Ok(None);
-            }
-            blocking(|| {
-                let guard = self.store.read().map_err(store_err)?;
-                Ok(self
-                    .store
-                    .resolve(&guard, name)
-                    .ok()
-                    .and_then(|e| e.manifest))
+            blocking(|| match self.digest_now(name)? {
+                Some(d) => Ok(Some(self.store.read_blob(&d).map_err(store_err)?)),
+                None => Ok(None),
             })
         }
         .boxed()
@@ -154,7 +235,7 @@ impl Sink for CachePlace<'_> {
         _repo: &'a Reference,
         digest: &'a Digest,
     ) -> BoxFuture<'a, Result<bool>> {
-        async move { Ok(self.store.has_blob(digest)) }.boxed()
+        async move { Ok(self.staged().contains_key(digest) || self.store.has_blob(digest)) }.boxed()
     }
 
     fn put_blob<'a>(
@@ -171,17 +252,14 @@ impl Sink for CachePlace<'_> {
                     .and_then(|_| staged.flush())
                     .map_err(super::io_err(blob.path()))?;
                 let staged = staged.finish().map_err(store_err)?;
-                if staged.size() != desc.size {
+                if staged.size() != desc.size || *staged.digest() != desc.digest {
                     return Err(EngineError::DigestMismatch {
                         what: format!("blob {} ({} bytes)", desc.digest, desc.size),
                         expected: desc.digest.clone(),
                         actual: staged.digest().clone(),
                     });
                 }
-                self.store
-                    .write()
-                    .and_then(|w| w.commit_blob(staged, Some(&desc.digest)))
-                    .map_err(store_err)?;
+                self.staged().insert(desc.digest.clone(), staged);
                 Ok(())
             })
         }

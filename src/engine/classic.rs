@@ -36,6 +36,13 @@ struct Prepared {
 
 type Slot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
 
+/// The versions a selection takes: their artifact names, and the versions no reference can
+/// name (`"NAME VERSION"`, why).
+pub struct Selection {
+    pub named: Vec<Reference>,
+    pub unnamed: Vec<(String, String)>,
+}
+
 /// A classic repository, read through its index.
 pub struct ClassicSource {
     repo: Repo,
@@ -76,6 +83,29 @@ impl ClassicSource {
             version_to_tag(&entry.version)
         ))
         .ok()
+    }
+
+    /// The artifacts of the versions `repo migrate`'s selection takes (chart names, a version
+    /// constraint, pre-releases or not), and the versions that cannot be named (a name or
+    /// version no reference can hold), each with why.
+    pub fn select(
+        &self,
+        charts: &[String],
+        constraint: Option<&crate::constraint::Constraint>,
+        devel: bool,
+    ) -> std::result::Result<Selection, crate::classic::IndexError> {
+        let mut named = Vec::new();
+        let mut unnamed = Vec::new();
+        for entry in self.index.select(charts, constraint, devel)? {
+            match self.name_of(entry) {
+                Some(r) => named.push(r),
+                None => unnamed.push((
+                    format!("{} {}", entry.name, entry.version),
+                    format!("{}/{}: not a valid OCI reference", self.base, entry.name),
+                )),
+            }
+        }
+        Ok(Selection { named, unnamed })
     }
 
     fn entry(&self, name: &Reference) -> Option<&IndexEntry> {
@@ -191,6 +221,26 @@ impl Source for ClassicSource {
                 .filter_map(|e| self.name_of(e))
                 .collect(),
         )
+    }
+
+    /// A chart manifest whose chart layer is the archive the index names is this version
+    /// (as `repo migrate` always judged it): nothing is downloaded to tell.
+    fn same_content(&self, name: &Reference, held: &[u8]) -> Option<bool> {
+        let want = self.entry(name)?.digest.as_deref()?;
+        let want = want
+            .strip_prefix("sha256:")
+            .unwrap_or(want)
+            .to_ascii_lowercase();
+        Some(
+            crate::oci::Manifest::parse_chart(held)
+                .ok()
+                .and_then(|m| m.chart_layer().map(|l| l.digest.hex() == want))
+                .unwrap_or(false),
+        )
+    }
+
+    fn compares_content(&self) -> bool {
+        true
     }
 
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {

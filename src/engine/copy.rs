@@ -94,12 +94,6 @@ impl Shape {
     }
 }
 
-/// What the copies of one job share. Blobs made present in a destination repository are
-/// remembered, so artifacts sharing a blob (tags of one chart version, the platforms of two
-/// images) send it once: a second copy waits for the first instead of sending it again —
-/// besides the wasted upload, distribution 2.8 can lose the repository's link to a blob
-/// committed twice at the same moment. Repositories known to be new at the destination are
-/// not asked about blobs they cannot have.
 /// A platform to keep from image indexes: `OS/ARCH[/VARIANT]`, as `docker --platform` and
 /// `skopeo --override-*` name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +142,12 @@ impl Platform {
 /// Set once a blob is present in one destination repository.
 type Cell = Arc<tokio::sync::OnceCell<()>>;
 
+/// What the copies of one job share. Blobs made present in a destination repository are
+/// remembered, so artifacts sharing a blob (tags of one chart version, the platforms of two
+/// images) send it once: a second copy waits for the first instead of sending it again —
+/// besides the wasted upload, distribution 2.8 can lose the repository's link to a blob
+/// committed twice at the same moment. Repositories known to be new at the destination are
+/// not asked about blobs they cannot have.
 #[derive(Default)]
 pub struct Job {
     cells: Mutex<HashMap<(String, Digest), Cell>>,
@@ -246,8 +246,21 @@ pub async fn copy(
     to: &Reference,
     job: &Job,
 ) -> Result<Copied> {
+    copy_fetched(src, from, None, dst, to, job).await
+}
+
+/// [`copy`], with the top manifest's bytes when the caller has read them already (from `src`,
+/// under `from`): they are not asked for again.
+pub async fn copy_fetched(
+    src: &dyn Source,
+    from: &Reference,
+    manifest: Option<Vec<u8>>,
+    dst: &dyn Sink,
+    to: &Reference,
+    job: &Job,
+) -> Result<Copied> {
     let mut seen = HashSet::new();
-    let copied = walk(src, from, dst, to, 0, &mut seen, job).await;
+    let copied = walk(src, from, manifest, dst, to, 0, &mut seen, job).await;
     src.release(from);
     copied
 }
@@ -256,9 +269,11 @@ pub async fn copy(
 /// manifest's blobs were checked and the missing ones sent again.
 const BLOB_UNKNOWN_ROUNDS: usize = 3;
 
+#[allow(clippy::too_many_arguments)]
 fn walk<'a>(
     src: &'a dyn Source,
     from: &'a Reference,
+    fetched: Option<Vec<u8>>,
     dst: &'a dyn Sink,
     to: &'a Reference,
     depth: usize,
@@ -266,7 +281,10 @@ fn walk<'a>(
     job: &'a Job,
 ) -> futures_util::future::BoxFuture<'a, Result<Copied>> {
     Box::pin(async move {
-        let (bytes, _) = src.manifest(from).await?;
+        let bytes = match fetched {
+            Some(bytes) => bytes,
+            None => src.manifest(from).await?.0,
+        };
         let shape = Shape::parse(&bytes, from)?;
         let (bytes, children) = match shape.is_index() {
             true => job.select(bytes, &shape, from)?,
@@ -297,7 +315,7 @@ fn walk<'a>(
                 }
                 let child_from = by_digest(from, &child.digest);
                 let child_to = by_digest(to, &child.digest);
-                let c = walk(src, &child_from, dst, &child_to, depth + 1, seen, job).await?;
+                let c = walk(src, &child_from, None, dst, &child_to, depth + 1, seen, job).await?;
                 copied.manifests += c.manifests;
                 copied.blobs += c.blobs;
                 copied.sent += c.sent;

@@ -93,6 +93,17 @@ impl Blob {
     }
 }
 
+/// What a sink says about the tags of one repository, for planning a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tags {
+    /// The place does not have the repository: nothing of it is there yet.
+    NoRepository,
+    /// The repository's tags.
+    Listed(Vec<String>),
+    /// The place answers name by name only ([`Sink::digest_of`]).
+    PerName,
+}
+
 /// A place artifacts are read from.
 pub trait Source: Send + Sync {
     /// The place, for messages (`oci-archive:app.tar`, `registry.example.com`).
@@ -104,8 +115,46 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// The tags of `repo` here (an error naming it when the place does not have it).
+    fn tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Vec<String>>> {
+        let tags = self
+            .artifacts()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.without_object() == *repo)
+            .filter_map(|r| r.tag().map(str::to_string))
+            .collect();
+        Box::pin(std::future::ready(Ok(tags)))
+    }
+
     /// The manifest (or index) `name` names, byte for byte, with its digest.
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>>;
+
+    /// The digest of what `name` names (`None` when the place does not have it), without
+    /// more work than that takes (a registry answers a HEAD request).
+    fn digest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
+        Box::pin(async move {
+            match self.manifest(name).await {
+                Ok((_, digest)) => Ok(Some(digest)),
+                Err(EngineError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Whether `held` (the manifest a destination holds under the name `name` is copied to)
+    /// is already what `name` names, when this place can tell without preparing the artifact
+    /// (a classic repository compares the chart layer with its index's digest, so a rerun
+    /// downloads nothing). `None`: compare manifest digests.
+    fn same_content(&self, _name: &Reference, _held: &[u8]) -> Option<bool> {
+        None
+    }
+
+    /// Whether [`Source::same_content`] can answer (so fetching the destination's manifest
+    /// is worth it).
+    fn compares_content(&self) -> bool {
+        false
+    }
 
     /// The blob `desc` names, in `repo`, checked against its digest and size.
     fn blob<'a>(&'a self, repo: &'a Reference, desc: &'a Descriptor)
@@ -128,6 +177,19 @@ pub trait Sink: Send + Sync {
 
     /// The digest `name` (a tag) points at now, if any.
     fn digest_of<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>>;
+
+    /// The tags `repo` has here, listed once per repository when planning.
+    fn existing_tags<'a>(&'a self, _repo: &'a Reference) -> BoxFuture<'a, Result<Tags>> {
+        Box::pin(std::future::ready(Ok(Tags::PerName)))
+    }
+
+    /// The manifest `name` points at now, if the place has it and can say.
+    fn current_manifest<'a>(
+        &'a self,
+        _name: &'a Reference,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 
     fn has_blob<'a>(
         &'a self,

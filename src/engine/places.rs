@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{Blob, EngineError, Result, Sink, Source, blocking, io_err};
+use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking, io_err};
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::{ArchiveReader, ArchiveWriter, LayoutDir, LayoutError, LayoutRef};
 use crate::oci::Descriptor;
@@ -205,17 +205,48 @@ fn read_small(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> 
 // ---- registry ------------------------------------------------------------------------
 
 /// A registry, as a source and a sink. Names carry their repository.
-pub struct RegistryPlace<'r> {
-    pub registry: &'r Registry,
+pub struct RegistryPlace {
+    pub registry: std::sync::Arc<Registry>,
 }
 
-impl Source for RegistryPlace<'_> {
+impl RegistryPlace {
+    pub fn new(registry: Registry) -> Self {
+        RegistryPlace {
+            registry: std::sync::Arc::new(registry),
+        }
+    }
+}
+
+impl Source for RegistryPlace {
     fn describe(&self) -> String {
         self.registry.host().to_string()
     }
 
+    fn tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Vec<String>>> {
+        async move {
+            match self.registry.tags(repo).await {
+                Err(RegistryError::NotFound { host, .. }) => Err(EngineError::NotFound {
+                    place: host,
+                    name: format!("{repo} (no such repository)"),
+                }),
+                other => Ok(other?),
+            }
+        }
+        .boxed()
+    }
+
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
         async move { Ok(self.registry.manifest(name).await?) }.boxed()
+    }
+
+    fn digest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<Option<Digest>>> {
+        async move {
+            match self.registry.manifest_digest(name).await {
+                Err(RegistryError::NotFound { .. }) => Ok(None),
+                other => Ok(other?),
+            }
+        }
+        .boxed()
     }
 
     fn blob<'a>(
@@ -234,11 +265,11 @@ impl Source for RegistryPlace<'_> {
     }
 
     fn registry(&self) -> Option<&Registry> {
-        Some(self.registry)
+        Some(self.registry.as_ref())
     }
 }
 
-impl Sink for RegistryPlace<'_> {
+impl Sink for RegistryPlace {
     fn describe(&self) -> String {
         self.registry.host().to_string()
     }
@@ -247,6 +278,31 @@ impl Sink for RegistryPlace<'_> {
         async move {
             match self.registry.manifest_digest(name).await {
                 Ok(d) => Ok(d),
+                Err(RegistryError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn existing_tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Tags>> {
+        async move {
+            match self.registry.tags(repo).await {
+                Ok(tags) => Ok(Tags::Listed(tags)),
+                Err(RegistryError::NotFound { .. }) => Ok(Tags::NoRepository),
+                Err(e) => Err(e.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn current_manifest<'a>(
+        &'a self,
+        name: &'a Reference,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        async move {
+            match self.registry.manifest(name).await {
+                Ok((bytes, _)) => Ok(Some(bytes)),
                 Err(RegistryError::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e.into()),
             }
@@ -287,7 +343,7 @@ impl Sink for RegistryPlace<'_> {
     }
 
     fn registry(&self) -> Option<&Registry> {
-        Some(self.registry)
+        Some(self.registry.as_ref())
     }
 }
 

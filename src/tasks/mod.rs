@@ -3,7 +3,6 @@
 
 pub mod export;
 pub mod fetch;
-pub mod migrate;
 pub mod save;
 pub mod serve;
 pub mod sync;

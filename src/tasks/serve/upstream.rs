@@ -1,8 +1,8 @@
 //! The pull-through half of `serve --upstream`: connecting to the upstream once, listing it
 //! for the index view (its catalog, or the `--repo` names), and fetching a chart into the
-//! cache the first time it is asked for, through the same `transfer::pull` the CLI uses (so
-//! every blob is digest-checked before it is stored). One pull runs per reference; requests
-//! for it meanwhile wait and then find it cached.
+//! cache the first time it is asked for, through the same `transfer::pull` as `chart pull`
+//! (one copy of the copy engine, so every blob is digest-checked before it is stored). One
+//! pull runs per reference; requests for it meanwhile wait and then find it cached.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +17,8 @@ use super::library::Library;
 use super::names::{ApiError, Object};
 use crate::credentials::Credential;
 use crate::digest::Digest;
+use crate::engine::EngineError;
+use crate::engine::places::RegistryPlace;
 use crate::oci::{ANNOTATION_CREATED, Manifest};
 use crate::reference::Reference;
 use crate::registry::{Registry, RegistryError, Transport};
@@ -39,7 +41,7 @@ pub struct UpstreamOptions {
 
 pub(super) struct Upstream {
     pub(super) options: UpstreamOptions,
-    pub(super) registry: tokio::sync::OnceCell<Registry>,
+    pub(super) registry: tokio::sync::OnceCell<RegistryPlace>,
     pub(super) index: RwLock<Option<(Instant, Arc<Indexes>)>>,
     /// Held by whoever lists the upstream, so only one listing runs at a time.
     pub(super) refreshing: Arc<tokio::sync::Mutex<()>>,
@@ -82,13 +84,20 @@ impl Library {
         &self,
         up: &'a Upstream,
     ) -> Result<&'a Registry, RegistryError> {
+        Ok(self.place(up).await?.registry.as_ref())
+    }
+
+    /// The upstream as a place of the copy engine, connected on first use.
+    async fn place<'a>(&self, up: &'a Upstream) -> Result<&'a RegistryPlace, RegistryError> {
         up.registry
-            .get_or_try_init(|| {
+            .get_or_try_init(|| async {
                 Registry::connect(
                     &up.options.host,
                     &up.options.transport,
                     up.options.credential.clone(),
                 )
+                .await
+                .map(RegistryPlace::new)
             })
             .await
     }
@@ -226,13 +235,15 @@ impl Library {
         if now.is_some() && now != before {
             return Ok(now);
         }
-        let registry = self.registry(up).await.map_err(ApiError::upstream)?;
+        let registry = self.place(up).await.map_err(ApiError::upstream)?;
         match transfer::pull(&self.store, registry, &upstream_ref).await {
             Ok(_) => {
                 (self.log)(&format!("pulled {upstream_ref} into the cache"));
                 Ok(self.current().await?.find(served, object).cloned())
             }
-            Err(TransferError::Registry(RegistryError::NotFound { .. })) => Err(unknown()),
+            Err(TransferError::Engine(EngineError::Registry(RegistryError::NotFound {
+                ..
+            }))) => Err(unknown()),
             Err(TransferError::NotAChart { reason, .. }) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "MANIFEST_UNKNOWN",

@@ -1,16 +1,16 @@
 //! `sync`: make a destination hold what a source holds, like `skopeo sync`, but planned first
 //! and done in parallel.
 //!
-//! Either side is a registry, the local cache, an OCI layout or an OCI archive ([`Place`]), so
-//! an air-gapped move is `sync host/repo oci-archive:app.tar` (or `cache:`) on the connected
-//! machine and the reverse inside. The plan lists each destination repository's tags once; a
-//! tag already there is compared by manifest digest (HEAD requests on both sides, many at
-//! once) or, with `immutable_tags`, trusted; only what differs is copied, `jobs` at a time.
-//! Copies go through the copy engine ([`crate::engine`]: whole artifacts, image indexes
-//! included), except between the cache and a registry, which still go through `transfer`'s
-//! push and pull (the next step is to move those onto the engine too). Destination names follow skopeo: `DEST/<last path element>:<tag>`,
-//! or with `scoped` the whole source path, host included (a `:port` written `_port`, which
-//! skopeo cannot do at all).
+//! Either side is any place of the copy engine ([`crate::engine`]: a registry, the local
+//! cache, an OCI layout or archive, and as a source a classic repository), so an air-gapped
+//! move is `sync host/repo oci-archive:app.tar` (or `cache:`) on the connected machine and the
+//! reverse inside, and `repo migrate` is a sync from a classic repository. The plan lists each
+//! destination repository's tags once; a tag already there is compared by manifest digest
+//! (HEAD requests on both sides, many at once), by content where the source can judge it
+//! cheaply, or with `immutable_tags` trusted; only what differs is copied, `jobs` at a time,
+//! each copy one call of [`crate::engine::copy::copy`]. Destination names follow skopeo:
+//! `DEST/<last path element>:<tag>`, or with `scoped` the whole source path, host included
+//! (a `:port` written `_port`, which skopeo cannot do at all).
 
 pub mod config;
 
@@ -21,32 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 
 use super::Outcome;
-use super::transfer::{self, SentBlobs};
 use crate::constraint::Constraint;
 use crate::digest::Digest;
-use crate::engine::cache::CachePlace;
-use crate::engine::places::RegistryPlace;
-use crate::engine::{Sink, Source};
+use crate::engine::copy::{Job, copy};
+use crate::engine::{EngineError, Sink, Source, Tags};
 use crate::reference::{Reference, escape_host};
-use crate::registry::{Registry, RegistryError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::version::{self, tag_to_version};
-
-/// A place charts are read from or written to.
-///
-/// `Engine` is a place of the copy engine ([`crate::engine`]: an OCI layout or archive), read
-/// through its `Source` and written through its `Sink`; registry ↔ registry and the cache
-/// still go through `transfer` until they move onto the engine too.
-#[derive(Clone, Copy)]
-pub enum Place<'a> {
-    Cache(&'a Store),
-    Registry(&'a Registry),
-    Engine {
-        source: Option<&'a dyn Source>,
-        /// `None` for a destination a dry run does not create.
-        sink: Option<&'a dyn Sink>,
-    },
-}
 
 /// One reference to make present at the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,95 +145,37 @@ pub fn sort(refs: &mut [Reference]) {
     });
 }
 
-/// The tags a repository holds at a place; `None` when a registry does not know the
-/// repository at all (the cache always answers, possibly with no tags).
-async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Option<Vec<String>>, String> {
-    match place {
-        Place::Registry(registry) => match registry.tags(repo).await {
-            Ok(tags) => Ok(Some(tags)),
-            Err(RegistryError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        },
-        // No cache yet: nothing in it (and a dry run does not create one).
-        Place::Cache(store) if !store.root().exists() => Ok(Some(Vec::new())),
-        Place::Cache(store) => {
-            let guard = store.read().map_err(|e| e.to_string())?;
-            Ok(Some(
-                store
-                    .list(&guard)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|e| e.reference.without_object() == *repo)
-                    .filter_map(|e| e.reference.tag().map(str::to_string))
-                    .collect(),
-            ))
-        }
-        Place::Engine { source, .. } => Ok(Some(
-            source
-                .and_then(|s| s.artifacts())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.without_object() == *repo)
-                .filter_map(|r| r.tag().map(str::to_string))
-                .collect(),
-        )),
-    }
-}
-
-/// The tagged references of `repo` at `place` that `filter` accepts, newest first. A
-/// repository a registry does not know is an error naming it.
+/// The tagged references of `repo` at `source` that `filter` accepts, newest first. A
+/// repository the place does not have is an error naming it.
 pub async fn list(
-    place: Place<'_>,
+    source: &dyn Source,
     repo: &Reference,
     filter: &TagFilter,
-) -> Result<Vec<Reference>, String> {
-    let tags: Vec<String> = match place {
-        Place::Registry(registry) => registry.tags(repo).await.map_err(|e| match e {
-            RegistryError::NotFound { host, .. } => {
-                format!("{repo}: no such repository at {host}")
-            }
-            other => other.to_string(),
-        })?,
-        Place::Cache(_) | Place::Engine { .. } => tags_at(place, repo).await?.unwrap_or_default(),
-    };
+) -> Result<Vec<Reference>, EngineError> {
     let mut out = Vec::new();
-    for tag in tags.into_iter().filter(|t| filter.accepts(t)) {
-        out.push(repo.with_tag(&tag).map_err(|e| e.to_string())?);
-    }
-    sort(&mut out);
-    Ok(out)
-}
-
-/// The tagged references of a cached repository that `filter` accepts, newest first.
-pub fn list_cached(
-    store: &Store,
-    repo: &Reference,
-    filter: &TagFilter,
-) -> Result<Vec<Reference>, String> {
-    if !store.root().exists() {
-        return Ok(Vec::new());
-    }
-    let guard = store.read().map_err(|e| e.to_string())?;
-    let mut out: Vec<Reference> = store
-        .list(&guard)
-        .map_err(|e| e.to_string())?
+    for tag in source
+        .tags(repo)
+        .await?
         .into_iter()
-        .map(|e| e.reference)
-        .filter(|r| r.without_object() == *repo && r.tag().is_some_and(|t| filter.accepts(t)))
-        .collect();
+        .filter(|t| filter.accepts(t))
+    {
+        out.push(repo.with_tag(&tag).map_err(|e| EngineError::Unsupported {
+            what: repo.to_string(),
+            reason: e.to_string(),
+        })?);
+    }
     sort(&mut out);
     Ok(out)
 }
 
 /// Every repository the cache holds (for `sync cache: …`).
-pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, String> {
+pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, StoreError> {
     if !store.root().exists() {
         return Ok(Vec::new());
     }
-    let guard = store.read().map_err(|e| e.to_string())?;
+    let guard = store.read()?;
     let mut repos: Vec<Reference> = store
-        .list(&guard)
-        .map_err(|e| e.to_string())?
+        .list(&guard)?
         .into_iter()
         .map(|e| e.reference.without_object())
         .collect();
@@ -318,55 +241,29 @@ pub fn items(
     (items, failed)
 }
 
-/// The manifest digest a reference has at a place, if it is there.
-async fn digest_at(place: Place<'_>, r: &Reference) -> Result<Option<Digest>, String> {
-    match place {
-        Place::Registry(registry) => registry.manifest_digest(r).await.map_err(|e| e.to_string()),
-        Place::Cache(store) if !store.root().exists() => Ok(None),
-        Place::Cache(store) => {
-            let guard = store.read().map_err(|e| e.to_string())?;
-            Ok(store.resolve(&guard, r).ok().and_then(|e| e.manifest))
-        }
-        Place::Engine {
-            sink: Some(sink), ..
-        } => sink.digest_of(r).await.map_err(|e| e.to_string()),
-        Place::Engine {
-            source: Some(source),
-            ..
-        } => match source.manifest(r).await {
-            Ok((_, digest)) => Ok(Some(digest)),
-            Err(crate::engine::EngineError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        },
-        Place::Engine { .. } => Ok(None),
-    }
-}
-
-/// What the destination already has: the tags of each repository the items go to (`None`
-/// for a repository it does not have), listed once per repository, all at once. A
-/// repository that cannot be listed (other than by not existing yet) is an error: a
-/// destination that refuses to list will refuse the copies too.
+/// What the destination already has: the tags of each repository the items go to, listed
+/// once per repository, all at once. A repository that cannot be listed (other than by not
+/// existing yet) is an error: a destination that refuses to list will refuse the copies too.
+/// Without a destination (a dry run that does not create one) nothing is there.
 async fn existing(
-    place: Place<'_>,
+    sink: Option<&dyn Sink>,
     items: &[Item],
     concurrency: usize,
-) -> Result<HashMap<Reference, Option<HashSet<String>>>, String> {
+) -> Result<HashMap<Reference, Tags>, EngineError> {
     let repos: HashSet<Reference> = items.iter().map(|i| i.target.without_object()).collect();
-    if let Place::Engine { sink, .. } = place {
-        // A layout answers per name (`digest_of`): every item is checked by digest, and a
-        // destination a dry run has not created holds nothing.
+    let Some(sink) = sink else {
         return Ok(repos
             .into_iter()
-            .map(|repo| (repo, sink.map(|_| HashSet::new())))
+            .map(|repo| (repo, Tags::NoRepository))
             .collect());
-    }
+    };
     futures_util::stream::iter(repos)
         .map(|repo| async move {
-            let tags = tags_at(place, &repo).await?;
-            Ok((repo, tags.map(|t| t.into_iter().collect())))
+            let tags = sink.existing_tags(&repo).await?;
+            Ok((repo, tags))
         })
         .buffer_unordered(concurrency)
-        .collect::<Vec<Result<_, String>>>()
+        .collect::<Vec<Result<_, EngineError>>>()
         .await
         .into_iter()
         .collect()
@@ -374,134 +271,75 @@ async fn existing(
 
 /// Whether an item needs copying: `Ok(false)` when the destination already has it.
 async fn needs_copy(
-    source: Place<'_>,
-    target: Place<'_>,
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
     item: &Item,
-    existing: &HashMap<Reference, Option<HashSet<String>>>,
+    existing: &HashMap<Reference, Tags>,
     options: &SyncOptions,
-) -> Result<bool, String> {
-    let Some(Some(there)) = existing.get(&item.target.without_object()) else {
+) -> Result<bool, EngineError> {
+    let Some(sink) = sink else {
         return Ok(true);
     };
-    let engine_target = matches!(target, Place::Engine { .. });
-    match item.target.tag() {
-        _ if engine_target => {}
-        Some(tag) if !there.contains(tag) => return Ok(true),
-        Some(_) if options.immutable_tags => return Ok(false),
+    match (
+        existing.get(&item.target.without_object()),
+        item.target.tag(),
+    ) {
+        (Some(Tags::NoRepository) | None, _) => return Ok(true),
+        (Some(Tags::Listed(tags)), Some(tag)) if !tags.iter().any(|t| t == tag) => {
+            return Ok(true);
+        }
+        (Some(Tags::Listed(_)), Some(_)) if options.immutable_tags => return Ok(false),
         _ => {}
     }
-    let (have, want) = tokio::join!(digest_at(target, &item.target), async {
+    // A source that can judge the destination's manifest by its content does (nothing is
+    // prepared to tell); the destination answering badly is the copy's problem to report.
+    if source.compares_content() {
+        return Ok(match sink.current_manifest(&item.target).await {
+            Ok(Some(held)) => source.same_content(&item.source, &held) != Some(true),
+            Ok(None) | Err(_) => true,
+        });
+    }
+    let (have, want) = tokio::join!(sink.digest_of(&item.target), async {
         match (&item.digest, item.source.digest()) {
             (Some(d), _) | (None, Some(d)) => Ok(Some(d.clone())),
-            (None, None) => digest_at(source, &item.source).await,
+            (None, None) => source.digest(&item.source).await,
         }
     });
-    let want = want?.ok_or_else(|| format!("{}: not found", item.source))?;
-    // The destination answering badly is the copy's problem to report.
+    let want = want?.ok_or_else(|| EngineError::NotFound {
+        place: source.describe(),
+        name: item.source.to_string(),
+    })?;
     Ok(have.ok().flatten().as_ref() != Some(&want))
 }
 
-async fn copy(
-    source: Place<'_>,
-    target: Place<'_>,
-    item: &Item,
-    sent: &SentBlobs,
-    job: &crate::engine::copy::Job,
-) -> Outcome {
-    let result = match (source, target) {
-        (Place::Registry(from), Place::Cache(store)) => {
-            transfer::pull_as(store, from, &item.source, Some(&item.target))
-                .await
-                .map(|_| ())
-        }
-        (Place::Cache(store), Place::Registry(to)) => {
-            transfer::push_as(store, to, &item.source, Some(&item.target), sent)
-                .await
-                .map(|_| ())
-        }
-        (Place::Cache(_), Place::Cache(_)) => {
-            return Outcome::Failed("the cache cannot sync into itself (use `chart tag`)".into());
-        }
-        (from, to) => return copy_with_engine(from, to, item, job).await,
-    };
-    match result {
-        Ok(()) => Outcome::Done,
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
-/// A copy where either side is a place of the copy engine: one graph walk, whole artifacts
-/// (image indexes included), every blob verified.
-async fn copy_with_engine(
-    source: Place<'_>,
-    target: Place<'_>,
-    item: &Item,
-    job: &crate::engine::copy::Job,
-) -> Outcome {
-    let (registry_source, cache_source);
-    let src: &dyn Source = match source {
-        Place::Engine {
-            source: Some(s), ..
-        } => s,
-        Place::Registry(r) => {
-            registry_source = RegistryPlace { registry: r };
-            &registry_source
-        }
-        Place::Cache(store) => {
-            cache_source = CachePlace { store };
-            &cache_source
-        }
-        Place::Engine { source: None, .. } => return Outcome::Failed(unsupported_pair()),
-    };
-    let (registry_sink, cache_sink);
-    let dst: &dyn Sink = match target {
-        Place::Engine { sink: Some(s), .. } => s,
-        Place::Registry(r) => {
-            registry_sink = RegistryPlace { registry: r };
-            &registry_sink
-        }
-        Place::Cache(store) => {
-            cache_sink = CachePlace { store };
-            &cache_sink
-        }
-        Place::Engine { sink: None, .. } => return Outcome::Failed(unsupported_pair()),
-    };
-    match crate::engine::copy::copy(src, &item.source, dst, &item.target, job).await {
-        Ok(_) => Outcome::Done,
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
-fn unsupported_pair() -> String {
-    "this place cannot be read from or written to here".into()
-}
-
-/// Syncs `items` from `source` to `target`, calling `report` as each one ends: first the
-/// plan (what is already there is skipped, all checks at once), then the copies, `jobs` at a
-/// time. Without `keep_going`, a failure stops new copies. An error (nothing was copied)
-/// when the destination cannot say what it holds.
+/// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
+/// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
+/// each one call into the copy engine. Without `keep_going`, a failure stops new copies. An
+/// error (nothing was copied) when the destination cannot say what it holds. `sink` is
+/// `None` only for a dry run whose destination does not exist yet.
 pub async fn sync(
-    source: Place<'_>,
-    target: Place<'_>,
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
     items: &[Item],
     options: &SyncOptions,
     mut report: impl FnMut(&Item, &Outcome),
-) -> Result<Vec<Outcome>, String> {
+) -> Result<Vec<Outcome>, EngineError> {
     let jobs = options.jobs.max(1);
     // HEAD requests are cheap for a registry: check several per copy slot.
     let checks = (jobs * 4).clamp(8, 64);
-    let existing = existing(target, items, checks).await?;
+    let existing = existing(sink, items, checks).await?;
     let stop = AtomicBool::new(false);
     let mut outcomes = vec![Outcome::NotAttempted; items.len()];
 
     let mut to_copy = Vec::new();
     {
         let existing = &existing;
-        let mut plan = futures_util::stream::iter(items.iter().enumerate())
-            .map(|(i, item)| async move {
-                (i, needs_copy(source, target, item, existing, options).await)
-            })
-            .buffered(checks);
+        let mut plan =
+            futures_util::stream::iter(items.iter().enumerate())
+                .map(|(i, item)| async move {
+                    (i, needs_copy(source, sink, item, existing, options).await)
+                })
+                .buffered(checks);
         while let Some((i, needed)) = plan.next().await {
             let outcome = match needed {
                 Ok(true) if options.dry_run => Outcome::Planned,
@@ -510,7 +348,7 @@ pub async fn sync(
                     continue;
                 }
                 Ok(false) => Outcome::Skipped,
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e.to_string()),
             };
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
@@ -520,22 +358,27 @@ pub async fn sync(
         }
     }
 
-    let sent = &SentBlobs::default();
     // Repositories the destination does not have yet: no blob of theirs is asked about.
     let new_repositories = existing
         .iter()
-        .filter(|(_, tags)| tags.is_none())
+        .filter(|(_, tags)| **tags == Tags::NoRepository)
         .map(|(repo, _)| repo.clone())
         .collect();
-    let job =
-        &crate::engine::copy::Job::new(new_repositories).with_platforms(options.platforms.clone());
+    let job = &Job::new(new_repositories).with_platforms(options.platforms.clone());
     let stop = &stop;
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|i| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
-            let outcome = copy(source, target, &items[i], sent, job).await;
+            let item = &items[i];
+            let outcome = match sink {
+                Some(sink) => match copy(source, &item.source, sink, &item.target, job).await {
+                    Ok(_) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+                None => Outcome::Failed(format!("{}: no destination", item.target)),
+            };
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
