@@ -395,6 +395,10 @@ pub trait LayoutWrite: Send {
     fn write_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<Descriptor>;
     fn write_ref(&mut self, name: &str, desc: &Descriptor) -> Result<()>;
     fn complete(self) -> Result<()>;
+    /// A manifest already in the layout (`None` for a layout being written from scratch).
+    fn written_manifest(&self, _desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }
 
 impl LayoutWrite for LayoutDir {
@@ -416,6 +420,9 @@ impl LayoutWrite for LayoutDir {
     }
     fn complete(self) -> Result<()> {
         Ok(())
+    }
+    fn written_manifest(&self, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+        Ok(Some(self.read_manifest(desc)?))
     }
 }
 
@@ -593,6 +600,26 @@ impl<W: LayoutWrite> Sink for LayoutSink<W> {
                         .into_iter()
                         .find(|(r, _)| r == name)
                         .map(|(_, d)| d.digest))
+                })
+            })
+        }
+        .boxed()
+    }
+
+    fn current_manifest<'a>(
+        &'a self,
+        name: &'a Reference,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        async move {
+            blocking(|| {
+                self.with(|w| {
+                    let found = named(self.name.path(), w.layout_refs()?)
+                        .into_iter()
+                        .find(|(r, _)| r == name);
+                    match found {
+                        Some((_, desc)) => w.written_manifest(&desc),
+                        None => Ok(None),
+                    }
                 })
             })
         }
