@@ -454,6 +454,13 @@ pub struct SyncArgs {
     /// with only the chosen platforms, so its digest changes.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Vec<String>,
+    /// Copy no referrers (signatures, SBOMs, attestations: by default every manifest's
+    /// referrers and cosign's sha256-<hex>.sig/.att/.sbom tags travel with it)
+    #[arg(long, conflicts_with = "referrers_type")]
+    pub no_referrers: bool,
+    /// Copy only referrers of this artifact type (repeatable)
+    #[arg(long, value_name = "TYPE")]
+    pub referrers_type: Vec<String>,
     /// Source credentials, overriding stored logins
     #[arg(long, value_name = "USER:PASS")]
     pub src_creds: Option<String>,

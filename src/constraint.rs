@@ -1061,7 +1061,9 @@ mod tests {
             let start = std::time::Instant::now();
             let err = Constraint::parse(&input).err();
             assert_eq!(err, Some(ConstraintError::TooLong { len: input.len() }));
-            assert!(start.elapsed() < std::time::Duration::from_millis(100));
+            // Refused by length before any parsing: microseconds; the bound is for a busy
+            // machine and an unoptimised build.
+            assert!(start.elapsed() < std::time::Duration::from_secs(2));
         }
         for input in shapes(MAX_CONSTRAINT_LEN) {
             assert!(input.len() <= MAX_CONSTRAINT_LEN);

@@ -50,6 +50,9 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The type of an artifact (OCI 1.1), as referrers carry it in their descriptors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {
@@ -59,6 +62,7 @@ impl Descriptor {
             digest,
             size,
             annotations: BTreeMap::new(),
+            artifact_type: None,
         }
     }
 }

@@ -90,7 +90,9 @@ mod tests {
             let text = format!("a: {}", opener.repeat(200_000));
             let started = Instant::now();
             let err = from_small::<Doc>(&text).unwrap_err();
-            assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+            // Milliseconds in practice (unlimited, 5 MiB of this took minutes); the bound
+            // leaves room for a busy machine and an unoptimised build.
+            assert!(started.elapsed() < Duration::from_secs(20), "{err}");
             assert!(
                 err.contains("recursion limit") || err.contains("nest") || err.contains("depth"),
                 "{err}"
@@ -111,7 +113,7 @@ mod tests {
         let started = Instant::now();
         assert!(from_small::<Doc>(&text).is_err());
         assert!(from_large::<Doc>(&text).is_err());
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(started.elapsed() < Duration::from_secs(20));
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
                 keep_going: *keep_going,
                 immutable_tags: false,
                 platforms: Vec::new(),
+                referrers: Default::default(),
             };
             migrate(ctx, &source, &sink, &prefix, selection, &options).await
         }

@@ -15,6 +15,7 @@ use crate::credentials::{Credential, Secret};
 use crate::digest::Digest;
 use crate::engine::cache::CachePlace;
 use crate::engine::places::{LayoutSink, LayoutSource, PlaceName, RegistryPlace};
+use crate::engine::referrers::{ReferrerPolicy, is_referrer_tag};
 use crate::engine::{Sink, Source as EngineSource};
 use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
@@ -429,6 +430,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         keep_going: args.keep_going,
         immutable_tags: args.immutable_tags,
         platforms,
+        referrers: ReferrerPolicy {
+            enabled: !args.no_referrers,
+            types: args.referrers_type.clone(),
+        },
     };
     if let Some(r) = &dest_ref {
         let count: usize = sources.iter().map(|s| s.refs.len()).sum();
@@ -497,7 +502,10 @@ fn engine_source(
         .artifacts()
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.tag().is_none_or(|t| filter.accepts(t)))
+        .filter(|r| {
+            r.tag()
+                .is_none_or(|t| filter.accepts(t) && !is_referrer_tag(t))
+        })
         .collect();
     sync::sort(&mut refs);
     if refs.is_empty() {

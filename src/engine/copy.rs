@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::referrers::ReferrerPolicy;
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
@@ -39,6 +40,17 @@ pub struct Copied {
     pub blobs: usize,
     /// Blobs actually sent (not already there, not mounted).
     pub sent: usize,
+    /// Referrers (and cosign's tagged manifests) copied along.
+    pub referrers: usize,
+}
+
+impl Copied {
+    fn add(&mut self, other: &Copied) {
+        self.manifests += other.manifests;
+        self.blobs += other.blobs;
+        self.sent += other.sent;
+        self.referrers += other.referrers;
+    }
 }
 
 /// A manifest or index, as far as the walk cares.
@@ -139,6 +151,9 @@ impl Platform {
     }
 }
 
+/// A repository at one place: the place's description and the repository.
+type PlaceRepo = (String, Reference);
+
 /// Set once a blob is present in one destination repository.
 type Cell = Arc<tokio::sync::OnceCell<()>>;
 
@@ -154,16 +169,65 @@ pub struct Job {
     new_repositories: HashSet<Reference>,
     /// Only these platforms of an image index (all when empty).
     platforms: Vec<Platform>,
+    referrers: ReferrerPolicy,
+    /// Each source repository's tags, listed once (to find referrers by tag).
+    source_tags: tokio::sync::Mutex<HashMap<PlaceRepo, Arc<Vec<String>>>>,
+    /// The referrers tag schema indexes this job wrote, by destination, repository and
+    /// subject: the next referrer of the same subject is merged into it. Held while one is
+    /// written, so two referrers of one subject never race.
+    referrer_indexes: tokio::sync::Mutex<HashMap<(String, Reference, Digest), Vec<u8>>>,
 }
 
 impl Job {
     /// A job whose destination does not have `new_repositories` yet.
     pub fn new(new_repositories: HashSet<Reference>) -> Self {
         Job {
-            cells: Mutex::new(HashMap::new()),
             new_repositories,
-            platforms: Vec::new(),
+            ..Job::default()
         }
+    }
+
+    /// Which referrers the copies take (all, by default).
+    pub fn with_referrers(mut self, policy: ReferrerPolicy) -> Self {
+        self.referrers = policy;
+        self
+    }
+
+    pub fn referrer_policy(&self) -> &ReferrerPolicy {
+        &self.referrers
+    }
+
+    /// `repo`'s tags at `src`, listed once per job (none when it has no such repository).
+    async fn tags_of(&self, src: &dyn Source, repo: &Reference) -> Result<Arc<Vec<String>>> {
+        let key = (src.describe(), repo.clone());
+        let mut lists = self.source_tags.lock().await;
+        if let Some(tags) = lists.get(&key) {
+            return Ok(Arc::clone(tags));
+        }
+        let tags = match src.tags(repo).await {
+            Ok(tags) => Arc::new(tags),
+            Err(EngineError::NotFound { .. }) => Arc::new(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        lists.insert(key, Arc::clone(&tags));
+        Ok(tags)
+    }
+
+    /// Records `referrer` of `subject` at `dst`, merged with what this job wrote there.
+    async fn record_referrer(
+        &self,
+        dst: &dyn Sink,
+        repo: &Reference,
+        subject: &Digest,
+        referrer: &Descriptor,
+    ) -> Result<()> {
+        let key = (dst.describe(), repo.clone(), subject.clone());
+        let mut written = self.referrer_indexes.lock().await;
+        let current = written.get(&key).cloned();
+        if let Some(index) = dst.put_referrer(repo, subject, referrer, current).await? {
+            written.insert(key, index);
+        }
+        Ok(())
     }
 
     /// Copies only these platforms of image indexes: an index keeps its bytes (and digest)
@@ -285,6 +349,7 @@ fn walk<'a>(
             Some(bytes) => bytes,
             None => src.manifest(from).await?.0,
         };
+        let source_digest = Digest::of(&bytes);
         let shape = Shape::parse(&bytes, from)?;
         let (bytes, children) = match shape.is_index() {
             true => job.select(bytes, &shape, from)?,
@@ -301,6 +366,7 @@ fn walk<'a>(
             manifests: 1,
             blobs: 0,
             sent: 0,
+            referrers: 0,
         };
         if shape.is_index() {
             if depth >= MAX_DEPTH {
@@ -316,9 +382,7 @@ fn walk<'a>(
                 let child_from = by_digest(from, &child.digest);
                 let child_to = by_digest(to, &child.digest);
                 let c = walk(src, &child_from, None, dst, &child_to, depth + 1, seen, job).await?;
-                copied.manifests += c.manifests;
-                copied.blobs += c.blobs;
-                copied.sent += c.sent;
+                copied.add(&c);
             }
         } else {
             let blobs = shape.blobs();
@@ -346,8 +410,101 @@ fn walk<'a>(
                 actual: pushed,
             });
         }
+        // What refers to a rewritten index refers to the source's, which is not copied.
+        if digest == source_digest {
+            let c = copy_referrers(src, from, dst, to, &digest, depth, seen, job).await?;
+            copied.add(&c);
+        }
         Ok(copied)
     })
+}
+
+/// How deep referrers of referrers are followed (a signature of an SBOM of an image of an
+/// index is four).
+const MAX_REFERRER_DEPTH: usize = 8;
+
+/// Copies what refers to `digest` (copied already, from `from` to `to`): its referrers,
+/// each recorded at the destination, and cosign's tags for it, each under its tag; and
+/// recursively what refers to those.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_referrers<'a>(
+    src: &'a dyn Source,
+    from: &'a Reference,
+    dst: &'a dyn Sink,
+    to: &'a Reference,
+    digest: &'a Digest,
+    depth: usize,
+    seen: &'a mut HashSet<Digest>,
+    job: &'a Job,
+) -> futures_util::future::BoxFuture<'a, Result<Copied>> {
+    Box::pin(async move {
+        let mut copied = Copied {
+            digest: digest.clone(),
+            manifests: 0,
+            blobs: 0,
+            sent: 0,
+            referrers: 0,
+        };
+        if !job.referrers.enabled || depth >= MAX_REFERRER_DEPTH {
+            return Ok(copied);
+        }
+        let (from_repo, to_repo) = (from.without_object(), to.without_object());
+        let tags = job.tags_of(src, &from_repo).await?;
+        let found = src.referrers(&from_repo, digest, &tags).await?;
+        for referrer in found.referrers.iter().filter(|d| job.referrers.takes(d)) {
+            if seen.insert(referrer.digest.clone()) {
+                let (f, t) = (
+                    by_digest(from, &referrer.digest),
+                    by_digest(to, &referrer.digest),
+                );
+                let c = match dst.digest_of(&t).await? {
+                    // There already (an earlier copy): only what refers to it may be new.
+                    Some(d) if d == referrer.digest => {
+                        copy_referrers(src, &f, dst, &t, &referrer.digest, depth + 1, seen, job)
+                            .await?
+                    }
+                    _ => {
+                        copied.referrers += 1;
+                        walk(src, &f, None, dst, &t, depth + 1, seen, job).await?
+                    }
+                };
+                copied.add(&c);
+            }
+            job.record_referrer(dst, &to_repo, digest, referrer).await?;
+        }
+        if job.referrers.takes_cosign_tags() {
+            for tag in &found.cosign_tags {
+                let (Ok(f), Ok(t)) = (from_repo.with_tag(tag), to_repo.with_tag(tag)) else {
+                    continue;
+                };
+                let (want, have) = tokio::join!(src.digest(&f), dst.digest_of(&t));
+                if let (Ok(Some(want)), Ok(Some(have))) = (want, have)
+                    && want == have
+                {
+                    continue;
+                }
+                let c = walk(src, &f, None, dst, &t, depth + 1, seen, job).await?;
+                copied.add(&c);
+                copied.referrers += 1;
+            }
+        }
+        Ok(copied)
+    })
+}
+
+/// Copies what refers to the artifact `from` names (`digest`, already at `to`): for a copy
+/// that found the artifact itself up to date.
+pub async fn copy_referrers_of(
+    src: &dyn Source,
+    from: &Reference,
+    dst: &dyn Sink,
+    to: &Reference,
+    digest: &Digest,
+    job: &Job,
+) -> Result<Copied> {
+    let mut seen = HashSet::new();
+    seen.insert(digest.clone());
+    copy_referrers(src, from, dst, to, digest, 0, &mut seen, job).await
 }
 
 /// The same repository, by digest.

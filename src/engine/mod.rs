@@ -22,6 +22,7 @@ pub mod cache;
 pub mod classic;
 pub mod copy;
 pub mod places;
+pub mod referrers;
 
 use std::path::{Path, PathBuf};
 
@@ -142,6 +143,18 @@ pub trait Source: Send + Sync {
         })
     }
 
+    /// What refers to the manifest `digest` in `repo`: its referrers and cosign's tags for it.
+    /// `tags` are the repository's tags here (listed once per copy job). By default from the
+    /// tags: the referrers tag schema's index and cosign's tags.
+    fn referrers<'a>(
+        &'a self,
+        repo: &'a Reference,
+        digest: &'a Digest,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<referrers::Found>> {
+        Box::pin(referrers::by_tags(self, repo, digest, tags))
+    }
+
     /// Whether `held` (the manifest a destination holds under the name `name` is copied to)
     /// is already what `name` names, when this place can tell without preparing the artifact
     /// (a classic repository compares the chart layer with its index's digest, so a rerun
@@ -219,6 +232,22 @@ pub trait Sink: Send + Sync {
         bytes: &'a [u8],
         media_type: &'a str,
     ) -> BoxFuture<'a, Result<Digest>>;
+
+    /// Records that `referrer` (written here already, by digest) refers to `subject` in
+    /// `repo`, so readers of this place find it: by default in the referrers tag schema
+    /// ([`referrers::write_tag_schema`]; `current` is that index as this job last wrote it).
+    /// Returns the index written, if one was.
+    fn put_referrer<'a>(
+        &'a self,
+        repo: &'a Reference,
+        subject: &'a Digest,
+        referrer: &'a Descriptor,
+        current: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        Box::pin(referrers::write_tag_schema(
+            self, repo, subject, referrer, current,
+        ))
+    }
 
     /// The registry behind this place, if it is one.
     fn registry(&self) -> Option<&Registry> {

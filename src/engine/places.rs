@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use super::referrers::Found;
 use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking, io_err};
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::{ArchiveReader, ArchiveWriter, LayoutDir, LayoutError, LayoutRef};
@@ -207,13 +208,30 @@ fn read_small(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> 
 /// A registry, as a source and a sink. Names carry their repository.
 pub struct RegistryPlace {
     pub registry: std::sync::Arc<Registry>,
+    /// Whether the registry has the referrers API, once a request has told.
+    referrers_api: std::sync::OnceLock<bool>,
 }
 
 impl RegistryPlace {
     pub fn new(registry: Registry) -> Self {
         RegistryPlace {
             registry: std::sync::Arc::new(registry),
+            referrers_api: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The referrers API's answer, `None` once the registry is known not to have it.
+    async fn api_referrers(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>> {
+        if self.referrers_api.get() == Some(&false) {
+            return Ok(None);
+        }
+        let found = self.registry.referrers(repo, digest).await?;
+        let _ = self.referrers_api.set(found.is_some());
+        Ok(found)
     }
 }
 
@@ -244,6 +262,26 @@ impl Source for RegistryPlace {
             match self.registry.manifest_digest(name).await {
                 Err(RegistryError::NotFound { .. }) => Ok(None),
                 other => Ok(other?),
+            }
+        }
+        .boxed()
+    }
+
+    /// The referrers API where the registry has it (cosign's tags from the tag list either
+    /// way), else the referrers tag schema.
+    fn referrers<'a>(
+        &'a self,
+        repo: &'a Reference,
+        digest: &'a Digest,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Found>> {
+        async move {
+            match self.api_referrers(repo, digest).await? {
+                Some(referrers) => Ok(Found {
+                    referrers,
+                    cosign_tags: crate::engine::referrers::cosign_tags(tags, digest),
+                }),
+                None => crate::engine::referrers::by_tags(self, repo, digest, tags).await,
             }
         }
         .boxed()
@@ -340,6 +378,24 @@ impl Sink for RegistryPlace {
         media_type: &'a str,
     ) -> BoxFuture<'a, Result<Digest>> {
         async move { Ok(self.registry.push_manifest(name, bytes, media_type).await?) }.boxed()
+    }
+
+    /// A registry with the referrers API indexes a referrer's `subject` itself; any other
+    /// gets the referrers tag schema.
+    fn put_referrer<'a>(
+        &'a self,
+        repo: &'a Reference,
+        subject: &'a Digest,
+        referrer: &'a Descriptor,
+        current: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        async move {
+            if self.api_referrers(repo, subject).await?.is_some() {
+                return Ok(None);
+            }
+            crate::engine::referrers::write_tag_schema(self, repo, subject, referrer, current).await
+        }
+        .boxed()
     }
 
     fn registry(&self) -> Option<&Registry> {

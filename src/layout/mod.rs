@@ -287,6 +287,11 @@ impl Index {
                     digest: e.digest.clone(),
                     size: e.size,
                     annotations: e.annotations.clone(),
+                    artifact_type: e
+                        .extra
+                        .get("artifactType")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
                 },
             })
             .collect()

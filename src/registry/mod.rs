@@ -25,6 +25,7 @@
 pub mod auth;
 mod error;
 pub mod paging;
+pub mod referrers;
 pub mod transport;
 
 use std::path::Path;

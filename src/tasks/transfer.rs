@@ -15,6 +15,7 @@ use crate::digest::Digest;
 use crate::engine::cache::CachePlace;
 use crate::engine::copy::{Copied, Job, copy, copy_fetched};
 use crate::engine::places::RegistryPlace;
+use crate::engine::referrers::ReferrerPolicy;
 use crate::engine::{EngineError, Sink, Source};
 use crate::oci::{INDEX_MEDIA_TYPE, LEGACY_CHART_LAYER_MEDIA_TYPE, Manifest};
 use crate::reference::Reference;
@@ -153,15 +154,9 @@ pub async fn pull(
     if let Some(entry) = cached(store, &cache, &local, &digest).await? {
         return Ok(up_to_date(entry));
     }
-    copy_fetched(
-        registry,
-        reference,
-        Some(bytes),
-        &cache,
-        &local,
-        &Job::default(),
-    )
-    .await?;
+    // The cache keeps charts only, so far: a chart's referrers stay at the registry.
+    let job = Job::default().with_referrers(ReferrerPolicy::none());
+    copy_fetched(registry, reference, Some(bytes), &cache, &local, &job).await?;
     let entry = {
         let guard = store.read()?;
         store.resolve(&guard, &local)?

@@ -23,7 +23,8 @@ use futures_util::StreamExt;
 use super::Outcome;
 use crate::constraint::Constraint;
 use crate::digest::Digest;
-use crate::engine::copy::{Job, copy};
+use crate::engine::copy::{Job, copy, copy_referrers_of};
+use crate::engine::referrers::{ReferrerPolicy, is_referrer_tag};
 use crate::engine::{EngineError, Sink, Source, Tags};
 use crate::reference::{Reference, escape_host};
 use crate::store::{Store, StoreError};
@@ -114,6 +115,8 @@ pub struct SyncOptions {
     pub immutable_tags: bool,
     /// Only these platforms of image indexes (all when empty).
     pub platforms: Vec<crate::engine::copy::Platform>,
+    /// Which referrers travel with what is copied (all, by default).
+    pub referrers: ReferrerPolicy,
 }
 
 /// Newest version first, then tags that are not versions, by name; digests last.
@@ -145,20 +148,19 @@ pub fn sort(refs: &mut [Reference]) {
     });
 }
 
-/// The tagged references of `repo` at `source` that `filter` accepts, newest first. A
-/// repository the place does not have is an error naming it.
+/// The tagged references of `repo` at `source` that `filter` accepts, newest first (not the
+/// tags of referrers, which go with what they refer to). A repository the place does not
+/// have is an error naming it.
 pub async fn list(
     source: &dyn Source,
     repo: &Reference,
     filter: &TagFilter,
 ) -> Result<Vec<Reference>, EngineError> {
     let mut out = Vec::new();
-    for tag in source
-        .tags(repo)
-        .await?
-        .into_iter()
-        .filter(|t| filter.accepts(t))
-    {
+    let tags = source.tags(repo).await?;
+    // Referrer tags travel with the manifests they name.
+    let artifacts = tags.into_iter().filter(|t| !is_referrer_tag(t));
+    for tag in artifacts.filter(|t| filter.accepts(t)) {
         out.push(repo.with_tag(&tag).map_err(|e| EngineError::Unsupported {
             what: repo.to_string(),
             reason: e.to_string(),
@@ -269,34 +271,45 @@ async fn existing(
         .collect()
 }
 
-/// Whether an item needs copying: `Ok(false)` when the destination already has it.
-async fn needs_copy(
+/// What the plan says of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    Copy,
+    /// The destination has it (with this digest, when the check learnt it: what refers to
+    /// it may still be new).
+    Have(Option<Digest>),
+}
+
+/// Whether an item needs copying.
+async fn plan(
     source: &dyn Source,
     sink: Option<&dyn Sink>,
     item: &Item,
     existing: &HashMap<Reference, Tags>,
     options: &SyncOptions,
-) -> Result<bool, EngineError> {
+) -> Result<Plan, EngineError> {
     let Some(sink) = sink else {
-        return Ok(true);
+        return Ok(Plan::Copy);
     };
-    match (
-        existing.get(&item.target.without_object()),
-        item.target.tag(),
-    ) {
-        (Some(Tags::NoRepository) | None, _) => return Ok(true),
+    let there = existing.get(&item.target.without_object());
+    match (there, item.target.tag()) {
+        (Some(Tags::NoRepository) | None, _) => return Ok(Plan::Copy),
         (Some(Tags::Listed(tags)), Some(tag)) if !tags.iter().any(|t| t == tag) => {
-            return Ok(true);
+            return Ok(Plan::Copy);
         }
-        (Some(Tags::Listed(_)), Some(_)) if options.immutable_tags => return Ok(false),
+        (Some(Tags::Listed(_)), Some(_)) if options.immutable_tags => {
+            return Ok(Plan::Have(None));
+        }
         _ => {}
     }
     // A source that can judge the destination's manifest by its content does (nothing is
     // prepared to tell); the destination answering badly is the copy's problem to report.
     if source.compares_content() {
         return Ok(match sink.current_manifest(&item.target).await {
-            Ok(Some(held)) => source.same_content(&item.source, &held) != Some(true),
-            Ok(None) | Err(_) => true,
+            Ok(Some(held)) if source.same_content(&item.source, &held) == Some(true) => {
+                Plan::Have(None)
+            }
+            _ => Plan::Copy,
         });
     }
     let (have, want) = tokio::join!(sink.digest_of(&item.target), async {
@@ -309,7 +322,10 @@ async fn needs_copy(
         place: source.describe(),
         name: item.source.to_string(),
     })?;
-    Ok(have.ok().flatten().as_ref() != Some(&want))
+    Ok(match have.ok().flatten() {
+        Some(have) if have == want => Plan::Have(Some(want)),
+        _ => Plan::Copy,
+    })
 }
 
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
@@ -331,23 +347,26 @@ pub async fn sync(
     let stop = AtomicBool::new(false);
     let mut outcomes = vec![Outcome::NotAttempted; items.len()];
 
-    let mut to_copy = Vec::new();
+    // Items to copy (`None`), and items there already whose referrers are still to be
+    // checked (the digest they have).
+    let mut to_copy: Vec<(usize, Option<Digest>)> = Vec::new();
     {
         let existing = &existing;
-        let mut plan =
-            futures_util::stream::iter(items.iter().enumerate())
-                .map(|(i, item)| async move {
-                    (i, needs_copy(source, sink, item, existing, options).await)
-                })
-                .buffered(checks);
-        while let Some((i, needed)) = plan.next().await {
-            let outcome = match needed {
-                Ok(true) if options.dry_run => Outcome::Planned,
-                Ok(true) => {
-                    to_copy.push(i);
+        let mut plans = futures_util::stream::iter(items.iter().enumerate())
+            .map(|(i, item)| async move { (i, plan(source, sink, item, existing, options).await) })
+            .buffered(checks);
+        while let Some((i, planned)) = plans.next().await {
+            let outcome = match planned {
+                Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
+                Ok(Plan::Have(Some(d))) if options.referrers.enabled && !options.dry_run => {
+                    to_copy.push((i, Some(d)));
                     continue;
                 }
-                Ok(false) => Outcome::Skipped,
+                Ok(Plan::Copy) => {
+                    to_copy.push((i, None));
+                    continue;
+                }
+                Ok(Plan::Have(_)) => Outcome::Skipped,
                 Err(e) => Outcome::Failed(e.to_string()),
             };
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
@@ -364,20 +383,37 @@ pub async fn sync(
         .filter(|(_, tags)| **tags == Tags::NoRepository)
         .map(|(repo, _)| repo.clone())
         .collect();
-    let job = &Job::new(new_repositories).with_platforms(options.platforms.clone());
+    let job = &Job::new(new_repositories)
+        .with_platforms(options.platforms.clone())
+        .with_referrers(options.referrers.clone());
     let stop = &stop;
     let mut copies = futures_util::stream::iter(to_copy)
-        .map(|i| async move {
+        .map(|(i, have)| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
             let item = &items[i];
-            let outcome = match sink {
-                Some(sink) => match copy(source, &item.source, sink, &item.target, job).await {
+            let Some(sink) = sink else {
+                return (
+                    i,
+                    Outcome::Failed(format!("{}: no destination", item.target)),
+                );
+            };
+            let outcome = match have {
+                None => match copy(source, &item.source, sink, &item.target, job).await {
                     Ok(_) => Outcome::Done,
                     Err(e) => Outcome::Failed(e.to_string()),
                 },
-                None => Outcome::Failed(format!("{}: no destination", item.target)),
+                // There already: only what refers to it may be new.
+                Some(digest) => {
+                    match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job)
+                        .await
+                    {
+                        Ok(c) if c.referrers > 0 => Outcome::Done,
+                        Ok(_) => Outcome::Skipped,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }
             };
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
