@@ -156,7 +156,13 @@ pub async fn pull(
     }
     // The cache keeps charts only, so far: a chart's referrers stay at the registry.
     let job = Job::default().with_referrers(ReferrerPolicy::none());
-    copy_fetched(registry, reference, Some(bytes), &cache, &local, &job).await?;
+    match copy_fetched(registry, reference, Some(bytes), &cache, &local, &job).await {
+        Ok(_) => {}
+        // What the cache refuses (its config and archive disagree, a hostile archive) is not
+        // an acceptable chart.
+        Err(EngineError::Unsupported { reason, .. }) => return Err(not_chart(reason)),
+        Err(e) => return Err(e.into()),
+    }
     let entry = {
         let guard = store.read()?;
         store.resolve(&guard, &local)?
