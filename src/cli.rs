@@ -358,6 +358,9 @@ pub enum RepoCommand {
         /// After a failure, finish the other versions before exiting non-zero
         #[arg(long)]
         keep_going: bool,
+        /// Output format: a line per version and a summary, or one JSON document at the end
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
         #[command(flatten)]
         auth: RepoAuthArgs,
         #[command(flatten)]
@@ -425,6 +428,9 @@ pub struct SyncArgs {
     /// [SRC] DEST
     #[arg(value_name = "PLACES", num_args = 1..=2, required = true)]
     pub places: Vec<String>,
+    /// Output format: a line per reference and a summary, or one JSON document at the end
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
     /// Read the sources from a skopeo sync YAML file
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -12,6 +12,7 @@ use std::io::Read;
 use std::path::Path;
 
 use fault::{Sandbox, sha256_hex};
+use serde_json::Value;
 use support::Registry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -253,4 +254,55 @@ fn reqwest_like_host(url: &str) -> String {
         .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_string()
+}
+
+#[test]
+fn bulk_jobs_report_in_json() {
+    let mut repo = classic::RepoFixture::new();
+    repo.add("app", "1.0.0");
+    repo.add("app", "1.1.0");
+    repo.write_index();
+    let server = classic::FileServer::start(repo.root());
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let dest = format!("{}/charts", reg.host());
+
+    let report = |out: String| -> Value { serde_json::from_str(&out).expect("one JSON document") };
+    let first = report(sb.ok(&["repo", "migrate", "-o", "json", &server.url(), &dest]));
+    assert_eq!(
+        (first["done"].as_u64(), first["skipped"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let mut targets: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["outcome"], "done", "{i}");
+            i["target"].as_str().unwrap()
+        })
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        [format!("{dest}/app:1.0.0"), format!("{dest}/app:1.1.0")]
+    );
+    // The same job as a sync: everything there, each item with its source.
+    let again = report(sb.ok(&["sync", "-o", "json", &server.url(), &dest]));
+    assert_eq!(
+        (again["done"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(2))
+    );
+    for item in again["items"].as_array().unwrap() {
+        assert_eq!(item["outcome"], "skipped", "{item}");
+        assert!(
+            item["source"]
+                .as_str()
+                .unwrap()
+                .ends_with(item["target"].as_str().unwrap().rsplit('/').next().unwrap())
+        );
+    }
+    // A failure is an item too, and the exit code says so.
+    let out = sb.run(&["sync", "-o", "json", &server.url(), "127.0.0.1:1/nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -76,6 +76,7 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
             jobs,
             dry_run,
             keep_going,
+            output,
             auth,
             transport,
             index: index_args,
@@ -113,7 +114,7 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
                 platforms: Vec::new(),
                 referrers: Default::default(),
             };
-            migrate(ctx, &source, &sink, &prefix, selection, &options).await
+            migrate(ctx, &source, &sink, &prefix, selection, &options, *output).await
         }
     }
 }
@@ -127,6 +128,7 @@ async fn migrate(
     prefix: &Reference,
     selection: Selection,
     options: &SyncOptions,
+    output: crate::cli::OutputFormat,
 ) -> Result<()> {
     let Selection {
         named: refs,
@@ -137,7 +139,7 @@ async fn migrate(
         scoped: false,
     };
     let total = refs.len() + unnamed.len();
-    let reporter = Reporter::new(ctx, total, options.dry_run, super::report::MIGRATE);
+    let reporter = Reporter::new(ctx, total, options.dry_run, super::report::MIGRATE, output);
     let mut outcomes = Vec::new();
     let (items, clashes) = sync::items(refs.into_iter().map(|r| (r, None)).collect(), &destination);
     let failed = unnamed

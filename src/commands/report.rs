@@ -1,7 +1,11 @@
 //! Reporting bulk jobs (`repo migrate`, `sync`): a progress bar on a terminal, one line per
-//! finished item, a summary, and the exit status.
+//! finished item, a summary, and the exit status; or, with `-o json`, one JSON document at the
+//! end (every item with its outcome, and the counts) for pipelines.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use serde::Serialize;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,11 +33,44 @@ pub struct Reporter<'a> {
     bar: ProgressBar,
     dry_run: bool,
     verb: Verb,
+    /// With `-o json`: the items so far, printed by [`Reporter::finish`].
+    json: Option<Mutex<Vec<JsonItem>>>,
+}
+
+/// One item of the JSON report.
+#[derive(Debug, Serialize)]
+struct JsonItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    target: String,
+    /// `done`, `skipped`, `planned`, `failed` or `not-attempted`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    from: &'a str,
+    dry_run: bool,
+    done: usize,
+    skipped: usize,
+    failed: usize,
+    not_attempted: usize,
+    items: Vec<JsonItem>,
 }
 
 impl<'a> Reporter<'a> {
-    pub fn new(ctx: &'a Context, total: usize, dry_run: bool, verb: Verb) -> Self {
-        let bar = if std::io::stderr().is_terminal() && !ctx.quiet {
+    pub fn new(
+        ctx: &'a Context,
+        total: usize,
+        dry_run: bool,
+        verb: Verb,
+        format: crate::cli::OutputFormat,
+    ) -> Self {
+        let json = (format == crate::cli::OutputFormat::Json).then(|| Mutex::new(Vec::new()));
+        let bar = if std::io::stderr().is_terminal() && !ctx.quiet && json.is_none() {
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -50,11 +87,12 @@ impl<'a> Reporter<'a> {
             bar,
             dry_run,
             verb,
+            json,
         }
     }
 
     fn line(&self, text: String) {
-        if self.ctx.quiet {
+        if self.ctx.quiet || self.json.is_some() {
             return;
         }
         let text = crate::output::terminal_safe(&text).into_owned();
@@ -65,8 +103,41 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// One item has ended.
+    /// One copy has ended: `source` to `target`.
+    pub fn copied(&self, source: &str, target: &str, outcome: &Outcome) {
+        self.record(Some(source), target, outcome);
+        self.show(&format!("{source} -> {target}"), outcome);
+    }
+
+    /// One item has ended (named by what it became, or what it is when it has no name).
     pub fn item(&self, what: &str, outcome: &Outcome) {
+        self.record(None, what, outcome);
+        self.show(what, outcome);
+    }
+
+    fn record(&self, source: Option<&str>, target: &str, outcome: &Outcome) {
+        let Some(items) = &self.json else {
+            return;
+        };
+        let (outcome, error) = match outcome {
+            Outcome::Done => ("done", None),
+            Outcome::Skipped => ("skipped", None),
+            Outcome::Planned => ("planned", None),
+            Outcome::Failed(e) => ("failed", Some(e.clone())),
+            Outcome::NotAttempted => ("not-attempted", None),
+        };
+        items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(JsonItem {
+                source: source.map(str::to_string),
+                target: target.to_string(),
+                outcome,
+                error,
+            });
+    }
+
+    fn show(&self, what: &str, outcome: &Outcome) {
         self.bar.inc(1);
         self.bar
             .set_message(crate::output::terminal_safe(what).into_owned());
@@ -95,6 +166,24 @@ impl<'a> Reporter<'a> {
         } else {
             capitalized(self.verb.past)
         };
+        if let Some(items) = self.json {
+            let report = JsonReport {
+                from,
+                dry_run: self.dry_run,
+                done,
+                skipped: count(|o| matches!(o, Outcome::Skipped)),
+                failed,
+                not_attempted,
+                items: items.into_inner().unwrap_or_else(|e| e.into_inner()),
+            };
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            std::io::Write::write_all(&mut out, b"\n")?;
+            return match failed {
+                0 => Ok(()),
+                _ => Err(super::Reported.into()),
+            };
+        }
         let mut summary = format!(
             "{verb}: {done}, skipped: {}, failed: {failed} (of {} {what} from {from})",
             count(|o| matches!(o, Outcome::Skipped)),

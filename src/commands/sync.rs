@@ -442,7 +442,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         }
     }
     let total = sources.iter().map(|s| s.refs.len()).sum();
-    let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC);
+    let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC, args.output);
     let mut outcomes: Vec<Outcome> = Vec::new();
     let from = sources
         .iter()
@@ -456,7 +456,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             outcomes.push(outcome);
         }
         let report = |item: &sync::Item, outcome: &Outcome| {
-            reporter.item(&format!("{} -> {}", item.source, item.target), outcome);
+            reporter.copied(&item.source.to_string(), &item.target.to_string(), outcome);
         };
         let done = sync::sync(
             source.place.as_ref(),
