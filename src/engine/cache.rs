@@ -145,16 +145,17 @@ impl CachePlace {
         let metadata =
             crate::chart::artifact::check(&config, BufReader::new(content)).map_err(not_chart)?;
         let writer = self.store.write().map_err(store_err)?;
-        let named: Vec<StagedBlob> = {
+        {
+            // Held while the blobs move into the store, so a concurrent copy naming one of
+            // them finds it staged or stored, never between the two.
             let mut staged = self.staged();
-            manifest
-                .blobs()
-                .filter_map(|d| staged.remove(&d.digest))
-                .collect()
-        };
-        for blob in named {
-            let digest = blob.digest().clone();
-            writer.commit_blob(blob, Some(&digest)).map_err(store_err)?;
+            for desc in manifest.blobs() {
+                if let Some(blob) = staged.remove(&desc.digest) {
+                    writer
+                        .commit_blob(blob, Some(&desc.digest))
+                        .map_err(store_err)?;
+                }
+            }
         }
         let digest = writer.put_blob(bytes).map_err(store_err)?;
         writer
