@@ -57,6 +57,18 @@ pub struct GlobalArgs {
         value_parser = parse_duration
     )]
     pub read_timeout: std::time::Duration,
+    /// How many times to try a request that fails in a way a retry can mend (a connection
+    /// refused or dropped, a timeout, 408, 429, 5xx), the first try included; a Retry-After
+    /// of up to 30s is waited for
+    #[arg(
+        long,
+        global = true,
+        env = crate::env::CHARTCACHE_RETRIES,
+        value_name = "N",
+        default_value = "4",
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub retries: u32,
 }
 
 /// A positive duration: `30s`, `1m 30s`, `500ms`.

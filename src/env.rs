@@ -16,6 +16,8 @@ pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 pub const CHARTCACHE_CONNECT_TIMEOUT: &str = "CHARTCACHE_CONNECT_TIMEOUT";
 /// `--read-timeout`: how long to wait for an answer, and for a body to move 1 KiB (`60s`).
 pub const CHARTCACHE_READ_TIMEOUT: &str = "CHARTCACHE_READ_TIMEOUT";
+/// `--retries`: how many times to try a request a retry can mend, the first included (`4`).
+pub const CHARTCACHE_RETRIES: &str = "CHARTCACHE_RETRIES";
 /// `--max-index-size`: the largest classic repository index.yaml read (`256MiB`).
 pub const CHARTCACHE_MAX_INDEX_SIZE: &str = "CHARTCACHE_MAX_INDEX_SIZE";
 /// Reproducible builds: fixes archive mtimes and the `created` annotation.

@@ -1,13 +1,12 @@
 //! Downloading one chart archive from a classic repository, as Helm does, through a hash:
 //! checked against the index's digest and capped in size before it is kept (atomically, with
-//! its `.prov` when asked). `repo fetch`, `repo migrate` and the classic repository place of
+//! its `.prov` when asked). A download cut off is resumed ([`Repo::download_to`]). `repo fetch`, `repo migrate` and the classic repository place of
 //! the copy engine all download through here.
 
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::{ClassicError, IndexEntry, Repo, RepoError};
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -49,27 +48,6 @@ pub struct Fetched {
 /// be much larger than that compressed.
 pub const MAX_ARCHIVE: u64 = crate::chart::artifact::MAX_LAYER;
 
-/// A writer that refuses to take more than `left` bytes in all.
-struct CappedWriter<W> {
-    inner: W,
-    left: u64,
-}
-
-impl<W: std::io::Write> std::io::Write for CappedWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.len() as u64 > self.left {
-            self.left = 0;
-            return Err(std::io::Error::other("over the size limit"));
-        }
-        let n = self.inner.write(buf)?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// The index's digest, with or without its `sha256:` prefix.
 fn expected_digest(entry: &IndexEntry) -> Option<String> {
     entry
@@ -97,14 +75,10 @@ pub async fn download(
         move |source| FetchError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let temp = tempfile::Builder::new()
+    let mut temp = tempfile::Builder::new()
         .prefix(".chartcache-fetch-")
         .tempfile_in(dir)
         .map_err(io(dir))?;
-    let mut writer = CappedWriter {
-        inner: HashingWriter::new(BufWriter::new(temp)),
-        left: MAX_ARCHIVE,
-    };
     let prov_url = if with_prov {
         Some(
             reqwest::Url::parse(&format!("{url}.prov"))
@@ -115,14 +89,17 @@ pub async fn download(
     };
     // The archive and its (optional) .prov are asked for at once; the .prov is only kept once
     // the archive has passed its digest check.
-    let (size, prov_bytes) = tokio::join!(repo.download(&url, &mut writer), async {
-        match &prov_url {
-            Some(u) => repo.download_optional(u).await,
-            None => Ok(None),
+    let (archive, prov_bytes) = tokio::join!(
+        repo.download_to(&url, temp.as_file_mut(), MAX_ARCHIVE),
+        async {
+            match &prov_url {
+                Some(u) => repo.download_optional(u).await,
+                None => Ok(None),
+            }
         }
-    });
-    let size = match size {
-        Err(RepoError::Write { .. }) if writer.left == 0 => {
+    );
+    let (digest, size) = match archive {
+        Err(RepoError::TooLarge { .. }) => {
             return Err(FetchError::TooLarge {
                 url: crate::classic::http::redact(&url),
                 limit: MAX_ARCHIVE,
@@ -130,11 +107,6 @@ pub async fn download(
         }
         other => other?,
     };
-    let (buffered, digest, _) = writer.inner.finish();
-    let temp = buffered.into_inner().map_err(|e| FetchError::Io {
-        path: dest.to_path_buf(),
-        source: e.into_error(),
-    })?;
     if let Some(expected) = expected_digest(entry)
         && expected != digest.hex()
     {

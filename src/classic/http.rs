@@ -7,16 +7,25 @@
 //! gets the same bounds as a registry: the connect and read timeouts, the stall rule for
 //! bodies (less than 1 KiB per read-timeout window fails), and a cap on what is read into
 //! memory (`--max-index-size` for index.yaml, [`crate::chart::artifact::MAX_PROV`] for a `.prov`).
+//! And the same retry policy ([`crate::registry::retry`]): each download is one operation with
+//! one retry budget; a chart archive cut off is resumed with `Range`
+//! ([`crate::registry::resume`]).
 
-use std::io::Write;
+use std::fs::File;
+use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
 
 use super::index::{Index, IndexEntry};
 use crate::credentials::Credential;
-use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_size};
+use crate::digest::Digest;
+use crate::registry::resume::{self, Answer, Partial, Validator};
+use crate::registry::retry::{self, Attempts, Transient, judged};
+use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_duration, show_size};
 
 /// The default of `--max-index-size`.
 pub const DEFAULT_MAX_INDEX_SIZE: u64 = 256 << 20;
@@ -25,10 +34,30 @@ pub const DEFAULT_MAX_INDEX_SIZE: u64 = 256 << 20;
 pub enum RepoError {
     #[error("{0}: not a valid repository URL")]
     BadUrl(String),
+    /// No (complete) answer; `transient` when another try could help.
     #[error("{url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        url: String,
+        reason: String,
+        transient: bool,
+    },
     #[error("{url}: the server answered {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        url: String,
+        status: u16,
+        /// The wait its `Retry-After` asked for, if any.
+        retry_after: Option<Duration>,
+    },
+    #[error(
+        "{url}: the server asks to wait {} before trying again (Retry-After), more than the {} chartcache waits; try again later",
+        show_duration(*asked),
+        show_duration(*allowed)
+    )]
+    WaitTooLong {
+        url: String,
+        asked: Duration,
+        allowed: Duration,
+    },
     #[error("{url}: unauthorized (pass --username and --password-stdin)")]
     Unauthorized { url: String, status: u16 },
     #[error("{0}")]
@@ -41,8 +70,35 @@ pub enum RepoError {
         limit: String,
         flag: &'static str,
     },
+    /// A transient failure that lasted through every try: not tried again by anyone.
+    #[error("{last} (gave up after {tries} tries)")]
+    GaveUp { tries: u32, last: Box<RepoError> },
     #[error("chart {name} {version}: the index lists no URL")]
     NoUrl { name: String, version: String },
+}
+
+impl Transient for RepoError {
+    fn is_transient(&self) -> bool {
+        match self {
+            RepoError::Unreachable { transient, .. } => *transient,
+            RepoError::Status { status, .. } => retry::is_transient_status(*status),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RepoError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn gave_up(self, tries: u32) -> Self {
+        RepoError::GaveUp {
+            tries,
+            last: Box::new(self),
+        }
+    }
 }
 
 /// How to reach a repository.
@@ -79,7 +135,6 @@ pub struct Repo {
 
 impl Repo {
     pub fn new(url: &str, options: RepoOptions) -> Result<Self, RepoError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut base = Url::parse(url).map_err(|_| RepoError::BadUrl(url.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(RepoError::BadUrl(url.to_string()));
@@ -124,44 +179,73 @@ impl Repo {
             && url.port_or_known_default() == self.base.port_or_known_default()
     }
 
-    async fn get(&self, url: &Url) -> Result<reqwest::Response, RepoError> {
+    /// Runs the operation on `url`, one try per call of `op`, under one retry budget.
+    async fn retried<T, F, Fut>(&self, url: &Url, op: F) -> Result<T, RepoError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, RepoError>>,
+    {
+        let mut attempts = Attempts::new(self.options.timeouts.retry);
+        retry::run(&mut attempts, op, |asked, allowed| RepoError::WaitTooLong {
+            url: redact(url),
+            asked,
+            allowed,
+        })
+        .await
+    }
+
+    /// A GET of `url` with `extra` headers, sent once: the answer whatever its status.
+    /// Credentials go along to the repository's origin (or anywhere with `pass_credentials`).
+    async fn get_once(
+        &self,
+        url: &Url,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<reqwest::Response, RepoError> {
         let mut req = self.http.get(url.clone());
         if let Some(c) = &self.options.credential
             && (self.options.pass_credentials || self.same_origin(url))
         {
             req = req.basic_auth(&c.username, Some(c.secret.expose()));
         }
-        let shown = redact(url);
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let attempt_req = req
-                .try_clone()
-                .ok_or_else(|| RepoError::Config("request cannot be retried".into()))?;
-            let result = transport::send(attempt_req, &self.options.timeouts, None).await;
-            let transient = match &result {
-                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
-                Err(e) => e.is_transient(),
-            };
-            if transient && attempt < 4 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                continue;
-            }
-            let resp = result.map_err(|e| RepoError::Unreachable {
-                url: shown.clone(),
-                reason: e.describe(),
-            })?;
-            return match resp.status().as_u16() {
-                200..=299 => Ok(resp),
-                status @ (401 | 403) => Err(RepoError::Unauthorized { url: shown, status }),
-                status => Err(RepoError::Status { url: shown, status }),
-            };
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        transport::send(req, &self.options.timeouts, None)
+            .await
+            .map_err(|e| Self::body_error(url, e, ""))
+    }
+
+    /// The error for an unsuccessful answer.
+    fn status_error(url: &Url, resp: &reqwest::Response) -> RepoError {
+        let url = redact(url);
+        match resp.status().as_u16() {
+            status @ (401 | 403) => RepoError::Unauthorized { url, status },
+            status => RepoError::Status {
+                url,
+                status,
+                retry_after: retry::retry_after(resp.headers(), std::time::SystemTime::now()),
+            },
         }
     }
 
-    /// The failure of a body read from `url`, as an error naming it.
+    /// One try of a GET of `url`, its body read whole (at most `limit` bytes).
+    async fn read_once(
+        &self,
+        url: &Url,
+        limit: u64,
+        flag: &'static str,
+    ) -> Result<Vec<u8>, RepoError> {
+        let resp = self.get_once(url, &[]).await?;
+        if !resp.status().is_success() {
+            return Err(Self::status_error(url, &resp));
+        }
+        Body::new(resp, &self.options.timeouts)
+            .read_to_vec(limit)
+            .await
+            .map_err(|e| Self::body_error(url, e, flag))
+    }
+
+    /// The failure of a request or body read from `url`, as an error naming it.
     fn body_error(url: &Url, e: HttpFailure, flag: &'static str) -> RepoError {
         match e {
             HttpFailure::TooLarge(limit) => RepoError::TooLarge {
@@ -172,6 +256,7 @@ impl Repo {
             other => RepoError::Unreachable {
                 url: redact(url),
                 reason: other.describe(),
+                transient: other.is_transient(),
             },
         }
     }
@@ -182,43 +267,125 @@ impl Repo {
             .base
             .join("index.yaml")
             .map_err(|_| RepoError::BadUrl(self.base.to_string()))?;
-        let resp = self.get(&url).await?;
-        let body = Body::new(resp, &self.options.timeouts)
-            .read_to_vec(self.options.max_index_size)
-            .await
-            .map_err(|e| Self::body_error(&url, e, " (--max-index-size)"))?;
+        let limit = self.options.max_index_size;
+        let body = self
+            .retried(&url, || self.read_once(&url, limit, " (--max-index-size)"))
+            .await?;
         Ok(Index::parse(&body, &redact(&url))?)
     }
 
-    /// Streams `url` into `out`, returning the byte count.
-    pub async fn download(&self, url: &Url, out: &mut impl Write) -> Result<u64, RepoError> {
-        let resp = self.get(url).await?;
+    /// Downloads `url` into `file` (emptied first), refusing more than `limit` bytes; returns
+    /// the digest and size of what the file then holds. A body that stops early is asked for
+    /// again from where it stopped (`Range`); a server that answers with the whole file again
+    /// is written from byte 0.
+    pub async fn download_to(
+        &self,
+        url: &Url,
+        file: &mut File,
+        limit: u64,
+    ) -> Result<(Digest, u64), RepoError> {
+        let write = |e: std::io::Error| RepoError::Write {
+            url: redact(url),
+            reason: e.to_string(),
+        };
+        let mut progress = Progress {
+            partial: Partial::new(file).map_err(write)?,
+            validator: Validator::default(),
+            total: None,
+            ranges: true,
+        };
+        let mut attempts = Attempts::new(self.options.timeouts.retry);
+        loop {
+            let result = self.download_try(url, limit, &mut progress).await;
+            let settled = attempts
+                .settle(judged(result), |asked, allowed| RepoError::WaitTooLong {
+                    url: redact(url),
+                    asked,
+                    allowed,
+                })
+                .await;
+            if let ControlFlow::Break(r) = settled {
+                r?;
+                break;
+            }
+        }
+        progress.partial.finish().map_err(write)
+    }
+
+    /// One try of [`Repo::download_to`]: asks for what is missing, appends what comes.
+    async fn download_try(
+        &self,
+        url: &Url,
+        limit: u64,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), RepoError> {
+        let write = |e: std::io::Error| RepoError::Write {
+            url: redact(url),
+            reason: e.to_string(),
+        };
+        let cut = |reason: String| RepoError::Unreachable {
+            url: redact(url),
+            reason,
+            transient: true,
+        };
+        if !progress.ranges && !progress.partial.is_empty() {
+            progress.partial.restart().map_err(write)?;
+        }
+        let have = progress.partial.len();
+        let extra = if have > 0 {
+            progress.validator.range_headers(have)
+        } else {
+            Vec::new()
+        };
+        let resp = self.get_once(url, &extra).await?;
+        match resume::answer(resp.status(), resp.headers(), have, progress.total) {
+            Answer::Failed => return Err(Self::status_error(url, &resp)),
+            Answer::BadRange(why) => {
+                progress.ranges = false;
+                progress.partial.restart().map_err(write)?;
+                return Err(cut(format!(
+                    "cannot resume: {why}; asking for the whole file"
+                )));
+            }
+            Answer::Whole => {
+                if have > 0 {
+                    progress.partial.restart().map_err(write)?;
+                }
+                progress.validator = Validator::of(resp.headers());
+                progress.total = resp.content_length();
+            }
+            Answer::Rest => {}
+        }
         let mut body = Body::new(resp, &self.options.timeouts);
-        let mut n = 0u64;
         while let Some(chunk) = body
             .chunk()
             .await
             .map_err(|e| Self::body_error(url, e, ""))?
         {
-            out.write_all(&chunk).map_err(|e| RepoError::Write {
-                url: redact(url),
-                reason: e.to_string(),
-            })?;
-            n += chunk.len() as u64;
+            if progress.partial.len() + chunk.len() as u64 > limit {
+                return Err(RepoError::TooLarge {
+                    url: redact(url),
+                    limit: show_size(limit),
+                    flag: "",
+                });
+            }
+            progress.partial.append(&chunk).map_err(write)?;
         }
-        Ok(n)
+        let received = progress.partial.len();
+        match progress.total {
+            Some(total) if received < total => Err(cut(format!(
+                "the body ended after {received} of {total} bytes"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A small optional file (a `.prov`): `None` when the server has none. A 403 counts as
     /// none too: object stores such as S3 answer it for a missing key when listing is denied.
     pub async fn download_optional(&self, url: &Url) -> Result<Option<Vec<u8>>, RepoError> {
-        match self.get(url).await {
-            Ok(resp) => Ok(Some(
-                Body::new(resp, &self.options.timeouts)
-                    .read_to_vec(crate::chart::artifact::MAX_PROV)
-                    .await
-                    .map_err(|e| Self::body_error(url, e, ""))?,
-            )),
+        let limit = crate::chart::artifact::MAX_PROV;
+        match self.retried(url, || self.read_once(url, limit, "")).await {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(RepoError::Status {
                 status: 404 | 410, ..
             })
@@ -226,6 +393,16 @@ impl Repo {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Where a download stands between tries.
+struct Progress<'f> {
+    partial: Partial<'f>,
+    validator: Validator,
+    /// The whole file's size, when the server said.
+    total: Option<u64>,
+    /// False once a server's answer to a range could not be used.
+    ranges: bool,
 }
 
 /// A URL without any user:password it may carry, for messages.

@@ -64,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         timeouts: crate::registry::Timeouts {
             connect: cli.global.connect_timeout,
             read: cli.global.read_timeout,
+            retry: crate::registry::RetryPolicy::with_attempts(cli.global.retries),
         },
     };
     match &cli.command {

@@ -293,11 +293,12 @@ impl Source for RegistryPlace {
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Blob>> {
         async move {
-            let mut spool = Spool::new()?;
+            // The registry checks size and digest, resuming or starting over in the file.
+            let mut temp = tempfile::NamedTempFile::new().map_err(io_err(std::env::temp_dir()))?;
             self.registry
-                .pull_blob(repo, desc, &mut spool.writer)
+                .pull_blob_to_file(repo, desc, temp.as_file_mut())
                 .await?;
-            spool.finish(desc)
+            Ok(Blob::Temp(temp))
         }
         .boxed()
     }

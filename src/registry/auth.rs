@@ -16,6 +16,7 @@ use reqwest::Url;
 use reqwest::header::HeaderValue;
 
 use super::RegistryError;
+use super::retry;
 use super::transport::{self, Body, Timeouts};
 use crate::credentials::Credential;
 
@@ -192,7 +193,8 @@ impl Auth {
     }
 
     /// A token from the realm for `scopes` (none: a login check). A refusal is
-    /// [`RegistryError::Unauthorized`].
+    /// [`RegistryError::Unauthorized`]. One try: the request that needs the token is tried
+    /// again, token request included, when this fails in a way a retry can mend.
     pub async fn token(
         &self,
         http: &reqwest::Client,
@@ -216,36 +218,26 @@ impl Auth {
             }
         }
         let what = "token request";
-        let mut delay = std::time::Duration::from_millis(250);
-        let mut attempt = 0;
-        let resp = loop {
-            attempt += 1;
-            let mut req = http.get(url.clone());
-            if let Some(c) = &self.credential {
-                req = req.header(reqwest::header::AUTHORIZATION, basic(c)?);
-            }
-            match transport::send(req, timeouts, None).await {
-                Ok(r)
-                    if (r.status().as_u16() == 429 || r.status().is_server_error())
-                        && attempt < 4 =>
-                {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Ok(r) => break r,
-                Err(e) if e.is_transient() && attempt < 4 => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => return Err(e.into_registry(&self.host, what)),
-            }
-        };
+        let mut req = http.get(url);
+        if let Some(c) = &self.credential {
+            req = req.header(reqwest::header::AUTHORIZATION, basic(c)?);
+        }
+        let resp = transport::send(req, timeouts, None)
+            .await
+            .map_err(|e| e.into_registry(&self.host, what))?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
+            let retry_after = retry::retry_after(resp.headers(), std::time::SystemTime::now());
             let body = Body::new(resp, timeouts)
                 .read_prefix(super::error::MAX_ERROR_BODY)
                 .await;
-            return Err(RegistryError::from_status(&self.host, what, status, &body));
+            return Err(RegistryError::from_status(
+                &self.host,
+                what,
+                status,
+                retry_after,
+                &body,
+            ));
         }
         let body = Body::new(resp, timeouts)
             .read_to_vec(MAX_TOKEN_BYTES)

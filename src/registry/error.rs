@@ -1,8 +1,12 @@
 //! Registry errors a user can act on: each names the host, keeps the registry's own words, and
 //! knows whether a retry could help. They are classified from what the registry said: the HTTP
 //! status and the OCI error body (`{"errors":[{"code","message"}]}`), read at most
-//! [`MAX_ERROR_BODY`] bytes.
+//! [`MAX_ERROR_BODY`] bytes; requests that got no answer, from the error types of the HTTP
+//! stack (a `rustls::Error` anywhere in the chain is a TLS failure), never from their text.
 
+use std::time::Duration;
+
+use super::transport::show_duration;
 use crate::digest::Digest;
 
 /// Error bodies are read this far, no further: they only feed a message.
@@ -43,6 +47,27 @@ pub enum RegistryError {
         what: String,
         code: u16,
         message: String,
+        /// The wait its `Retry-After` asked for, if any.
+        retry_after: Option<Duration>,
+    },
+    /// No answer in time, or a body that stalled (`--read-timeout`).
+    #[error("{host}: {what}: {reason}")]
+    TimedOut {
+        host: String,
+        what: String,
+        reason: String,
+    },
+    /// The registry asked (`Retry-After`) for a longer wait than chartcache makes.
+    #[error(
+        "{host}: {what}: the registry asks to wait {} before trying again (Retry-After), more than the {} chartcache waits; try again later",
+        show_duration(*asked),
+        show_duration(*allowed)
+    )]
+    WaitTooLong {
+        host: String,
+        what: String,
+        asked: Duration,
+        allowed: Duration,
     },
     #[error("{host}: {what}: {message}")]
     Other {
@@ -62,6 +87,12 @@ pub enum RegistryError {
         expected: u64,
         actual: u64,
     },
+    /// A transient failure that lasted through every try: not tried again by anyone.
+    #[error("{last} (gave up after {tries} tries)")]
+    GaveUp {
+        tries: u32,
+        last: Box<RegistryError>,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
@@ -71,19 +102,37 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Whether trying again could help (a dropped connection, a rate limit, a server error).
-    /// A registry that does not answer in time, or answers too much, is not asked again.
+    /// Whether trying again could help (a refused or dropped connection, a timeout, a rate
+    /// limit, a server error; see [`super::retry`]). A TLS failure, a refusal, or an answer too
+    /// large is not asked again.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Unreachable { .. } | RegistryError::Interrupted { .. } => true,
-            RegistryError::Status { code, .. } => *code == 429 || (500..=599).contains(code),
+            RegistryError::Unreachable { .. }
+            | RegistryError::Interrupted { .. }
+            | RegistryError::TimedOut { .. } => true,
+            RegistryError::Status { code, .. } => super::retry::is_transient_status(*code),
             _ => false,
         }
     }
 
+    /// The wait the registry asked for with this error (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RegistryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The error for a registry's unsuccessful answer `code` with `body` (at most
-    /// [`MAX_ERROR_BODY`] of it) to a request about `what`.
-    pub(super) fn from_status(host: &str, what: &str, code: u16, body: &[u8]) -> Self {
+    /// [`MAX_ERROR_BODY`] of it) to a request about `what`; `retry_after` is the wait its
+    /// `Retry-After` header asks for.
+    pub(super) fn from_status(
+        host: &str,
+        what: &str,
+        code: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> Self {
         let host = host.to_string();
         let what = what.to_string();
         let entries = oci_errors(body);
@@ -112,6 +161,7 @@ impl RegistryError {
                 what,
                 code: 429,
                 message,
+                retry_after,
             },
             401 | 403 => RegistryError::Unauthorized { host },
             404 => RegistryError::NotFound { host, what },
@@ -120,7 +170,25 @@ impl RegistryError {
                 what,
                 code,
                 message,
+                retry_after,
             },
+        }
+    }
+}
+
+impl super::retry::Transient for RegistryError {
+    fn is_transient(&self) -> bool {
+        RegistryError::is_transient(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        RegistryError::retry_after(self)
+    }
+
+    fn gave_up(self, tries: u32) -> Self {
+        RegistryError::GaveUp {
+            tries,
+            last: Box::new(self),
         }
     }
 }
@@ -135,15 +203,32 @@ fn one_line(text: &str) -> String {
     out
 }
 
-fn is_tls(reason: &str) -> bool {
-    reason.contains("certificate") || reason.contains("TLS") || reason.contains("tls")
+/// Whether `e` failed in TLS (the handshake, or the certificate's verification): a
+/// `rustls::Error` in its chain of causes, itself or inside an I/O error (as tokio-rustls
+/// reports it).
+pub fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A request that got no answer: a TLS failure, or a registry that cannot be reached.
 pub(super) fn from_reqwest(host: &str, e: &reqwest::Error) -> RegistryError {
     let host = host.to_string();
     let reason = describe_reqwest(e);
-    if is_tls(&reason) {
+    if is_tls(e) {
         RegistryError::Tls { host, reason }
     } else {
         RegistryError::Unreachable { host, reason }
@@ -218,22 +303,45 @@ mod tests {
 
     #[test]
     fn statuses_and_codes_classify() {
+        let status = |code, body: &[u8]| RegistryError::from_status("h", "w", code, None, body);
         let unknown = br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
         assert!(matches!(
-            RegistryError::from_status("h", "w", 400, unknown),
+            status(400, unknown),
             RegistryError::BlobUnknown { .. }
         ));
+        assert!(matches!(status(404, b""), RegistryError::NotFound { .. }));
         assert!(matches!(
-            RegistryError::from_status("h", "w", 404, b""),
-            RegistryError::NotFound { .. }
-        ));
-        assert!(matches!(
-            RegistryError::from_status("h", "w", 401, b""),
+            status(401, b""),
             RegistryError::Unauthorized { .. }
         ));
         let limited = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow"}]}"#;
-        assert!(RegistryError::from_status("h", "w", 403, limited).is_transient());
-        assert!(RegistryError::from_status("h", "w", 503, b"x").is_transient());
-        assert!(!RegistryError::from_status("h", "w", 400, b"x").is_transient());
+        assert!(status(403, limited).is_transient());
+        assert!(status(503, b"x").is_transient());
+        assert!(status(408, b"x").is_transient());
+        assert!(!status(501, b"x").is_transient());
+        assert!(!status(505, b"x").is_transient());
+        assert!(!status(400, b"x").is_transient());
+        let wait = Some(Duration::from_secs(2));
+        assert_eq!(
+            RegistryError::from_status("h", "w", 429, wait, b"").retry_after(),
+            wait
+        );
+    }
+
+    #[test]
+    fn tls_failures_are_found_by_type_not_text() {
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(is_tls(&tls));
+        assert!(is_tls(&rustls::Error::DecryptError));
+        // Words alone do not make a TLS failure.
+        let text = std::io::Error::other("certificate TLS tls");
+        assert!(!is_tls(&text));
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        assert!(is_tls(&Outer(tls)));
     }
 }

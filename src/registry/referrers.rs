@@ -22,15 +22,20 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
         let what = format!("referrers of {}@{digest}", repo.without_object());
+        self.retried(&what, || self.referrers_once(repo, digest, &what))
+            .await
+    }
+
+    async fn referrers_once(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
         let url = self.url(&format!("/v2/{}/referrers/{digest}", repo.path()))?;
+        let scopes = Self::pull_scope(repo);
         let resp = self
-            .read(
-                &what,
-                Method::GET,
-                &url,
-                &Self::pull_scope(repo),
-                INDEX_MEDIA_TYPE,
-            )
+            .read_once(what, Method::GET, &url, &scopes, INDEX_MEDIA_TYPE)
             .await?;
         match resp.status() {
             s if s.is_success() => {}
@@ -46,14 +51,14 @@ impl Registry {
                     .await;
                 return Ok(names_unknown(&body).then(Vec::new));
             }
-            _ => return Err(self.failure(&what, resp).await),
+            _ => return Err(self.failure(what, resp).await),
         }
-        let bytes = self.body(&what, resp, MAX_MANIFEST_BYTES).await?;
+        let bytes = self.body(what, resp, MAX_MANIFEST_BYTES).await?;
         parse_index(&bytes)
             .map(Some)
             .map_err(|reason| RegistryError::Other {
                 host: self.host.clone(),
-                what,
+                what: what.to_string(),
                 message: format!("not a referrers index: {reason}"),
             })
     }

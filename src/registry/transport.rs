@@ -25,7 +25,8 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use super::RegistryError;
-use super::error::{describe_reqwest, from_reqwest};
+use super::error::{describe_reqwest, from_reqwest, is_tls};
+use super::retry::{self, Outcome, RetryPolicy};
 
 /// The default for `--connect-timeout`: TCP connect plus TLS handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,11 +38,13 @@ pub const STALL_BYTES: u64 = 1024;
 
 const USER_AGENT: &str = concat!("chartcache/", env!("CARGO_PKG_VERSION"));
 
-/// How long to wait for a server (`--connect-timeout`, `--read-timeout`).
+/// How long to wait for a server (`--connect-timeout`, `--read-timeout`), and how often to
+/// ask again (`--retries`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub read: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl Default for Timeouts {
@@ -49,6 +52,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: DEFAULT_CONNECT_TIMEOUT,
             read: DEFAULT_READ_TIMEOUT,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -120,14 +124,20 @@ impl HttpFailure {
         }
     }
 
-    /// A dropped or refused connection, worth another try (a server that does not answer in
-    /// time, or answers too much, is not).
+    /// Worth another try: a connection refused or dropped, a timeout, a body cut off or
+    /// stalled. A TLS failure, or an answer too large, is not.
     pub fn is_transient(&self) -> bool {
         match self {
             HttpFailure::Http(e) => {
-                !e.is_timeout() && (e.is_connect() || e.is_request() || e.is_body())
+                !is_tls(e)
+                    && (e.is_connect()
+                        || e.is_timeout()
+                        || e.is_request()
+                        || e.is_body()
+                        || e.is_decode())
             }
-            _ => false,
+            HttpFailure::NoAnswer(_) | HttpFailure::Stalled(_) => true,
+            HttpFailure::TooLarge(_) => false,
         }
     }
 
@@ -140,12 +150,40 @@ impl HttpFailure {
                 reason: describe_reqwest(&e),
             },
             HttpFailure::Http(e) => from_reqwest(host, &e),
-            other => RegistryError::Other {
+            timeout @ (HttpFailure::NoAnswer(_) | HttpFailure::Stalled(_)) => {
+                RegistryError::TimedOut {
+                    host: host.to_string(),
+                    what: what.to_string(),
+                    reason: timeout.describe(),
+                }
+            }
+            too_large @ HttpFailure::TooLarge(_) => RegistryError::Other {
                 host: host.to_string(),
                 what: what.to_string(),
-                message: other.describe(),
+                message: too_large.describe(),
             },
         }
+    }
+}
+
+/// One try of a request, as the retry policy sees it: an answer with a transient status, or a
+/// transient failure, may be tried again (after the answer's `Retry-After`, if any).
+pub fn judge(
+    result: Result<reqwest::Response, HttpFailure>,
+) -> Outcome<reqwest::Response, HttpFailure> {
+    match result {
+        Ok(resp) if retry::is_transient_status(resp.status().as_u16()) => {
+            let retry_after = retry::retry_after(resp.headers(), std::time::SystemTime::now());
+            Outcome::Again {
+                last: Ok(resp),
+                retry_after,
+            }
+        }
+        Err(e) if e.is_transient() => Outcome::Again {
+            last: Err(e),
+            retry_after: None,
+        },
+        done => Outcome::Done(done),
     }
 }
 
@@ -449,51 +487,73 @@ where
     })
 }
 
-/// The crypto provider must be installed once before any TLS client exists.
+/// The crypto provider rustls uses when none is named (the clients here name theirs).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A reqwest client: the user agent, the connect timeout, TLS verification (system roots plus
-/// a CA bundle, or none with `insecure`) and an optional client certificate. Redirects are
-/// followed (reqwest drops `Authorization` when one leads to another origin).
+/// What makes two clients different: one is built per distinct set, per runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientKey {
+    runtime: Option<tokio::runtime::Id>,
+    connect_timeout: Duration,
+    insecure: bool,
+    ca_file: Option<PathBuf>,
+    identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// A reqwest client: the user agent, the connect timeout, TLS (see [`super::tls`]: system
+/// roots read on first use, plus a CA bundle, or no verification with `insecure`) and an
+/// optional client certificate (`identity`: certificate and key files). Redirects are followed
+/// (reqwest drops `Authorization` when one leads to another origin).
+///
+/// Every registry and repository of a command with the same settings gets the same client, so
+/// one connection pool serves them all; clients are kept per tokio runtime, as their pooled
+/// connections belong to the runtime that made them.
 pub fn client(
     connect_timeout: Duration,
     insecure: bool,
     ca_file: Option<&Path>,
-    identity: Option<reqwest::Identity>,
+    identity: Option<(&Path, &Path)>,
 ) -> Result<reqwest::Client, RegistryError> {
-    install_crypto_provider();
-    let mut http = reqwest::Client::builder()
+    static CLIENTS: std::sync::Mutex<Vec<(ClientKey, reqwest::Client)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key = ClientKey {
+        runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        connect_timeout,
+        insecure,
+        ca_file: ca_file.map(Path::to_path_buf),
+        identity: identity.map(|(c, k)| (c.to_path_buf(), k.to_path_buf())),
+    };
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Clients of runtimes gone (or of another one running now) are not shared.
+    clients.retain(|(k, _)| k.runtime.is_some() && k.runtime == key.runtime);
+    if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(c.clone());
+    }
+    let tls = super::tls::client_config(&super::tls::TlsFiles {
+        insecure,
+        ca_file,
+        identity,
+    })?;
+    let http = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
         .connector_layer(WatchConnects)
-        .tls_danger_accept_invalid_certs(insecure);
-    if let Some(path) = ca_file {
-        let pem = read_file(path)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| {
             RegistryError::Config(format!(
-                "{}: not a PEM certificate bundle: {e}",
-                path.display()
+                "cannot set up HTTP client: {}",
+                describe_reqwest(&e)
             ))
         })?;
-        if certs.is_empty() {
-            return Err(RegistryError::Config(format!(
-                "{}: no PEM certificate in this CA file",
-                path.display()
-            )));
-        }
-        http = http.tls_certs_merge(certs);
+    if key.runtime.is_some() {
+        clients.push((key, http.clone()));
     }
-    if let Some(id) = identity {
-        http = http.identity(id);
-    }
-    http.build().map_err(|e| {
-        RegistryError::Config(format!(
-            "cannot set up HTTP client: {}",
-            describe_reqwest(&e)
-        ))
-    })
+    Ok(http)
 }
 
 /// The client for `transport`, and whether it presents a client certificate.
@@ -501,7 +561,7 @@ pub(super) fn registry_client(
     transport: &Transport,
 ) -> Result<(reqwest::Client, bool), RegistryError> {
     let identity = match (&transport.cert_file, &transport.key_file) {
-        (Some(cert), Some(key)) => Some(read_identity(cert, key)?),
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
         (None, None) => None,
         _ => {
             return Err(RegistryError::Config(
@@ -514,14 +574,13 @@ pub(super) fn registry_client(
             "a client certificate needs TLS; drop --plain-http".into(),
         ));
     }
-    let with_identity = identity.is_some();
     let http = client(
         transport.timeouts.connect,
         transport.insecure,
         transport.ca_file.as_deref(),
         identity,
     )?;
-    Ok((http, with_identity))
+    Ok((http, identity.is_some()))
 }
 
 pub(super) fn is_loopback(host: &str) -> bool {
@@ -547,46 +606,45 @@ pub(super) async fn ping(
     send(http.get(format!("{scheme}://{host}/v2/")), timeouts, None).await
 }
 
-/// Which scheme a loopback registry speaks, with its answer to the ping: HTTPS if a TLS
-/// handshake works, HTTP if the port answers plain HTTP. Both are tried at once. A TLS server
-/// whose certificate fails verification answers plain HTTP with a 400; then the TLS error is
-/// reported rather than silently downgraded.
+/// One try of the ping over `scheme`.
+pub(super) async fn ping_once(
+    http: &reqwest::Client,
+    timeouts: &Timeouts,
+    scheme: &'static str,
+    host: &str,
+) -> Outcome<(&'static str, reqwest::Response), RegistryError> {
+    judge(ping(http, timeouts, scheme, host).await)
+        .map(|resp| (scheme, resp))
+        .map_err(|e| e.into_registry(host, "ping"))
+}
+
+/// One try of finding which scheme a loopback registry speaks, with its answer to the ping:
+/// HTTPS if a TLS handshake works, HTTP if the port answers plain HTTP. Both are tried at once.
+/// A TLS server whose certificate fails verification answers plain HTTP with a 400; then the
+/// TLS error is reported rather than silently downgraded.
 pub(super) async fn probe_scheme(
     http: &reqwest::Client,
     timeouts: &Timeouts,
     host: &str,
-) -> Result<(&'static str, reqwest::Response), RegistryError> {
+) -> Outcome<(&'static str, reqwest::Response), RegistryError> {
     let (tls, plain) = tokio::join!(
         ping(http, timeouts, "https", host),
         ping(http, timeouts, "http", host)
     );
-    match (tls, plain) {
-        (Ok(resp), _) => Ok(("https", resp)),
-        (Err(_), Ok(resp)) if resp.status() != StatusCode::BAD_REQUEST => Ok(("http", resp)),
-        (Err(HttpFailure::Http(tls_err)), Ok(_)) => Err(RegistryError::Tls {
-            host: host.to_string(),
-            reason: describe_reqwest(&tls_err),
-        }),
-        (Err(e), Ok(_)) | (Err(_), Err(e)) => Err(e.into_registry(host, "ping")),
-    }
-}
-
-/// A client certificate and its key, both PEM, as one identity.
-fn read_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, RegistryError> {
-    let mut pem = read_file(cert)?;
-    pem.push(b'\n');
-    pem.extend(read_file(key)?);
-    reqwest::Identity::from_pem(&pem).map_err(|e| {
-        RegistryError::Config(format!(
-            "{} / {}: not a PEM certificate and key: {e}",
-            cert.display(),
-            key.display()
-        ))
-    })
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, RegistryError> {
-    std::fs::read(path).map_err(|e| RegistryError::Config(format!("{}: {e}", path.display())))
+    let (scheme, result) = match (tls, plain) {
+        (Ok(resp), _) => ("https", Ok(resp)),
+        (Err(_), Ok(resp)) if resp.status() != StatusCode::BAD_REQUEST => ("http", Ok(resp)),
+        (Err(HttpFailure::Http(tls_err)), Ok(_)) => {
+            return Outcome::Done(Err(RegistryError::Tls {
+                host: host.to_string(),
+                reason: describe_reqwest(&tls_err),
+            }));
+        }
+        (Err(e), Ok(_)) | (Err(_), Err(e)) => ("http", Err(e)),
+    };
+    judge(result)
+        .map(|resp| (scheme, resp))
+        .map_err(|e| e.into_registry(host, "ping"))
 }
 
 #[cfg(test)]

@@ -116,6 +116,45 @@ impl Response {
         }
     }
 
+    /// The first `keep` bytes of `data`, announced as all of it (`Content-Length`), then the
+    /// connection closes: a body cut off.
+    pub fn cut(data: &[u8], keep: usize, headers: &[(&str, &str)]) -> Response {
+        Response::Truncated {
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: data[..keep].to_vec(),
+            declared: data.len(),
+        }
+    }
+
+    /// `data` as a server honouring `Range: bytes=N-` answers `req`: 206 with a
+    /// `Content-Range` for a range it can serve, 200 with all of it otherwise.
+    pub fn ranged(req: &Request, data: &[u8], headers: &[(&str, &str)]) -> Response {
+        let from = req
+            .header("Range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n < data.len());
+        let mut answer = match from {
+            Some(n) => Response::Full {
+                status: 206,
+                headers: vec![(
+                    "Content-Range".into(),
+                    format!("bytes {n}-{}/{}", data.len() - 1, data.len()),
+                )],
+                body: data[n..].to_vec(),
+            },
+            None => Response::ok(data, "application/octet-stream"),
+        };
+        for (k, v) in headers {
+            answer = answer.with_header(k, v);
+        }
+        answer
+    }
+
     /// The same answer with another status.
     pub fn with_status(mut self, code: u16) -> Response {
         if let Response::Full { status, .. } = &mut self {
@@ -426,6 +465,7 @@ fn write_response(stream: &mut TcpStream, req: &Request, response: Response, inn
     };
     let reason = match status {
         200 => "OK",
+        206 => "Partial Content",
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
