@@ -1,0 +1,1 @@
+//! cosign signatures (placeholder, filled in next).
