@@ -16,16 +16,16 @@ pub const MAX_KEYRING: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
-    #[error("{path}: {source}")]
+    #[error("keyring {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}: the keyring is larger than 64 MiB")]
+    #[error("keyring {0}: larger than 64 MiB")]
     TooLarge(PathBuf),
-    #[error("{path}: not an OpenPGP keyring: {reason}")]
+    #[error("keyring {path}: not an OpenPGP keyring: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("{0}: the keyring holds no OpenPGP keys")]
+    #[error("keyring {0}: it holds no OpenPGP keys")]
     Empty(PathBuf),
 }
 
