@@ -104,7 +104,8 @@ pub fn provenance(
 }
 
 /// Checks the cosign signatures `source` holds for the manifest `manifest` of `repository`
-/// (the tag `sha256-<hex>.sig` there) with `key`.
+/// (the tag `sha256-<hex>.sig` there) with `key`. `repository` may carry the tag the chart
+/// was asked for by, which messages then name.
 pub async fn cosign(
     source: &dyn Source,
     repository: &Reference,
@@ -112,8 +113,12 @@ pub async fn cosign(
     key: &CosignKey,
 ) -> Result<cosign::Verified, CheckError> {
     let tag = cosign::signature_tag(manifest);
+    let named = match repository.tag() {
+        Some(_) => format!("{repository} ({manifest})"),
+        None => format!("{}@{manifest}", repository.without_object()),
+    };
     let refuse = |source| CheckError::Cosign {
-        reference: format!("{}@{manifest}", repository.without_object()),
+        reference: named.clone(),
         source,
     };
     let sig_ref = repository
