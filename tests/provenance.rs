@@ -402,6 +402,44 @@ fn each_failed_check_is_refused_with_its_own_message() {
 }
 
 #[test]
+fn signing_a_package_replaces_the_prov_beside_it() {
+    let sb = Sandbox::new();
+    let (_gpg, secring, pubring) = signer(&sb, SIGNER);
+    let (other, _, _) = signer(&sb, "Someone Else <else@example.com>");
+    let tgz = package(&sb, "pkg", &[], None);
+    let archive = fs::read(&tgz).unwrap();
+    let theirs = other.clearsign(
+        &message_block("mychart", "0.1.0", "mychart-0.1.0.tgz", &archive),
+        "else@example.com",
+        "",
+        None,
+    );
+    fs::write(format!("{}.prov", tgz.display()), &theirs).unwrap();
+    let out = sb.run(&[
+        "chart",
+        "save",
+        path(&tgz),
+        REF,
+        "--sign",
+        "--key",
+        "signer@",
+        "--keyring",
+        path(&secring),
+    ]);
+    assert!(out.status.success(), "{}", support::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mychart-0.1.0.tgz.prov is not stored: the chart is signed anew"),
+        "{stderr}"
+    );
+    // The archive is stored byte for byte, with the new signature.
+    assert_eq!(sb.ref_blob(REF, "content"), archive);
+    assert_ne!(sb.ref_blob(REF, "prov"), theirs);
+    let out = sb.ok(&["chart", "verify", REF, "--keyring", path(&pubring)]);
+    assert!(out.starts_with(&format!("Signed by: {SIGNER}\n")), "{out}");
+}
+
+#[test]
 fn a_tampered_cache_is_refused() {
     let sb = Sandbox::new();
     let (_gpg, secring, pubring) = signer(&sb, SIGNER);
