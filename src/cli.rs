@@ -179,12 +179,18 @@ pub enum ChartCommand {
     /// byte for byte, with PATH.prov as its provenance layer when present. The tag defaults
     /// to the chart version (with `+` written as `_`); without REF the chart is saved as
     /// localhost/NAME:VERSION.
+    ///
+    /// With --sign, the chart is signed as `helm package --sign` signs it: an OpenPGP
+    /// clear-signed provenance file (Chart.yaml and the archive's SHA-256) becomes its
+    /// provenance layer, which `helm verify` and `helm pull --verify` accept.
     Save {
         /// Chart directory or .tgz package
         path: PathBuf,
         /// Where the chart belongs: [oci://]HOST[:PORT]/PATH/NAME[:TAG]
         #[arg(value_name = "REF")]
         reference: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// List the charts in the cache
     #[command(visible_alias = "ls")]
@@ -194,6 +200,10 @@ pub enum ChartCommand {
         output: OutputFormat,
     },
     /// Unpack a cached chart into a directory
+    ///
+    /// With --verify, DIR/NAME-VERSION.tgz and its provenance file (.tgz.prov) are written
+    /// too, as `helm pull --verify` writes them, and checked as written; nothing is written
+    /// when they do not verify.
     Export {
         /// The chart: HOST/PATH/NAME:TAG or HOST/PATH/NAME@sha256:…
         #[arg(value_name = "REF")]
@@ -204,6 +214,8 @@ pub enum ChartCommand {
         /// Replace DIR/NAME even if it exists and is not empty
         #[arg(short, long)]
         force: bool,
+        #[command(flatten)]
+        verify: VerifyArgs,
     },
     /// Remove tags from the cache (blobs stay until `chart prune`)
     #[command(visible_alias = "rm")]
@@ -246,17 +258,80 @@ pub enum ChartCommand {
     ///
     /// Every blob is checked against its digest before it is stored. Accepts what Helm 3.8+
     /// and v4 push, and what Helm 3.0-3.6 pushed (with a warning).
+    ///
+    /// With --verify (the chart's provenance, as `helm pull --verify` checks it) or
+    /// --cosign-key (a cosign signature on the chart's manifest), a chart whose signature
+    /// does not verify is not stored at all.
     Pull {
         /// The chart: HOST/PATH/NAME:TAG or HOST/PATH/NAME@sha256:…
         #[arg(value_name = "REF")]
         reference: String,
         #[command(flatten)]
+        verify: VerifyArgs,
+        /// Keep the chart only if a cosign signature made with this public key (PEM, ECDSA
+        /// P-256, as `cosign generate-key-pair` writes) signs its manifest; keyless
+        /// signatures are not checked
+        #[arg(long, value_name = "FILE")]
+        cosign_key: Option<PathBuf>,
+        #[command(flatten)]
         transport: TransportArgs,
     },
     /// Delete blobs and chart markers that no ref uses
     Prune,
-    /// Re-hash every blob and check every ref; exit 1 on any problem
-    Verify,
+    /// Re-hash every blob and check every ref, or check a chart's signatures
+    ///
+    /// Without REF, every blob of the cache is re-hashed and every ref checked; exit 1 on
+    /// any problem. With REF, the cached chart's provenance is checked as `helm verify`
+    /// checks it (the signature, its signer in --keyring, the archive's SHA-256), and with
+    /// --cosign-key its cosign signature is read from its registry and checked; exit 1 with
+    /// the check that failed.
+    Verify {
+        /// A cached chart whose signatures to check
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+        /// Public keys to trust for the provenance (as `gpg --export` writes them, or a
+        /// keybox) [default: $GNUPGHOME/pubring.gpg or ~/.gnupg/pubring.gpg]
+        #[arg(long, value_name = "FILE", requires = "reference")]
+        keyring: Option<PathBuf>,
+        /// Check the cosign signature of the chart's manifest with this public key (PEM,
+        /// ECDSA P-256); keyless signatures are not checked
+        #[arg(long, value_name = "FILE", requires = "reference")]
+        cosign_key: Option<PathBuf>,
+        #[command(flatten)]
+        transport: TransportArgs,
+    },
+}
+
+/// `chart save --sign`: the key to sign with, as `helm package --sign` takes it.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Sign the chart with an OpenPGP key (writes its provenance layer)
+    #[arg(long, requires = "key")]
+    pub sign: bool,
+    /// The signing key: its user ID, or a part of it that only one key has
+    #[arg(long, value_name = "NAME", requires = "sign")]
+    pub key: Option<String>,
+    /// Keyring holding the secret key (as `gpg --export-secret-keys` writes it)
+    /// [default: $GNUPGHOME/pubring.gpg or ~/.gnupg/pubring.gpg]
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub keyring: Option<PathBuf>,
+    /// Read the key's passphrase from the first line of FILE (`-`: standard input);
+    /// without it, a protected key's passphrase is asked for on the terminal
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `--verify`: a chart's provenance checked as `helm verify` checks it.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Check the chart's provenance: its OpenPGP signature, the signer in --keyring, and
+    /// the archive's SHA-256
+    #[arg(long)]
+    pub verify: bool,
+    /// Public keys to trust (as `gpg --export` writes them, or a keybox)
+    /// [default: $GNUPGHOME/pubring.gpg or ~/.gnupg/pubring.gpg]
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    pub keyring: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

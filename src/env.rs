@@ -22,6 +22,8 @@ pub const CHARTCACHE_RETRIES: &str = "CHARTCACHE_RETRIES";
 pub const CHARTCACHE_MAX_INDEX_SIZE: &str = "CHARTCACHE_MAX_INDEX_SIZE";
 /// Reproducible builds: fixes archive mtimes and the `created` annotation.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// GnuPG's home: the default `--keyring` is `$GNUPGHOME/pubring.gpg` (else `~/.gnupg`).
+pub const GNUPGHOME: &str = "GNUPGHOME";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -45,5 +47,20 @@ pub fn source_date_epoch() -> Result<Option<u64>, String> {
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
             format!("{SOURCE_DATE_EPOCH}={v:?} is not a number of seconds since 1970")
         }),
+    }
+}
+
+/// Helm's default `--keyring`: `$GNUPGHOME/pubring.gpg`, else `~/.gnupg/pubring.gpg`; where
+/// that is missing and GnuPG 2.1+'s `pubring.kbx` is there, that one.
+pub fn default_keyring() -> PathBuf {
+    let dir = var(GNUPGHOME)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".gnupg"));
+    let gpg = dir.join("pubring.gpg");
+    let kbx = dir.join("pubring.kbx");
+    if !gpg.exists() && kbx.exists() {
+        kbx
+    } else {
+        gpg
     }
 }

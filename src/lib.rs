@@ -29,6 +29,7 @@ pub mod oci;
 pub mod output;
 pub mod reference;
 pub mod registry;
+pub mod sign;
 pub mod store;
 pub mod tasks;
 pub mod version;

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 use anyhow::{Context as _, Result, bail};
 
 use super::Context;
+use super::signing;
 use crate::chart::archive;
-use crate::cli::{ChartCommand, OutputFormat, ShowWhat, TransportArgs};
+use crate::cli::{ChartCommand, OutputFormat, ShowWhat, SignArgs, TransportArgs, VerifyArgs};
 use crate::engine::places::RegistryPlace;
 use crate::output::{Table, human_duration, human_size, rfc3339};
 use crate::reference::Reference;
@@ -19,13 +20,18 @@ use crate::version::version_to_tag;
 
 pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
     match cmd {
-        ChartCommand::Save { path, reference } => save(ctx, path, reference.as_deref()),
+        ChartCommand::Save {
+            path,
+            reference,
+            sign,
+        } => save(ctx, path, reference.as_deref(), sign),
         ChartCommand::List { output } => list(ctx, *output),
         ChartCommand::Export {
             reference,
             destination,
             force,
-        } => export(ctx, reference, destination, *force),
+            verify,
+        } => export(ctx, reference, destination, *force, verify),
         ChartCommand::Remove { references } => remove(ctx, references),
         ChartCommand::Tag { source, target } => tag(ctx, source, target),
         ChartCommand::Show { reference, what } => show(ctx, reference, *what),
@@ -35,10 +41,32 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
         } => super::runtime()?.block_on(push(ctx, reference, transport)),
         ChartCommand::Pull {
             reference,
+            verify,
+            cosign_key,
             transport,
-        } => super::runtime()?.block_on(pull(ctx, reference, transport)),
+        } => super::runtime()?.block_on(pull(
+            ctx,
+            reference,
+            verify,
+            cosign_key.as_deref(),
+            transport,
+        )),
         ChartCommand::Prune => prune(ctx),
-        ChartCommand::Verify => verify(ctx),
+        ChartCommand::Verify {
+            reference: None, ..
+        } => verify(ctx),
+        ChartCommand::Verify {
+            reference: Some(reference),
+            keyring,
+            cosign_key,
+            transport,
+        } => super::runtime()?.block_on(signing::verify_ref(
+            ctx,
+            reference,
+            keyring.as_deref(),
+            cosign_key.as_deref(),
+            transport,
+        )),
     }
 }
 
@@ -55,8 +83,12 @@ pub fn print_summary(
     ));
 }
 
-fn save(ctx: &Context, path: &Path, reference: Option<&str>) -> Result<()> {
-    let saved = tasks::save::save(&ctx.store, path, reference, &Default::default())?;
+fn save(ctx: &Context, path: &Path, reference: Option<&str>, sign: &SignArgs) -> Result<()> {
+    let options = tasks::save::SaveOptions {
+        sign: signing::signing_key(sign)?,
+        ..Default::default()
+    };
+    let saved = tasks::save::save(&ctx.store, path, reference, &options)?;
     for w in &saved.warnings {
         ctx.warn(w);
     }
@@ -153,11 +185,30 @@ struct ListItem<'a> {
     meta: &'a crate::digest::Digest,
 }
 
-fn export(ctx: &Context, reference: &str, dest: &Path, force: bool) -> Result<()> {
+fn export(
+    ctx: &Context,
+    reference: &str,
+    dest: &Path,
+    force: bool,
+    verify: &VerifyArgs,
+) -> Result<()> {
     let entry = resolve(ctx, reference)?;
-    let target = {
+    let keyring = verify
+        .verify
+        .then(|| signing::keyring(verify.keyring.as_deref()))
+        .transpose()?;
+    let (target, verified) = {
         let _guard = ctx.store.read()?;
-        tasks::export::export(&ctx.store, &entry, dest, force)?
+        match &keyring {
+            None => (
+                tasks::export::export(&ctx.store, &entry, dest, force)?,
+                None,
+            ),
+            Some(keyring) => {
+                let e = tasks::export::export_verified(&ctx.store, &entry, dest, force, keyring)?;
+                (e.chart, Some((e.archive, e.verified)))
+            }
+        }
     };
     print_summary(
         ctx,
@@ -166,6 +217,14 @@ fn export(ctx: &Context, reference: &str, dest: &Path, force: bool) -> Result<()
         &entry.config,
         &entry.content,
     );
+    if let Some((archive, verified)) = &verified {
+        signing::print_provenance(ctx, verified);
+        ctx.say(format_args!(
+            "Wrote {} and {}.prov",
+            archive.display(),
+            archive.display()
+        ));
+    }
     ctx.say(format_args!("Exported to {}/", target.display()));
     Ok(())
 }
@@ -308,11 +367,18 @@ async fn push(ctx: &Context, reference: &str, transport: &TransportArgs) -> Resu
     Ok(())
 }
 
-async fn pull(ctx: &Context, reference: &str, transport: &TransportArgs) -> Result<()> {
+async fn pull(
+    ctx: &Context,
+    reference: &str,
+    verify: &VerifyArgs,
+    cosign_key: Option<&Path>,
+    transport: &TransportArgs,
+) -> Result<()> {
     let r = parse(reference)?;
     if r.tag().is_none() && r.digest().is_none() {
         bail!("{r}: a tag or a digest is required (like {r}:1.0.0)");
     }
+    let policy = signing::policy(verify.verify, verify.keyring.as_deref(), cosign_key)?;
     let registry = super::registry::connect(ctx, r.host(), transport).await?;
     let shown = r.tag().map_or_else(
         || r.digest().map(ToString::to_string).unwrap_or_default(),
@@ -320,12 +386,19 @@ async fn pull(ctx: &Context, reference: &str, transport: &TransportArgs) -> Resu
     );
     ctx.say(format_args!("{shown}: Pulling from {}", r.repository()));
     let registry = RegistryPlace::new(registry);
-    let pulled = tasks::transfer::pull(&ctx.store, &registry, &r).await?;
+    let (pulled, checked) = if policy.is_empty() {
+        let pulled = tasks::transfer::pull(&ctx.store, &registry, &r).await?;
+        (pulled, Default::default())
+    } else {
+        // Checked in a scratch cache first: a chart that does not verify is not stored.
+        tasks::verify::pull(&ctx.store, &registry, &r, &policy).await?
+    };
     for w in &pulled.warnings {
         eprintln!("Warning: {}", crate::output::terminal_safe(w));
     }
     let e = &pulled.entry;
     print_summary(ctx, &e.name, &e.version, &e.config, &e.content);
+    signing::print_checked(ctx, &checked, cosign_key);
     if pulled.downloaded {
         ctx.say(format_args!(
             "Status: Downloaded newer chart for {}",

@@ -6,6 +6,7 @@ mod registry;
 mod repo;
 mod report;
 mod serve;
+mod signing;
 mod sync;
 
 use std::fmt::Display;

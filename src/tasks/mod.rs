@@ -7,6 +7,7 @@ pub mod save;
 pub mod serve;
 pub mod sync;
 pub mod transfer;
+pub mod verify;
 
 /// What happened to one item of a bulk job (`repo migrate`, `sync`).
 #[derive(Debug, Clone, PartialEq, Eq)]

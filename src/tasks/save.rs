@@ -14,6 +14,7 @@ use crate::chart::archive::{self, ArchiveError};
 use crate::chart::package::{self, PackageError};
 use crate::oci::{ChartArtifact, Descriptor};
 use crate::reference::{Reference, ReferenceError};
+use crate::sign::provenance::{SignError, SigningKey, archive_file_name};
 use crate::store::{RefTarget, Store, StoreError};
 use crate::version::version_to_tag;
 
@@ -37,6 +38,8 @@ pub enum SaveError {
     Env(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("--sign: {0}")]
+    Sign(#[from] SignError),
 }
 
 /// What was saved.
@@ -56,6 +59,9 @@ pub struct SaveOptions {
     /// The `org.opencontainers.image.created` annotation (RFC 3339). Without it, only
     /// `SOURCE_DATE_EPOCH` sets one, so saving the same chart twice gives the same digests.
     pub created: Option<String>,
+    /// Sign the archive with this key, as `helm package --sign` does: the provenance file
+    /// becomes the chart's provenance layer (replacing a `.prov` beside a package).
+    pub sign: Option<SigningKey>,
 }
 
 /// Saves the chart at `path` under `reference` (tag defaulting to the chart version).
@@ -121,6 +127,19 @@ pub fn save(
         return Err(SaveError::NotAChart(path.to_path_buf()));
     };
     let staged = blob.finish()?;
+    let prov = match &options.sign {
+        Some(key) => {
+            if prov.is_some() {
+                warnings.push(format!(
+                    "{}.prov is not stored: the chart is signed anew (--sign)",
+                    path.display()
+                ));
+            }
+            let file_name = archive_file_name(&metadata.name, &metadata.version);
+            Some(key.sign_chart(&metadata, &file_name, staged.digest())?)
+        }
+        None => prov,
+    };
 
     let reference = match requested {
         Some(r) if r.tag().is_some() => r,
