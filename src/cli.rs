@@ -554,6 +554,20 @@ pub struct SyncArgs {
     /// Copy only referrers of this artifact type (repeatable)
     #[arg(long, value_name = "TYPE")]
     pub referrers_type: Vec<String>,
+    /// Copy only references whose signatures verify: their Helm provenance (signed by a key
+    /// of --keyring) and/or, with --cosign-key, their cosign signature; report the rest
+    /// (unsigned, bad signature, unknown signer…) and exit 1
+    #[arg(long)]
+    pub require_signed: bool,
+    /// Public keys to trust for provenance (as `gpg --export` writes them, or a keybox)
+    /// [default with --require-signed and no --cosign-key: $GNUPGHOME/pubring.gpg or
+    /// ~/.gnupg/pubring.gpg]
+    #[arg(long, value_name = "FILE", requires = "require_signed")]
+    pub keyring: Option<PathBuf>,
+    /// cosign public key (PEM, ECDSA P-256, as `cosign generate-key-pair` makes) whose
+    /// signature (the `sha256-<hex>.sig` tag) each reference needs
+    #[arg(long, value_name = "FILE", requires = "require_signed")]
+    pub cosign_key: Option<PathBuf>,
     /// Source credentials, overriding stored logins
     #[arg(long, value_name = "USER:PASS")]
     pub src_creds: Option<String>,

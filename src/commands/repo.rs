@@ -113,6 +113,7 @@ pub async fn run(ctx: &Context, cmd: &RepoCommand) -> Result<()> {
                 immutable_tags: false,
                 platforms: Vec::new(),
                 referrers: Default::default(),
+                signatures: Default::default(),
             };
             migrate(ctx, &source, &sink, &prefix, selection, &options, *output).await
         }

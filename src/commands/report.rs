@@ -57,6 +57,7 @@ struct JsonReport<'a> {
     done: usize,
     skipped: usize,
     failed: usize,
+    refused: usize,
     not_attempted: usize,
     items: Vec<JsonItem>,
 }
@@ -124,6 +125,7 @@ impl<'a> Reporter<'a> {
             Outcome::Skipped => ("skipped", None),
             Outcome::Planned => ("planned", None),
             Outcome::Failed(e) => ("failed", Some(e.clone())),
+            Outcome::Refused(e) => ("refused", Some(e.clone())),
             Outcome::NotAttempted => ("not-attempted", None),
         };
         items
@@ -149,6 +151,11 @@ impl<'a> Reporter<'a> {
                 let line = crate::output::terminal_safe(&format!("{what}: {e}")).into_owned();
                 self.bar.suspend(|| eprintln!("Error: {line}"));
             }
+            Outcome::Refused(e) => {
+                let line =
+                    crate::output::terminal_safe(&format!("{what}: refused: {e}")).into_owned();
+                self.bar.suspend(|| eprintln!("Error: {line}"));
+            }
             Outcome::NotAttempted => {}
         }
     }
@@ -159,6 +166,7 @@ impl<'a> Reporter<'a> {
         self.bar.finish_and_clear();
         let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
         let failed = count(|o| matches!(o, Outcome::Failed(_)));
+        let refused = count(|o| matches!(o, Outcome::Refused(_)));
         let not_attempted = count(|o| matches!(o, Outcome::NotAttempted));
         let done = count(|o| matches!(o, Outcome::Done | Outcome::Planned));
         let verb = if self.dry_run {
@@ -173,19 +181,25 @@ impl<'a> Reporter<'a> {
                 done,
                 skipped: count(|o| matches!(o, Outcome::Skipped)),
                 failed,
+                refused,
                 not_attempted,
                 items: items.into_inner().unwrap_or_else(|e| e.into_inner()),
             };
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &report)?;
             std::io::Write::write_all(&mut out, b"\n")?;
-            return match failed {
+            return match failed + refused {
                 0 => Ok(()),
                 _ => Err(super::Reported.into()),
             };
         }
+        // Refusals are counted only when a policy made some (`--require-signed`).
+        let refused_part = match refused {
+            0 => String::new(),
+            n => format!(", refused: {n}"),
+        };
         let mut summary = format!(
-            "{verb}: {done}, skipped: {}, failed: {failed} (of {} {what} from {from})",
+            "{verb}: {done}, skipped: {}{refused_part}, failed: {failed} (of {} {what} from {from})",
             count(|o| matches!(o, Outcome::Skipped)),
             outcomes.len(),
         );
@@ -195,7 +209,7 @@ impl<'a> Reporter<'a> {
             ));
         }
         self.ctx.say(&summary);
-        if failed > 0 {
+        if failed + refused > 0 {
             return Err(super::Reported.into());
         }
         Ok(())

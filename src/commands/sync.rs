@@ -175,6 +175,16 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         .map(|p| crate::engine::copy::Platform::parse(p))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--platform {e}"))?;
+    // Keys are read before anything is contacted; provenance is checked unless only a cosign
+    // key was given.
+    let signatures = match args.require_signed {
+        true => super::signing::policy(
+            args.keyring.is_some() || args.cosign_key.is_none(),
+            args.keyring.as_deref(),
+            args.cosign_key.as_deref(),
+        )?,
+        false => Default::default(),
+    };
     let src_creds = args
         .src_creds
         .as_deref()
@@ -434,6 +444,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             enabled: !args.no_referrers,
             types: args.referrers_type.clone(),
         },
+        signatures,
     };
     if let Some(r) = &dest_ref {
         let count: usize = sources.iter().map(|s| s.refs.len()).sum();

@@ -19,6 +19,9 @@ pub enum Outcome {
     /// `--dry-run`: it would be copied.
     Planned,
     Failed(String),
+    /// Not copied: its signatures do not pass `--require-signed` (why, starting with the
+    /// kind of refusal: `unsigned`, `bad signature`, `unknown signer`…).
+    Refused(String),
     /// Not tried, because an earlier item failed and `--keep-going` was not given.
     NotAttempted,
 }

@@ -13,6 +13,7 @@
 //! (a `:port` written `_port`, which skopeo cannot do at all).
 
 pub mod config;
+pub mod policy;
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{HashMap, HashSet};
@@ -117,6 +118,9 @@ pub struct SyncOptions {
     pub platforms: Vec<crate::engine::copy::Platform>,
     /// Which referrers travel with what is copied (all, by default).
     pub referrers: ReferrerPolicy,
+    /// `--require-signed`: the signatures a reference needs to be copied (none needed when
+    /// empty).
+    pub signatures: crate::tasks::verify::Policy,
 }
 
 /// Newest version first, then tags that are not versions, by name; digests last.
@@ -328,6 +332,25 @@ async fn plan(
     })
 }
 
+/// With `--require-signed`, why `item` may not be copied (a refusal, or a check that could
+/// not be made); `None` when it may.
+async fn signed(
+    source: &dyn Source,
+    item: &Item,
+    signatures: &crate::tasks::verify::Policy,
+) -> Option<Outcome> {
+    if signatures.is_empty() {
+        return None;
+    }
+    match policy::check(source, &item.source, signatures).await {
+        Ok(()) => None,
+        Err(e) => Some(match e.failure() {
+            Some(kind) => Outcome::Refused(format!("{kind}: {e}")),
+            None => Outcome::Failed(e.to_string()),
+        }),
+    }
+}
+
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
 /// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
 /// each one call into the copy engine. Without `keep_going`, a failure stops new copies. An
@@ -400,9 +423,12 @@ pub async fn sync(
                 );
             };
             let outcome = match have {
-                None => match copy(source, &item.source, sink, &item.target, job).await {
-                    Ok(_) => Outcome::Done,
-                    Err(e) => Outcome::Failed(e.to_string()),
+                None => match signed(source, item, &options.signatures).await {
+                    Some(refused) => refused,
+                    None => match copy(source, &item.source, sink, &item.target, job).await {
+                        Ok(_) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    },
                 },
                 // There already: only what refers to it may be new.
                 Some(digest) => {
