@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use super::Context;
 use crate::cli::ServeArgs;
 use crate::reference::Reference;
-use crate::tasks::serve::{self, Htpasswd, ServeOptions, UpstreamOptions};
+use crate::serve::{self, Htpasswd, ServeOptions, UpstreamOptions};
 
 pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     let upstream = match &args.upstream {

@@ -1,0 +1,80 @@
+//! The classic chart repository view: `index.yaml` and `index.json` of the root and of each
+//! prefix, and chart downloads (`charts/NAME-VERSION.tgz` and `.prov`).
+
+use hyper::body::Incoming;
+use hyper::header;
+use hyper::{Request, Response, StatusCode};
+
+use super::http::{self, Body, Source};
+use super::names::ApiError;
+use super::router::State;
+
+pub(super) async fn route(
+    state: &State,
+    req: &Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    let library = &state.library;
+    let Some(path) = http::percent_decode(path.trim_start_matches('/')) else {
+        return Ok(http::text(StatusCode::NOT_FOUND, "not found"));
+    };
+    if path.is_empty() {
+        return Ok(http::text(
+            StatusCode::OK,
+            "chartcache serve: a chart repository at /index.yaml and a read-only OCI registry at /v2/",
+        ));
+    }
+    let index = [("index.yaml", false), ("index.json", true)]
+        .into_iter()
+        .find_map(|(file, json)| {
+            let prefix = if path == file {
+                Some("")
+            } else {
+                path.strip_suffix(file)?.strip_suffix('/')
+            };
+            prefix.map(|p| (p.to_string(), json))
+        });
+    if let Some((prefix, json)) = index {
+        let Some(view) = library.view(&prefix).await? else {
+            return Ok(http::text(
+                StatusCode::NOT_FOUND,
+                &format!("no charts under /{prefix}"),
+            ));
+        };
+        let (bytes, etag, content_type) = if json {
+            (view.json, view.json_etag, "application/json")
+        } else {
+            (view.yaml, view.yaml_etag, "application/yaml")
+        };
+        return Ok(http::serve(
+            req.method(),
+            req.headers(),
+            Source::Memory(bytes),
+            content_type,
+            &etag,
+            &[(header::CACHE_CONTROL, "no-cache".into())],
+        )
+        .await);
+    }
+    let Some(file) = library.chart_file(&path).await? else {
+        return Ok(http::text(
+            StatusCode::NOT_FOUND,
+            &format!("/{path}: not found"),
+        ));
+    };
+    let source = library.chart_bytes(&file).await?;
+    let content_type = if path.ends_with(".prov") {
+        "application/pgp-signature"
+    } else {
+        "application/gzip"
+    };
+    Ok(http::serve(
+        req.method(),
+        req.headers(),
+        source,
+        content_type,
+        &format!("\"{}\"", file.digest),
+        &[(header::CACHE_CONTROL, "no-cache".into())],
+    )
+    .await)
+}
