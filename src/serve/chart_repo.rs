@@ -41,18 +41,30 @@ pub(super) async fn route(
                 &format!("no charts under /{prefix}"),
             ));
         };
-        let (bytes, etag, content_type) = if json {
-            (view.json, view.json_etag, "application/json")
+        let (encoded, content_type) = if json {
+            (&view.json, "application/json")
         } else {
-            (view.yaml, view.yaml_etag, "application/yaml")
+            (&view.yaml, "application/yaml")
+        };
+        // Compressed once per build; sent to clients that take gzip (curl, proxies, CDNs).
+        // Helm's getter turns compression off, so it gets the plain bytes.
+        let mut extra = vec![
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+            (header::VARY, "Accept-Encoding".to_string()),
+        ];
+        let (bytes, etag) = if http::accepts_gzip(req.headers()) {
+            extra.push((header::CONTENT_ENCODING, "gzip".to_string()));
+            (encoded.gzip.clone(), &encoded.gzip_etag)
+        } else {
+            (encoded.plain.clone(), &encoded.etag)
         };
         return Ok(http::serve(
             req.method(),
             req.headers(),
             Source::Memory(bytes),
             content_type,
-            &etag,
-            &[(header::CACHE_CONTROL, "no-cache".into())],
+            etag,
+            &extra,
         )
         .await);
     }

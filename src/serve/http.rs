@@ -113,6 +113,31 @@ pub fn parse_range(value: Option<&str>, len: u64) -> Range {
     }
 }
 
+/// Whether `Accept-Encoding` takes gzip (`gzip`, `x-gzip` or `*`, with a q-value above 0).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = None;
+    let mut gzip = None;
+    for item in headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(q > 0.0),
+            "*" => star = Some(q > 0.0),
+            _ => {}
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
 /// Whether `If-None-Match` already names `etag`.
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -456,6 +481,24 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Range::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 10), Range::Whole);
         assert_eq!(parse_range(Some("bytes=x-1"), 10), Range::Whole);
+    }
+
+    #[test]
+    fn gzip_is_taken_when_offered_without_q_zero() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("deflate, gzip;q=0.5, br"));
+        assert!(with("GZIP"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("*, gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!with("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

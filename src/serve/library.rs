@@ -21,7 +21,9 @@ use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use super::blobcache::BlobCache;
-use super::index::{self, ChartFile, ChartItem, Indexes, Rendered};
+use super::index::{self, ChartFile, ChartItem, ChartUrls, Indexes, Rendered};
+use super::log::Log;
+use super::metrics::Metrics;
 use super::names::{ApiError, Namespace, Object};
 use super::upstream::{Upstream, UpstreamOptions};
 use crate::digest::Digest;
@@ -72,7 +74,7 @@ pub struct ServedManifest {
 pub struct Library {
     pub(super) store: Store,
     pub(super) namespace: Namespace,
-    pub(super) base_url: Option<String>,
+    pub(super) urls: ChartUrls,
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
     pub(super) rebuilding: tokio::sync::Mutex<()>,
     /// Config digest → chart metadata; manifest digest → `created`.
@@ -82,11 +84,17 @@ pub struct Library {
     /// Whole-blob reads in flight; past this, blobs stream from disk instead.
     pub(super) reads: tokio::sync::Semaphore,
     pub(super) upstream: Option<Upstream>,
-    pub(super) log: Box<dyn Fn(&str) + Send + Sync>,
+    pub(super) log: Log,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// Blobs up to this size are read whole (and kept in the memory cache); larger ones stream.
 const WHOLE_READ_MAX: u64 = 4 * 1024 * 1024;
+
+/// How recently the upstream must have answered for `/readyz` to say ready without asking it.
+const READY_WINDOW: Duration = Duration::from_secs(30);
+/// How long `/readyz` waits for the upstream when it asks.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
 
 /// An unknown change token (no `index.json`): rescan at most this often.
 const UNTRACKED_RESCAN: Duration = Duration::from_secs(2);
@@ -94,10 +102,11 @@ const UNTRACKED_RESCAN: Duration = Duration::from_secs(2);
 impl Library {
     pub fn new(
         store: Store,
-        base_url: Option<String>,
+        urls: ChartUrls,
         upstream: Option<UpstreamOptions>,
         memory_cache: u64,
-        log: Box<dyn Fn(&str) + Send + Sync>,
+        log: Log,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let namespace = match &upstream {
             Some(u) => Namespace::Upstream {
@@ -110,12 +119,12 @@ impl Library {
             token: None,
             built: Instant::now() - UNTRACKED_RESCAN * 2,
             repos: BTreeMap::new(),
-            indexes: Arc::new(index::build(Vec::new(), base_url.as_deref())),
+            indexes: Arc::new(index::build(Vec::new(), &urls)),
         };
         Library {
             store,
             namespace,
-            base_url,
+            urls,
             snapshot: RwLock::new(Arc::new(empty)),
             rebuilding: tokio::sync::Mutex::new(()),
             metadata: Mutex::new(HashMap::new()),
@@ -124,6 +133,7 @@ impl Library {
             reads: tokio::sync::Semaphore::new(16),
             upstream: upstream.map(Upstream::new),
             log,
+            metrics,
         }
     }
 
@@ -154,12 +164,14 @@ impl Library {
             return Ok(snap);
         }
         let me = Arc::clone(self);
+        let started = Instant::now();
         let built = tokio::task::spawn_blocking(move || me.build_snapshot(token))
             .await
             .map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
             })?
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e))?;
+        self.metrics.index_built(started.elapsed());
         let built = Arc::new(built);
         if let Ok(mut s) = self.snapshot.write() {
             *s = Arc::clone(&built);
@@ -222,7 +234,7 @@ impl Library {
             token,
             built: Instant::now(),
             repos,
-            indexes: Arc::new(index::build(items, self.base_url.as_deref())),
+            indexes: Arc::new(index::build(items, &self.urls)),
         })
     }
 
@@ -273,6 +285,32 @@ impl Library {
         })
     }
 
+    // ---- readiness ----------------------------------------------------------------------
+
+    /// Whether the server can serve: the cache is readable and, with an upstream, the
+    /// upstream answered within [`READY_WINDOW`] (asked again now if it has not).
+    pub async fn readiness(self: &Arc<Self>) -> Result<(), String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let _guard = store.read().map_err(|e| format!("the cache: {e}"))?;
+            let refs = store.root().join("refs");
+            std::fs::read_dir(&refs)
+                .map(drop)
+                .map_err(|e| format!("the cache: {}: {e}", refs.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let Some(up) = &self.upstream else {
+            return Ok(());
+        };
+        if up.last_answer().is_some_and(|ago| ago < READY_WINDOW) {
+            return Ok(());
+        }
+        self.probe_upstream(PROBE_LIMIT)
+            .await
+            .map_err(|e| format!("the upstream: {e}"))
+    }
+
     // ---- the index view -----------------------------------------------------------------
 
     /// The index views: of the cache, or of the upstream (listed at most once per TTL).
@@ -308,16 +346,9 @@ impl Library {
         }
     }
 
-    /// The rendered index of `prefix`; the first request renders it, off the async threads.
-    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Rendered>, ApiError> {
-        let indexes = self.indexes().await?;
-        if indexes.is_rendered(prefix) {
-            return Ok(indexes.view(prefix).cloned());
-        }
-        let prefix = prefix.to_string();
-        tokio::task::spawn_blocking(move || indexes.view(&prefix).cloned())
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))
+    /// The rendered index of `prefix`.
+    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Arc<Rendered>>, ApiError> {
+        Ok(self.indexes().await?.view(prefix))
     }
 
     pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {
@@ -443,7 +474,8 @@ impl Library {
                     if local.is_none() {
                         return Err(ApiError::upstream(e));
                     }
-                    (self.log)(&format!("{repo}: listing the cached tags: {e}"));
+                    self.log
+                        .event(&format!("{repo}: listing the cached tags: {e}"));
                 }
             }
         }

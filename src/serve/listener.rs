@@ -60,7 +60,7 @@ pub(super) async fn run(
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
-                    eprintln!("chartcache serve: accept failed: {e}");
+                    state.log.event(&format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -100,17 +100,17 @@ pub(super) async fn run(
         });
     }
     drop(listener);
-    eprintln!(
-        "chartcache serve: shutting down, finishing {} connection(s)",
+    state.log.event(&format!(
+        "shutting down, finishing {} connection(s)",
         graceful.count()
-    );
+    ));
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            eprintln!(
-                "chartcache serve: gave up waiting for connections after {} s",
+            state.log.event(&format!(
+                "gave up waiting for connections after {} s",
                 SHUTDOWN_GRACE.as_secs()
-            );
+            ));
         }
     }
 }
@@ -137,7 +137,7 @@ async fn connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let log = state.access_log;
+    let log = state.log;
     let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(router::handle(&state, req, peer).await) }
@@ -153,12 +153,12 @@ async fn connection<I>(
         .max_headers(MAX_HEADERS)
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await
-        && log
+        && log.access
         && let Some(reason) = timed_out(&e, limits)
     {
         // Only the limits' own closes are logged: resets and early closes by clients are
         // their business, and common.
-        eprintln!("chartcache serve: closed a connection from {peer}: {reason}");
+        log.event(&format!("closed a connection from {peer}: {reason}"));
     }
 }
 

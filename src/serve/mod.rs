@@ -65,6 +65,8 @@ pub mod http;
 pub mod index;
 pub mod library;
 mod listener;
+pub mod log;
+pub mod metrics;
 mod names;
 mod registry_api;
 mod router;
@@ -77,8 +79,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use auth::Htpasswd;
+use index::ChartUrls;
 pub use library::Library;
 use listener::Limits;
+pub use log::{Log, LogFormat};
+use metrics::Metrics;
 use router::State;
 pub use upstream::UpstreamOptions;
 
@@ -93,17 +98,26 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Tls(String),
+    #[error(
+        "--chart-url oci needs the host clients reach this server by: give --base-url (listening on {0}, which is every address)"
+    )]
+    OciHost(String),
+    #[error("--base-url {0}: not an http:// or https:// URL with a host")]
+    BaseUrl(String),
 }
 
 /// Everything `serve` is told.
 pub struct ServeOptions {
     pub listen: String,
+    /// Where clients reach the server: chart URLs in index entries are made absolute under it.
     pub base_url: Option<String>,
+    /// Index entries point at the registry API (`oci://HOST/NAME:TAG`) instead.
+    pub oci_urls: bool,
     pub upstream: Option<UpstreamOptions>,
     pub htpasswd: Option<Htpasswd>,
     /// Certificate chain and key, both PEM.
     pub tls: Option<(PathBuf, PathBuf)>,
-    pub access_log: bool,
+    pub log: Log,
     /// Bytes of small blobs kept in memory.
     pub memory_cache: u64,
     pub max_connections: usize,
@@ -143,26 +157,59 @@ pub async fn serve(
         addr: options.listen.clone(),
         source,
     })?;
+    let urls = chart_urls(options.base_url, options.oci_urls, local)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     ready(&format!("{scheme}://{local}"));
 
-    let log_lines = options.access_log;
     let limits = Limits {
         header_timeout: options.header_timeout,
         write_timeout: options.write_timeout,
         min_write_bytes: options.min_write_bytes,
     };
+    let metrics = Arc::new(Metrics::new());
     let state = Arc::new(State {
         library: Arc::new(Library::new(
             store,
-            options.base_url,
+            urls,
             options.upstream,
             options.memory_cache,
-            Box::new(|line| eprintln!("chartcache serve: {line}")),
+            options.log,
+            Arc::clone(&metrics),
         )),
         htpasswd: options.htpasswd.map(Arc::new),
-        access_log: log_lines,
+        log: options.log,
+        metrics,
     });
     listener::run(listener, tls, limits, options.max_connections, state).await;
     Ok(())
+}
+
+/// How index entries point at charts: `--chart-url oci` names this server's registry API by
+/// the host of `--base-url`, else by the address it listens on (when that is one address).
+fn chart_urls(
+    base_url: Option<String>,
+    oci: bool,
+    local: std::net::SocketAddr,
+) -> Result<ChartUrls, ServeError> {
+    let host = |base: &str| {
+        let url = reqwest::Url::parse(base).map_err(|_| ServeError::BaseUrl(base.into()))?;
+        let host = url
+            .host_str()
+            .filter(|_| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| ServeError::BaseUrl(base.into()))?;
+        Ok(match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        })
+    };
+    match (base_url, oci) {
+        (Some(base), true) => Ok(ChartUrls::Oci(host(&base)?)),
+        (None, true) if local.ip().is_unspecified() => Err(ServeError::OciHost(local.to_string())),
+        (None, true) => Ok(ChartUrls::Oci(local.to_string())),
+        (Some(base), false) => {
+            host(&base)?;
+            Ok(ChartUrls::Absolute(base))
+        }
+        (None, false) => Ok(ChartUrls::Relative),
+    }
 }

@@ -6,6 +6,7 @@ use hyper::header::{self, HeaderName};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::http::{self, Body, Source};
+use super::metrics::Route;
 use super::names::{ApiError, Object};
 use super::router::State;
 use crate::digest::Digest;
@@ -20,6 +21,18 @@ enum ApiPath<'a> {
     Tags(&'a str),
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
+}
+
+/// The metrics route of a `/v2/…` path.
+pub(super) fn route_of(path: &str) -> Route {
+    match parse_api_path(path) {
+        Some(ApiPath::Base) => Route::ApiBase,
+        Some(ApiPath::Catalog) => Route::Catalog,
+        Some(ApiPath::Tags(_)) => Route::Tags,
+        Some(ApiPath::Manifest(..)) => Route::Manifest,
+        Some(ApiPath::Blob(..)) => Route::Blob,
+        None => Route::Other,
+    }
 }
 
 fn parse_api_path(path: &str) -> Option<ApiPath<'_>> {

@@ -1,28 +1,54 @@
-//! What a request gets: the `--htpasswd` check, the read-only rule (GET and HEAD), the
+//! What a request gets: the operational endpoints (`/healthz`, `/readyz`, never behind a
+//! login, and `/metrics`), the `--htpasswd` check, the read-only rule (GET and HEAD), the
 //! choice between the classic repository view ([`super::chart_repo`]) and the registry API
-//! ([`super::registry_api`]), and the access log line.
+//! ([`super::registry_api`]), and what every answer adds to the metrics and the access log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::http::{self, Body};
+use super::log::{Access, Log};
+use super::metrics::{self, Metrics, Route};
 use super::{Htpasswd, Library, chart_repo, registry_api};
 
 /// What every connection shares.
 pub(super) struct State {
     pub library: Arc<Library>,
     pub htpasswd: Option<Arc<Htpasswd>>,
-    pub access_log: bool,
+    pub log: Log,
+    pub metrics: Arc<Metrics>,
 }
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
-/// One request: authentication, routing, the access log line.
+/// Which route a path takes, for the metrics (a fixed set, whatever the path).
+fn classify(path: &str) -> Route {
+    match path {
+        "/healthz" => return Route::Healthz,
+        "/readyz" => return Route::Readyz,
+        "/metrics" => return Route::Metrics,
+        _ => {}
+    }
+    if path == "/v2" || path.starts_with("/v2/") {
+        return registry_api::route_of(path);
+    }
+    if path.ends_with("/index.yaml") || path.ends_with("/index.json") {
+        Route::Index
+    } else if path.starts_with("/charts/") || path.contains("/charts/") {
+        Route::Chart
+    } else {
+        Route::Other
+    }
+}
+
+/// One request: the operational endpoints or authentication and routing, then the metrics
+/// and the access log line.
 pub(super) async fn handle(
     state: &State,
     req: Request<Incoming>,
@@ -30,10 +56,17 @@ pub(super) async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path().to_string();
+    let route_kind = classify(&path);
     let api = path == "/v2" || path.starts_with("/v2/");
-    let (mut resp, user) = match authenticate(state, &req).await {
-        Err(resp) => (resp, None),
-        Ok(user) => (route(state, &req, &path, api).await, user),
+    let (mut resp, user) = match operational(state, &req, route_kind).await {
+        Some(resp) => (resp, None),
+        None => match authenticate(state, &req).await {
+            Err(resp) => (resp, None),
+            Ok(user) if route_kind == Route::Metrics && read_only(req.method()) => {
+                (metrics_page(state, req.method()), user)
+            }
+            Ok(user) => (route(state, &req, &path, api).await, user),
+        },
     };
     if api {
         resp.headers_mut().insert(
@@ -41,31 +74,81 @@ pub(super) async fn handle(
             header::HeaderValue::from_static("registry/2.0"),
         );
     }
-    if state.access_log {
+    let status = resp.status().as_u16();
+    state.metrics.request(route_kind, status, started.elapsed());
+    let length = {
         use hyper::body::Body as _;
-        let length = resp
-            .headers()
+        resp.headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| resp.body().size_hint().exact().map(|n| n.to_string()))
-            .unwrap_or_else(|| "-".into());
-        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let line = format!(
-            "{} - {} [{}] \"{} {} {:?}\" {} {} {}ms\n",
-            peer.ip(),
-            user.as_deref().unwrap_or("-"),
-            crate::output::rfc3339(SystemTime::now()),
-            req.method(),
-            target.escape_debug(),
-            req.version(),
-            resp.status().as_u16(),
-            length,
-            started.elapsed().as_millis()
-        );
-        use std::io::Write;
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            .and_then(|v| v.parse().ok())
+            .or_else(|| resp.body().size_hint().exact())
+    };
+    state.log.access(&Access {
+        remote: peer.ip(),
+        user: user.as_deref(),
+        method: req.method().as_str(),
+        target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        protocol: &format!("{:?}", req.version()),
+        status,
+        bytes: length,
+        took: started.elapsed(),
+    });
+    // Body bytes are counted as they go to the connection, so a download cut short counts
+    // what was sent.
+    let sent = state.metrics.bytes_counter(route_kind);
+    resp.map(move |body| {
+        body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                sent.inc_by(data.len() as u64);
+            }
+            frame
+        })
+        .boxed_unsync()
+    })
+}
+
+fn read_only(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+/// `/healthz` (the process answers) and `/readyz` (the cache is readable and the upstream
+/// answered recently), for load balancers and orchestrators that have no login to give.
+async fn operational(
+    state: &State,
+    req: &Request<Incoming>,
+    route: Route,
+) -> Option<Response<Body>> {
+    if !read_only(req.method()) {
+        return None;
     }
+    let (status, text) = match route {
+        Route::Healthz => (StatusCode::OK, "ok".to_string()),
+        Route::Readyz => match state.library.readiness().await {
+            Ok(()) => (StatusCode::OK, "ready".to_string()),
+            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+        },
+        _ => return None,
+    };
+    let mut resp = http::text(status, &text);
+    http::set(&mut resp, header::CACHE_CONTROL, "no-store");
+    if req.method() == Method::HEAD {
+        *resp.body_mut() = http::empty();
+    }
+    Some(resp)
+}
+
+fn metrics_page(state: &State, method: &Method) -> Response<Body> {
+    let text = state.metrics.render();
+    let len = text.len();
+    let mut resp = Response::new(if method == Method::HEAD {
+        http::empty()
+    } else {
+        http::full(text)
+    });
+    http::set(&mut resp, header::CONTENT_TYPE, metrics::CONTENT_TYPE);
+    http::set(&mut resp, header::CONTENT_LENGTH, len.to_string());
+    http::set(&mut resp, header::CACHE_CONTROL, "no-store");
     resp
 }
 
@@ -115,7 +198,7 @@ async fn authenticate(
 
 async fn route(state: &State, req: &Request<Incoming>, path: &str, api: bool) -> Response<Body> {
     let method = req.method();
-    if method != Method::GET && method != Method::HEAD {
+    if !read_only(method) {
         let mut resp = if api {
             http::oci_error(
                 StatusCode::METHOD_NOT_ALLOWED,

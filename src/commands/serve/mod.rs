@@ -1,6 +1,8 @@
-//! `chartcache serve`: flags in, the serve task out. Reading the htpasswd file and the upstream
-//! login happens here, before the port opens, so a mistake is an error at start-up rather
-//! than a server that refuses everyone.
+//! `chartcache serve`: flags (and `--config`, see [`config`]) in, the server out. Reading the
+//! htpasswd file and the upstream login happens here, before the port opens, so a mistake is
+//! an error at start-up rather than a server that refuses everyone.
+
+mod config;
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,11 +10,32 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use super::Context;
-use crate::cli::ServeArgs;
+use crate::cli::{ChartUrl, LogFormatArg, ServeArgs};
 use crate::reference::Reference;
-use crate::serve::{self, Htpasswd, ServeOptions, UpstreamOptions};
+use crate::serve::{self, Htpasswd, Log, LogFormat, ServeOptions, UpstreamOptions};
 
 pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
+    let merged;
+    let args = match &args.config {
+        None => args,
+        Some(path) => {
+            let text = config::read(path)?;
+            let explicit = config::command_line_matches();
+            merged = config::merge(args, explicit.as_ref(), &text, path)?;
+            &merged
+        }
+    };
+    if args.upstream.is_none() {
+        if !args.repos.is_empty() {
+            bail!("--repo is for --upstream: list a repository of the upstream");
+        }
+        if args.revalidate {
+            bail!("--revalidate is for --upstream");
+        }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        bail!("--tls-cert and --tls-key go together");
+    }
     let upstream = match &args.upstream {
         None => None,
         Some(text) => {
@@ -63,10 +86,17 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     let options = ServeOptions {
         listen: args.listen.clone(),
         base_url: args.base_url.clone(),
+        oci_urls: args.chart_url == ChartUrl::Oci,
         upstream,
         htpasswd,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
-        access_log: !ctx.quiet,
+        log: Log {
+            format: match args.log_format {
+                LogFormatArg::Plain => LogFormat::Plain,
+                LogFormatArg::Json => LogFormat::Json,
+            },
+            access: !ctx.quiet,
+        },
         memory_cache: args.memory_cache.saturating_mul(1024 * 1024),
         max_connections: args.max_connections as usize,
         header_timeout: args.header_timeout,
