@@ -388,9 +388,14 @@ pub struct ServeArgs {
     /// Access log and event lines on stderr as plain text or one JSON object per line
     #[arg(long, value_enum, default_value_t = LogFormatArg::Plain, value_name = "FORMAT")]
     pub log_format: LogFormatArg,
-    /// Be a pull-through cache of this registry (HOST[/PREFIX]), with its stored login
-    #[arg(long, value_name = "REGISTRY")]
+    /// Be a pull-through cache of this registry (HOST[/PREFIX]), with its stored login, or
+    /// serve this classic repository (https://HOST/PATH, with an index.yaml) as OCI
+    #[arg(long, value_name = "REGISTRY|URL")]
     pub upstream: Option<String>,
+    /// What --upstream is: auto (an http(s):// URL whose index.yaml reads is a classic
+    /// repository, anything else a registry), registry or classic
+    #[arg(long, value_enum, default_value_t = UpstreamKind::Auto, value_name = "KIND")]
+    pub upstream_kind: UpstreamKind,
     /// With --upstream: a repository (relative to it) to list in index.yaml when the upstream
     /// keeps its catalog private
     #[arg(long = "repo", value_name = "NAME")]
@@ -398,7 +403,7 @@ pub struct ServeArgs {
     /// With --upstream: check a cached tag against the upstream before serving it
     #[arg(long)]
     pub revalidate: bool,
-    /// With --upstream: seconds before the upstream is listed again for index.yaml
+    /// With --upstream: seconds before the upstream is listed (or its index.yaml read) again
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub index_ttl: u64,
     /// Require Basic authentication against this htpasswd file (bcrypt entries, htpasswd -B)
@@ -431,6 +436,14 @@ pub struct ServeArgs {
     /// How to reach the --upstream registry
     #[command(flatten)]
     pub transport: TransportArgs,
+}
+
+/// `serve --upstream-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamKind {
+    Auto,
+    Registry,
+    Classic,
 }
 
 /// `serve --chart-url`.

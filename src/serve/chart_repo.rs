@@ -41,10 +41,15 @@ pub(super) async fn route(
                 &format!("no charts under /{prefix}"),
             ));
         };
-        let (encoded, content_type) = if json {
-            (&view.json, "application/json")
-        } else {
-            (&view.yaml, "application/yaml")
+        let (encoded, content_type) = match (json, &view.json) {
+            (false, _) => (&view.yaml, "application/yaml"),
+            (true, Some(j)) => (j, "application/json"),
+            (true, None) => {
+                return Ok(http::text(
+                    StatusCode::NOT_FOUND,
+                    "this repository has an index.yaml only",
+                ));
+            }
         };
         // Compressed once per build; sent to clients that take gzip (curl, proxies, CDNs).
         // Helm's getter turns compression off, so it gets the plain bytes.
@@ -68,13 +73,12 @@ pub(super) async fn route(
         )
         .await);
     }
-    let Some(file) = library.chart_file(&path).await? else {
+    let Some(file) = library.download(&path).await? else {
         return Ok(http::text(
             StatusCode::NOT_FOUND,
             &format!("/{path}: not found"),
         ));
     };
-    let source = library.chart_bytes(&file).await?;
     let content_type = if path.ends_with(".prov") {
         "application/pgp-signature"
     } else {
@@ -83,7 +87,7 @@ pub(super) async fn route(
     Ok(http::serve(
         req.method(),
         req.headers(),
-        source,
+        file.source,
         content_type,
         &format!("\"{}\"", file.digest),
         &[(header::CACHE_CONTROL, "no-cache".into())],

@@ -71,6 +71,12 @@ impl Source {
     }
 }
 
+/// A chart download: its bytes and the blob they are.
+pub struct Download {
+    pub source: Source,
+    pub digest: crate::digest::Digest,
+}
+
 /// What a `Range` header asks of a body of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Range {

@@ -61,7 +61,8 @@ pub struct ChartFile {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub yaml: Encoded,
-    pub json: Encoded,
+    /// `index.json`; none for an index passed through as the upstream wrote it.
+    pub json: Option<Encoded>,
     pub entries: usize,
 }
 
@@ -76,7 +77,7 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    fn new(plain: Vec<u8>) -> Self {
+    pub fn new(plain: Vec<u8>) -> Self {
         let hex = Digest::of(&plain).hex()[..32].to_string();
         Encoded {
             gzip: Bytes::from(gzip(&plain)),
@@ -371,7 +372,7 @@ fn render(items: &[ChartItem], view: &View) -> Rendered {
     json.push(b'}');
     Rendered {
         yaml: Encoded::new(yaml.into_bytes()),
-        json: Encoded::new(json),
+        json: Some(Encoded::new(json)),
         entries: count,
     }
 }
@@ -526,7 +527,7 @@ mod tests {
             "compressed the same way every time"
         );
         assert_eq!(xv.yaml.etag, yv.yaml.etag);
-        assert_ne!(xv.yaml.etag, xv.json.etag);
+        assert_ne!(Some(&xv.yaml.etag), xv.json.as_ref().map(|j| &j.etag));
         assert_ne!(xv.yaml.etag, xv.yaml.gzip_etag);
         let mut unzipped = Vec::new();
         std::io::Read::read_to_end(
@@ -564,7 +565,8 @@ mod tests {
         let idx = build(vec![tricky, odd_name], &ChartUrls::Relative);
         let view = idx.view("").unwrap();
         let from_yaml = yaml(&view);
-        let from_json: serde_json::Value = serde_json::from_slice(&view.json.plain).unwrap();
+        let from_json: serde_json::Value =
+            serde_json::from_slice(&view.json.as_ref().unwrap().plain).unwrap();
         assert_eq!(from_yaml, from_json);
         let web = &from_yaml["entries"]["web"][0];
         assert_eq!(web["description"], metadata["description"]);

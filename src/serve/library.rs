@@ -20,12 +20,14 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
+use super::UpstreamSpec;
 use super::blobcache::BlobCache;
+use super::bridge::Bridge;
 use super::index::{self, ChartFile, ChartItem, ChartUrls, Indexes, Rendered};
 use super::log::Log;
 use super::metrics::Metrics;
 use super::names::{ApiError, Namespace, Object};
-use super::upstream::{Upstream, UpstreamOptions};
+use super::upstream::Upstream;
 use crate::digest::Digest;
 use crate::oci::{ANNOTATION_CREATED, MANIFEST_MEDIA_TYPE, Manifest};
 use crate::reference::Reference;
@@ -84,6 +86,7 @@ pub struct Library {
     /// Whole-blob reads in flight; past this, blobs stream from disk instead.
     pub(super) reads: tokio::sync::Semaphore,
     pub(super) upstream: Option<Upstream>,
+    pub(super) bridge: Option<Bridge>,
     pub(super) log: Log,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -103,17 +106,26 @@ impl Library {
     pub fn new(
         store: Store,
         urls: ChartUrls,
-        upstream: Option<UpstreamOptions>,
+        upstream: Option<UpstreamSpec>,
         memory_cache: u64,
         log: Log,
         metrics: Arc<Metrics>,
     ) -> Self {
         let namespace = match &upstream {
-            Some(u) => Namespace::Upstream {
+            Some(UpstreamSpec::Registry(u)) => Namespace::Upstream {
                 host: u.host.clone(),
                 prefix: u.prefix.clone(),
             },
+            Some(UpstreamSpec::Classic(c)) => c.namespace().unwrap_or(Namespace::Upstream {
+                host: "localhost".into(),
+                prefix: String::new(),
+            }),
             None => Namespace::Cache,
+        };
+        let (registry, classic) = match upstream {
+            Some(UpstreamSpec::Registry(u)) => (Some(Upstream::new(u)), None),
+            Some(UpstreamSpec::Classic(c)) => (None, Some(Bridge::new(c))),
+            None => (None, None),
         };
         let empty = Snapshot {
             token: None,
@@ -131,7 +143,8 @@ impl Library {
             created: Mutex::new(HashMap::new()),
             blobs: BlobCache::new(memory_cache),
             reads: tokio::sync::Semaphore::new(16),
-            upstream: upstream.map(Upstream::new),
+            upstream: registry,
+            bridge: classic,
             log,
             metrics,
         }
@@ -289,26 +302,42 @@ impl Library {
 
     /// Whether the server can serve: the cache is readable and, with an upstream, the
     /// upstream answered within [`READY_WINDOW`] (asked again now if it has not).
-    pub async fn readiness(self: &Arc<Self>) -> Result<(), String> {
+    /// Unready, it says which part (for the answer) and why (for the log only: `/readyz`
+    /// needs no login, and error texts name hosts and paths).
+    pub async fn readiness(self: &Arc<Self>) -> Result<(), (&'static str, String)> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let _guard = store.read().map_err(|e| format!("the cache: {e}"))?;
+            let _guard = store.read().map_err(|e| e.to_string())?;
             let refs = store.root().join("refs");
             std::fs::read_dir(&refs)
                 .map(drop)
-                .map_err(|e| format!("the cache: {}: {e}", refs.display()))
+                .map_err(|e| format!("{}: {e}", refs.display()))
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|e| ("the cache is not readable", e))?;
+        let upstream = |e: String| ("the upstream does not answer", e);
+        if let Some(bridge) = &self.bridge {
+            if bridge.last_answer().is_some_and(|ago| ago < READY_WINDOW) {
+                return Ok(());
+            }
+            return match tokio::time::timeout(PROBE_LIMIT, self.read_listing()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(upstream(e.to_string())),
+                Err(_) => Err(upstream(format!(
+                    "no index within {}",
+                    humantime::format_duration(PROBE_LIMIT)
+                ))),
+            };
+        }
         let Some(up) = &self.upstream else {
             return Ok(());
         };
         if up.last_answer().is_some_and(|ago| ago < READY_WINDOW) {
             return Ok(());
         }
-        self.probe_upstream(PROBE_LIMIT)
-            .await
-            .map_err(|e| format!("the upstream: {e}"))
+        self.probe_upstream(PROBE_LIMIT).await.map_err(upstream)
     }
 
     // ---- the index view -----------------------------------------------------------------
@@ -348,7 +377,33 @@ impl Library {
 
     /// The rendered index of `prefix`.
     pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Arc<Rendered>>, ApiError> {
+        if self.bridge.is_some() {
+            // A classic upstream's index passes through, at the root only.
+            return Ok(match prefix {
+                "" => Some(Arc::clone(&self.listing().await?.view)),
+                _ => None,
+            });
+        }
         Ok(self.indexes().await?.view(prefix))
+    }
+
+    /// A chart download (`charts/NAME-VERSION.tgz`, its `.prov`, or with a classic upstream
+    /// any path its index names), pulled through when needed.
+    pub async fn download(
+        self: &Arc<Self>,
+        path: &str,
+    ) -> Result<Option<super::http::Download>, ApiError> {
+        if self.bridge.is_some() {
+            return self.bridge_download(path).await;
+        }
+        let Some(file) = self.chart_file(path).await? else {
+            return Ok(None);
+        };
+        let source = self.chart_bytes(&file).await?;
+        Ok(Some(super::http::Download {
+            source,
+            digest: file.digest,
+        }))
     }
 
     pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {
@@ -367,15 +422,19 @@ impl Library {
             .namespace
             .repository(served)
             .ok_or_else(|| ApiError::name_unknown(served))?;
-        let entry = match &self.upstream {
-            None => {
+        let entry = match (&self.upstream, &self.bridge, object) {
+            (Some(up), _, _) => self.pull_through(up, served, &repo, object).await?,
+            (None, Some(_), Object::Tag(tag)) => Some(self.bridge_pull(served, tag).await?),
+            (None, Some(_), Object::Digest(_)) => {
+                self.current().await?.find(served, object).cloned()
+            }
+            (None, None, _) => {
                 let snap = self.current().await?;
                 if !snap.repos.contains_key(served) {
                     return Err(ApiError::name_unknown(served));
                 }
                 snap.find(served, object).cloned()
             }
-            Some(up) => self.pull_through(up, served, &repo, object).await?,
         };
         let digest = entry
             .and_then(|e| e.manifest)
@@ -403,7 +462,7 @@ impl Library {
         digest: &Digest,
     ) -> Result<super::http::Source, ApiError> {
         let snap = self.current().await?;
-        if self.upstream.is_none() && !snap.repos.contains_key(served) {
+        if self.upstream.is_none() && self.bridge.is_none() && !snap.repos.contains_key(served) {
             return Err(ApiError::name_unknown(served));
         }
         if !snap.holds_blob(served, digest) {
@@ -455,6 +514,20 @@ impl Library {
         let snap = self.current().await?;
         let local: Option<Vec<String>> =
             snap.repos.get(served).map(|t| t.keys().cloned().collect());
+        if self.bridge.is_some() {
+            let listed = match self.listing().await {
+                Ok(l) => l.tags(served),
+                Err(e) if local.is_some() => {
+                    self.log
+                        .event(&format!("{served}: listing the cached tags: {}", e.message));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            return listed
+                .or(local)
+                .ok_or_else(|| ApiError::name_unknown(served));
+        }
         if let Some(up) = &self.upstream {
             let repo = self
                 .namespace
@@ -486,6 +559,11 @@ impl Library {
     pub async fn catalog(self: &Arc<Self>) -> Result<Vec<String>, ApiError> {
         let snap = self.current().await?;
         let mut names: Vec<String> = snap.repos.keys().cloned().collect();
+        if self.bridge.is_some() {
+            names.extend(self.listing().await?.catalog());
+            names.sort();
+            names.dedup();
+        }
         if let Some(up) = &self.upstream {
             names.extend(up.options.repos.iter().cloned());
             if let Ok(registry) = self.registry(up).await

@@ -60,6 +60,7 @@
 
 pub mod auth;
 mod blobcache;
+pub mod bridge;
 mod chart_repo;
 pub mod http;
 pub mod index;
@@ -79,6 +80,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use auth::Htpasswd;
+pub use bridge::ClassicOptions;
 use index::ChartUrls;
 pub use library::Library;
 use listener::Limits;
@@ -86,6 +88,14 @@ pub use log::{Log, LogFormat};
 use metrics::Metrics;
 use router::State;
 pub use upstream::UpstreamOptions;
+
+/// What `--upstream` names.
+pub enum UpstreamSpec {
+    /// A registry (and path prefix): a pull-through cache of it.
+    Registry(UpstreamOptions),
+    /// A classic repository: served as OCI through the copy engine (the classic bridge).
+    Classic(ClassicOptions),
+}
 
 use crate::store::Store;
 
@@ -113,7 +123,7 @@ pub struct ServeOptions {
     pub base_url: Option<String>,
     /// Index entries point at the registry API (`oci://HOST/NAME:TAG`) instead.
     pub oci_urls: bool,
-    pub upstream: Option<UpstreamOptions>,
+    pub upstream: Option<UpstreamSpec>,
     pub htpasswd: Option<Htpasswd>,
     /// Certificate chain and key, both PEM.
     pub tls: Option<(PathBuf, PathBuf)>,

@@ -126,7 +126,13 @@ async fn operational(
         Route::Healthz => (StatusCode::OK, "ok".to_string()),
         Route::Readyz => match state.library.readiness().await {
             Ok(()) => (StatusCode::OK, "ready".to_string()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+            Err((what, why)) => {
+                state.log.event(&format!("not ready: {what}: {why}"));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {what}"),
+                )
+            }
         },
         _ => return None,
     };
