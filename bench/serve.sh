@@ -4,11 +4,19 @@
 #
 #   index   GET /index.yaml of a cache holding 10,000 chart versions (100 charts x 100),
 #           requests per second                                          goal >= 0.5x nginx
+#   gzip    the same with Accept-Encoding: gzip, against nginx's gzip_static serving the
+#           same compressed bytes, rps                                   goal >= 1.0x nginx
+#           and bytes on the wire against the plain index               goal <= 0.20x
 #   chart   GET /charts/big-1.0.0.tgz, a ~1 MB chart archive, rps          goal >= 0.5x nginx
 #   memory  peak resident memory of chartcache serve while 200 connections download a
 #           ~20 MB chart at once (streamed from disk, not held in memory)
+#   bridge  first pull of a ~1 MB chart through the classic bridge (manifest + layer, a new
+#           cache each run) against curl of the archive from the classic repository (nginx),
+#           median of 5                                                  goal <= 1.5x curl
+#   large   the index of a cache of LARGE chart versions (default 100,000): time to the first
+#           /index.yaml (scan, build, render, compress) and the server's RSS after it
 #
-# Usage: bench/serve.sh [SECONDS]      (default 5 s per wrk run; from anywhere)
+# Usage: bench/serve.sh [SECONDS]      (default 5 s per wrk run; from anywhere; LARGE=N)
 # Needs: wrk, nginx (apt-get install wrk nginx), python3, curl. Builds target/release if
 #        missing. chartcache runs with -q (no access log) and nginx with access_log off.
 # Scratch: bench/work/serve/ (gitignored), removed at the end unless KEEP=1.
@@ -16,7 +24,7 @@ set -euo pipefail
 
 secs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/release/chartcache"
+bin="${CHARTCACHE_BIN:-$root/target/release/chartcache}"
 if [[ ! -x "$bin" ]]; then
   echo "building $bin" >&2
   (cd "$root" && cargo build --release --quiet)
@@ -60,9 +68,10 @@ PY
 # 10,000 distinct chart versions, written the way the store writes them (src/store/refs.rs,
 # layout.rs): a config and a manifest blob each, the chart version marker, the ref's relative
 # links and an index.json entry. They share the seed's archive. `chart verify` checks the result.
-python3 - "$reg" <<'PY'
+cat >"$work/gen.py" <<'PY'
 import hashlib, json, os, sys
 reg = sys.argv[1]
+charts, versions = int(sys.argv[2]), int(sys.argv[3])
 seed = os.path.join(reg, "refs/localhost_5000/bench/seed/simple/tags/0.1.0")
 content = os.readlink(os.path.join(seed, "content")).replace("../", "")
 content_size = os.path.getsize(os.path.join(reg, content))
@@ -78,10 +87,10 @@ def put(data):
 
 with open(os.path.join(reg, "index.json")) as f:
     index = json.load(f)
-for c in range(100):
+for c in range(charts):
     name = f"chart-{c:03}"
     repo = f"bench/team-{c % 10}/{name}"
-    for v in range(100):
+    for v in range(versions):
         version = f"1.{v // 10}.{v % 10}"
         meta = {"name": name, "version": version, "apiVersion": "v2", "appVersion": f"{v}.0",
                 "description": f"Generated chart {name} for bench/serve.sh",
@@ -111,6 +120,7 @@ index["manifests"].sort(key=lambda e: e["annotations"]["org.opencontainers.image
 with open(os.path.join(reg, "index.json"), "w") as f:
     json.dump(index, f, separators=(",", ":"))
 PY
+python3 "$work/gen.py" "$reg" 100 100
 "$bin" --home "$home" chart verify >/dev/null || { echo "bench/serve.sh: the generated cache does not verify" >&2; exit 1; }
 
 # --- the servers --------------------------------------------------------------------------------
@@ -126,6 +136,9 @@ static="$work/static"
 mkdir -p "$static/charts"
 t0=$(python3 -c 'import time; print(time.perf_counter())')
 curl -fs "$cc/index.yaml" -o "$static/index.yaml"
+# What chartcache sends a gzip client, beside the file as nginx's gzip_static serves it.
+curl -fs -H 'Accept-Encoding: gzip' "$cc/index.yaml" -o "$static/index.yaml.gz"
+cmp -s <(gzip -dc "$static/index.yaml.gz") "$static/index.yaml" || { echo "bench/serve.sh: the gzip index is not the index" >&2; exit 1; }
 t1=$(python3 -c 'import time; print(time.perf_counter())')
 first_index_ms=$(python3 -c 'import sys; print("%.0f" % ((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$t0" "$t1")
 curl -fs "$cc/charts/big-1.0.0.tgz" -o "$static/charts/big-1.0.0.tgz"
@@ -154,6 +167,7 @@ http {
   uwsgi_temp_path $work/nginx/uwsgi;
   scgi_temp_path $work/nginx/scgi;
   types { application/yaml yaml; application/gzip tgz; }
+  gzip_static on;
   server { listen 127.0.0.1:$ng_port; root $static; }
 }
 EOF
@@ -163,9 +177,9 @@ ng="http://127.0.0.1:$ng_port"
 wait_http "$ng/index.yaml"
 cmp -s <(curl -fs "$ng/index.yaml") <(curl -fs "$cc/index.yaml") || { echo "bench/serve.sh: nginx and chartcache disagree on index.yaml" >&2; exit 1; }
 
-# rps URL CONNECTIONS: wrk's requests per second (2 threads: this machine's cores are shared).
+# rps URL CONNECTIONS [HEADER]: wrk's requests per second (2 threads: this machine's cores are shared).
 rps() {
-  wrk -t2 -c"$2" -d"${secs}s" --latency "$1" >"$work/wrk.out" 2>&1
+  wrk -t2 -c"$2" -d"${secs}s" --latency ${3:+-H "$3"} "$1" >"$work/wrk.out" 2>&1
   grep -q "Non-2xx" "$work/wrk.out" && { echo "bench/serve.sh: errors from $1" >&2; cat "$work/wrk.out" >&2; exit 1; }
   awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
 }
@@ -177,6 +191,10 @@ huge_bytes=$(stat -c %s "$static/charts/huge-1.0.0.tgz")
 
 cc_index=$(rps "$cc/index.yaml" 16)
 ng_index=$(rps "$ng/index.yaml" 16)
+gz_bytes=$(stat -c %s "$static/index.yaml.gz")
+cmp -s <(curl -fs -H 'Accept-Encoding: gzip' "$ng/index.yaml") "$static/index.yaml.gz" || { echo "bench/serve.sh: nginx does not serve the .gz" >&2; exit 1; }
+cc_gz=$(rps "$cc/index.yaml" 16 "Accept-Encoding: gzip")
+ng_gz=$(rps "$ng/index.yaml" 16 "Accept-Encoding: gzip")
 cc_big=$(rps "$cc/charts/big-1.0.0.tgz" 16)
 ng_big=$(rps "$ng/charts/big-1.0.0.tgz" 16)
 cc_rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$cc_pid/status")
@@ -185,6 +203,65 @@ cc_huge=$(transfer)
 rps "$ng/charts/huge-1.0.0.tgz" 200 >/dev/null
 ng_huge=$(transfer)
 cc_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$cc_pid/status")
+
+# --- the classic bridge: a classic repository (nginx, static) served as OCI -------------------
+classic="$static/classic"
+mkdir -p "$classic"
+cp "$static/charts/big-1.0.0.tgz" "$classic/big-1.0.0.tgz"
+big_hex=$(sha256sum "$classic/big-1.0.0.tgz" | cut -d' ' -f1)
+printf '%s\n' "apiVersion: v1" "entries:" "  big:" "  - apiVersion: v2" \
+  "    created: \"2026-01-01T00:00:00Z\"" "    description: bench/serve.sh" "    digest: $big_hex" \
+  "    name: big" "    urls:" "    - big-1.0.0.tgz" "    version: 1.0.0" \
+  "generated: \"2026-01-01T00:00:00Z\"" >"$classic/index.yaml"
+# now_ms: a monotonic clock in milliseconds.
+now_ms() { python3 -c 'import time; print("%.3f" % (time.monotonic() * 1000))'; }
+median() { python3 -c 'import statistics, sys; print("%.1f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+bridge_runs=()
+curl_runs=()
+for run in 1 2 3 4 5; do
+  bhome="$work/bridge-$run"
+  bport=$(free_port)
+  "$bin" --home "$bhome" -q serve --listen "127.0.0.1:$bport" --upstream "$ng/classic/" --upstream-kind classic >/dev/null 2>"$work/bridge.err" &
+  bpid=$!
+  pids+=("$bpid")
+  wait_http "http://127.0.0.1:$bport/healthz"
+  t0=$(now_ms)
+  curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$bport/v2/big/manifests/1.0.0" -o /dev/null
+  curl -fs "http://127.0.0.1:$bport/v2/big/blobs/sha256:$big_hex" -o "$work/bridge.tgz"
+  t1=$(now_ms)
+  kill "$bpid"
+  wait "$bpid" 2>/dev/null || true
+  cmp -s "$work/bridge.tgz" "$classic/big-1.0.0.tgz" || { echo "bench/serve.sh: the bridge served other bytes" >&2; exit 1; }
+  t2=$(now_ms)
+  curl -fs "$ng/classic/big-1.0.0.tgz" -o "$work/curl.tgz"
+  t3=$(now_ms)
+  bridge_runs+=("$(python3 -c "print($t1 - $t0)")")
+  curl_runs+=("$(python3 -c "print($t3 - $t2)")")
+done
+bridge_ms=$(median "${bridge_runs[@]}")
+curl_ms=$(median "${curl_runs[@]}")
+
+# --- a large cache: the index build and the memory it leaves ------------------------------------
+large=${LARGE:-100000}
+lhome="$work/large"
+"$bin" --home "$lhome" -q chart save "$root/testdata/charts/simple" localhost:5000/bench/seed/simple:0.1.0
+python3 "$work/gen.py" "$lhome/registry" $((large / 100)) 100
+lport=$(free_port)
+"$bin" --home "$lhome" -q serve --listen "127.0.0.1:$lport" >/dev/null 2>"$work/large.err" &
+lpid=$!
+pids+=("$lpid")
+wait_http "http://127.0.0.1:$lport/healthz"
+l_rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$lpid/status")
+t0=$(now_ms)
+curl -fs "http://127.0.0.1:$lport/index.yaml" -o "$work/large.yaml"
+t1=$(now_ms)
+curl -fs -H 'Accept-Encoding: gzip' "http://127.0.0.1:$lport/index.yaml" -o "$work/large.yaml.gz"
+large_build_ms=$(python3 -c "print('%.0f' % ($t1 - $t0))")
+large_entries=$(grep -c '^  - ' "$work/large.yaml")
+large_plain=$(stat -c %s "$work/large.yaml")
+large_gz=$(stat -c %s "$work/large.yaml.gz")
+l_rss=$(awk '/VmRSS/ {print $2}' "/proc/$lpid/status")
+l_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$lpid/status")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat <<EOF
@@ -192,8 +269,15 @@ cat <<EOF
 chartcache serve benchmark (wrk -t2, ${secs} s per run, keep-alive; $(nproc) cores, load $load)
   index   GET /index.yaml ($entries entries, $((index_bytes / 1024)) KiB; first build ${first_index_ms} ms), 16 connections
           chartcache ${cc_index} req/s   nginx ${ng_index} req/s   ratio $(ratio "$cc_index" "$ng_index")x  (goal >= 0.50x)
+  gzip    GET /index.yaml with Accept-Encoding: gzip ($((gz_bytes / 1024)) KiB on the wire), 16 connections
+          chartcache ${cc_gz} req/s   nginx gzip_static ${ng_gz} req/s   ratio $(ratio "$cc_gz" "$ng_gz")x  (goal >= 1.00x)
+          bytes on the wire: $gz_bytes of $index_bytes   ratio $(ratio "$gz_bytes" "$index_bytes")x  (goal <= 0.20x)
   chart   GET /charts/big-1.0.0.tgz ($((big_bytes / 1024)) KiB), 16 connections
           chartcache ${cc_big} req/s   nginx ${ng_big} req/s   ratio $(ratio "$cc_big" "$ng_big")x  (goal >= 0.50x)
   memory  GET /charts/huge-1.0.0.tgz ($((huge_bytes / 1024 / 1024)) MiB), 200 connections at once
           chartcache ${cc_huge}/s   nginx ${ng_huge}/s;  chartcache peak RSS $((cc_hwm / 1024)) MiB (before the 200: $((cc_rss_before / 1024)) MiB)
+  bridge  first pull of big 1.0.0 ($((big_bytes / 1024)) KiB) through the classic bridge (manifest + layer, new cache), median of 5
+          chartcache ${bridge_ms} ms   curl of the archive ${curl_ms} ms   ratio $(ratio "$bridge_ms" "$curl_ms")x  (goal <= 1.50x)
+  large   index of $large_entries chart versions: first /index.yaml in ${large_build_ms} ms (scan, build, render, compress)
+          index $((large_plain / 1024 / 1024)) MiB plain, $((large_gz / 1024)) KiB gzip;  server RSS $((l_rss / 1024)) MiB after (peak $((l_hwm / 1024)) MiB, $((l_rss_before / 1024)) MiB before)
 EOF

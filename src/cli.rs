@@ -459,33 +459,51 @@ pub enum RepoCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Read settings from this YAML file: its keys are the long names of these flags
+    /// (listen: 127.0.0.1:8080, htpasswd: FILE, repo: [a, b], revalidate: true, ...); flags
+    /// and their environment variables win over it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
-    /// Make chart URLs in index.yaml absolute, under this URL (default: relative)
+    /// Make chart URLs in index.yaml absolute, under this URL (default: relative); with
+    /// --chart-url oci, its host names this server in oci:// URLs
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// Be a pull-through cache of this registry (HOST[/PREFIX]), with its stored login
-    #[arg(long, value_name = "REGISTRY")]
+    /// How index entries point at charts: http (a download from this server) or oci
+    /// (oci://HOST/NAME:TAG, pulled from this server's registry API)
+    #[arg(long, value_enum, default_value_t = ChartUrl::Http, value_name = "KIND")]
+    pub chart_url: ChartUrl,
+    /// Access log and event lines on stderr as plain text or one JSON object per line
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Plain, value_name = "FORMAT")]
+    pub log_format: LogFormatArg,
+    /// Be a pull-through cache of this registry (HOST[/PREFIX]), with its stored login, or
+    /// serve this classic repository (https://HOST/PATH, with an index.yaml) as OCI
+    #[arg(long, value_name = "REGISTRY|URL")]
     pub upstream: Option<String>,
+    /// What --upstream is: auto (an http(s):// URL whose index.yaml reads is a classic
+    /// repository, anything else a registry), registry or classic
+    #[arg(long, value_enum, default_value_t = UpstreamKind::Auto, value_name = "KIND")]
+    pub upstream_kind: UpstreamKind,
     /// With --upstream: a repository (relative to it) to list in index.yaml when the upstream
     /// keeps its catalog private
-    #[arg(long = "repo", value_name = "NAME", requires = "upstream")]
+    #[arg(long = "repo", value_name = "NAME")]
     pub repos: Vec<String>,
     /// With --upstream: check a cached tag against the upstream before serving it
-    #[arg(long, requires = "upstream")]
+    #[arg(long)]
     pub revalidate: bool,
-    /// With --upstream: seconds before the upstream is listed again for index.yaml
+    /// With --upstream: seconds before the upstream is listed (or its index.yaml read) again
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub index_ttl: u64,
     /// Require Basic authentication against this htpasswd file (bcrypt entries, htpasswd -B)
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM)
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM)
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// MiB of small blobs kept in memory (0: always read from disk)
     #[arg(long, default_value_t = 64, value_name = "MIB")]
@@ -508,6 +526,28 @@ pub struct ServeArgs {
     /// How to reach the --upstream registry
     #[command(flatten)]
     pub transport: TransportArgs,
+}
+
+/// `serve --upstream-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamKind {
+    Auto,
+    Registry,
+    Classic,
+}
+
+/// `serve --chart-url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChartUrl {
+    Http,
+    Oci,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Plain,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,7 +4,9 @@
 //!
 //! - [`cli`] (flags as data) and [`commands`] (one file per command group: flags in, one call,
 //!   output out);
-//! - [`tasks`]: whole jobs (save, export; push, pull, sync, migrate and serve build on the same
+//! - [`serve`]: the server, a subsystem of its own (listener and TLS, routing, the classic
+//!   repository and registry views, the pull-through through the copy engine);
+//! - [`tasks`]: whole jobs (save, export; push, pull, sync and migrate build on the same
 //!   pieces), each a composition of what follows;
 //! - [`store`]: the on-disk cache (its docs draw the tree);
 //! - [`chart`] (Chart.yaml, .helmignore, packaging, safe archive reading) and [`oci`] (Helm's
@@ -30,6 +32,7 @@ pub mod output;
 pub mod reference;
 pub mod registry;
 pub mod sign;
+pub mod serve;
 pub mod store;
 pub mod tasks;
 pub mod version;

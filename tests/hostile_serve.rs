@@ -1,5 +1,5 @@
 //! `chartcache serve` against slow and hostile clients, run as the built binary on 127.0.0.1
-//! with its default limits (see the module docs of `src/tasks/serve/mod.rs`): downloads that
+//! with its default limits (see the module docs of `src/serve/mod.rs`): downloads that
 //! are never read, idle keep-alive sockets, slowloris headers, request bodies and heads that
 //! are too large, user-name probing through htpasswd timings, and SIGTERM with all of that
 //! under way. Each test waits for conditions by bounded polling and asserts generous upper

@@ -263,6 +263,11 @@ impl Repo {
 
     /// Downloads and parses `index.yaml`, refusing one larger than `--max-index-size`.
     pub async fn index(&self) -> Result<Index, super::ClassicError> {
+        Ok(self.index_with_bytes().await?.1)
+    }
+
+    /// [`Repo::index`], with the bytes it was parsed from (a server passes them through).
+    pub async fn index_with_bytes(&self) -> Result<(Vec<u8>, Index), super::ClassicError> {
         let url = self
             .base
             .join("index.yaml")
@@ -271,7 +276,8 @@ impl Repo {
         let body = self
             .retried(&url, || self.read_once(&url, limit, " (--max-index-size)"))
             .await?;
-        Ok(Index::parse(&body, &redact(&url))?)
+        let index = Index::parse(&body, &redact(&url))?;
+        Ok((body, index))
     }
 
     /// Downloads `url` into `file` (emptied first), refusing more than `limit` bytes; returns

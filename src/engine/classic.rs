@@ -70,6 +70,18 @@ impl ClassicSource {
         })
     }
 
+    /// A repository whose index was already read (`serve`'s classic bridge reads the bytes
+    /// itself, to pass them through to its clients).
+    pub fn from_index(repo: Repo, index: Index) -> Self {
+        let base = artifact_base(repo.url());
+        ClassicSource {
+            repo,
+            index,
+            base,
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// What Helm would warn about in the index (entries skipped).
     pub fn warnings(&self) -> &[String] {
         &self.index.warnings
@@ -183,7 +195,7 @@ impl ClassicSource {
 
 /// `host[:port]/path` of a repository URL, as far as it is a valid repository name
 /// (a path that is not falls back to the host alone).
-fn artifact_base(url: &reqwest::Url) -> String {
+pub fn artifact_base(url: &reqwest::Url) -> String {
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),

@@ -1,10 +1,10 @@
-//! Whole jobs composed from the store, the chart format and (later) the registry client.
+//! Whole jobs composed from the store, the chart format and the registry client (the server
+//! is a subsystem of its own, [`crate::serve`]).
 //! Commands call one task each; tasks never parse flags or print.
 
 pub mod export;
 pub mod fetch;
 pub mod save;
-pub mod serve;
 pub mod sync;
 pub mod transfer;
 pub mod verify;

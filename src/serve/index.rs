@@ -13,10 +13,18 @@
 //! that share a name never merge (Helm resolves `repo/<prefix>/<name>` by that key).
 //!
 //! Building is pure: no I/O, the same items give the same bytes (entries sorted by key, versions
-//! newest first, `generated` = the newest `created`), so ETags survive rebuilds and restarts.
+//! newest first, `generated` = the newest `created`), so ETags survive rebuilds and restarts,
+//! and replicas over the same charts agree on them. Every view is rendered and gzip-compressed
+//! once per build (views in parallel), and the items are dropped after: what stays in memory
+//! is the rendered bytes and the download map, not the parsed metadata.
+//!
+//! Chart URLs ([`ChartUrls`]): relative to the index that lists them (Helm resolves them
+//! against the repository URL and sends its login along), absolute under `--base-url`, or
+//! `oci://HOST/NAME:TAG` (`--chart-url oci`), which Helm pulls through its OCI client from
+//! this server's registry API.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -49,46 +57,86 @@ pub struct ChartFile {
     pub digest: Digest,
 }
 
-/// One index, rendered in both encodings.
+/// One index, rendered in both encodings, each also gzip-compressed.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub yaml: Bytes,
-    pub json: Bytes,
-    pub yaml_etag: String,
-    pub json_etag: String,
+    pub yaml: Encoded,
+    /// `index.json`; none for an index passed through as the upstream wrote it.
+    pub json: Option<Encoded>,
     pub entries: usize,
 }
 
-/// One index before rendering: entry key → (item, URL), newest first. Rendering waits for the
-/// first request, so a server with many prefixes renders only the views that are asked for.
+/// One encoding of an index: the bytes, their gzip form, and an ETag for each (different
+/// representations of one resource need different strong ETags).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+    pub etag: String,
+    pub gzip_etag: String,
+}
+
+impl Encoded {
+    pub fn new(plain: Vec<u8>) -> Self {
+        let hex = Digest::of(&plain).hex()[..32].to_string();
+        Encoded {
+            gzip: Bytes::from(gzip(&plain)),
+            plain: Bytes::from(plain),
+            etag: format!("\"{hex}\""),
+            gzip_etag: format!("\"{hex}-gzip\""),
+        }
+    }
+}
+
+/// `bytes` gzip-compressed at the best level: it is done once per build, and served many
+/// times. Deterministic (no name, no time in the header), so replicas send the same bytes.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::GzBuilder::new().mtime(0).write(
+        Vec::with_capacity(bytes.len() / 8),
+        flate2::Compression::best(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// How index entries point at chart archives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ChartUrls {
+    /// `charts/NAME-VERSION.tgz`, relative to the index.
+    #[default]
+    Relative,
+    /// `BASE/<path from the root>`.
+    Absolute(String),
+    /// `oci://HOST/<served repository>:<tag>`: the chart from this server's registry API.
+    Oci(String),
+}
+
+/// One index before rendering: entry key → (item, URL), newest first.
 #[derive(Debug, Default)]
 struct View {
     entries: BTreeMap<String, Vec<(usize, String)>>,
     generated: String,
-    rendered: OnceLock<Rendered>,
 }
 
 /// Every index view (by prefix, `""` for the root) and every download path (without the
 /// leading `/`).
 #[derive(Debug, Default)]
 pub struct Indexes {
-    items: Vec<ChartItem>,
-    views: HashMap<String, View>,
+    views: HashMap<String, Arc<Rendered>>,
     pub files: HashMap<String, ChartFile>,
 }
 
 impl Indexes {
-    /// The index of `prefix` (`""`: the root), rendered on first use.
-    pub fn view(&self, prefix: &str) -> Option<&Rendered> {
-        let view = self.views.get(prefix)?;
-        Some(view.rendered.get_or_init(|| render(&self.items, view)))
+    /// The index of `prefix` (`""`: the root).
+    pub fn view(&self, prefix: &str) -> Option<Arc<Rendered>> {
+        self.views.get(prefix).cloned()
     }
 
-    /// Whether [`Indexes::view`] would answer without rendering.
-    pub fn is_rendered(&self, prefix: &str) -> bool {
-        self.views
-            .get(prefix)
-            .is_none_or(|v| v.rendered.get().is_some())
+    /// Every view's prefix.
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
+        self.views.keys().map(String::as_str)
     }
 }
 
@@ -123,9 +171,8 @@ fn newest_first(a: &ChartItem, b: &ChartItem) -> std::cmp::Ordering {
     }
 }
 
-/// Builds every view. `base_url`, when given, makes chart URLs absolute (`BASE/<path>`);
-/// otherwise they are relative to the index that lists them.
-pub fn build(items: Vec<ChartItem>, base_url: Option<&str>) -> Indexes {
+/// Builds and renders every view.
+pub fn build(items: Vec<ChartItem>, urls: &ChartUrls) -> Indexes {
     // (prefix, name) → version → best item.
     let mut groups: BTreeMap<(&str, &str), BTreeMap<&str, usize>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
@@ -146,10 +193,10 @@ pub fn build(items: Vec<ChartItem>, base_url: Option<&str>) -> Indexes {
         prefixes_of_name.entry(name).or_default().insert(prefix);
     }
 
-    let base = base_url.map(|b| b.trim_end_matches('/'));
-    let url = |path_from_root: &str, path_from_index: &str| match base {
-        Some(b) => format!("{b}/{path_from_root}"),
-        None => path_from_index.to_string(),
+    let url = |item: &ChartItem, path_from_root: &str, path_from_index: &str| match urls {
+        ChartUrls::Relative => path_from_index.to_string(),
+        ChartUrls::Absolute(base) => format!("{}/{path_from_root}", base.trim_end_matches('/')),
+        ChartUrls::Oci(host) => format!("oci://{host}/{}:{}", item.repo, item.tag),
     };
 
     let mut files = HashMap::new();
@@ -178,7 +225,7 @@ pub fn build(items: Vec<ChartItem>, base_url: Option<&str>) -> Indexes {
                 v.entries
                     .entry(item.name.clone())
                     .or_default()
-                    .push((i, url(&in_prefix, &format!("charts/{file}"))));
+                    .push((i, url(item, &in_prefix, &format!("charts/{file}"))));
                 if created > v.generated.as_str() {
                     v.generated = created.to_string();
                 }
@@ -186,22 +233,56 @@ pub fn build(items: Vec<ChartItem>, base_url: Option<&str>) -> Indexes {
             root.entries
                 .entry(join(root_dir, &item.name))
                 .or_default()
-                .push((i, url(&in_root, &in_root)));
+                .push((i, url(item, &in_root, &in_root)));
             if created > root.generated.as_str() {
                 root.generated = created.to_string();
             }
         }
     }
-    let mut views: HashMap<String, View> = per_prefix
+    let mut views: Vec<(String, View)> = per_prefix
         .into_iter()
         .map(|(p, v)| (p.to_string(), v))
         .collect();
-    views.insert(String::new(), root);
+    views.push((String::new(), root));
     Indexes {
-        items,
-        views,
+        views: render_all(&items, views),
         files,
     }
+}
+
+/// Renders every view, spread over the machine's cores (the root, the largest, first).
+fn render_all(
+    items: &[ChartItem],
+    mut views: Vec<(String, View)>,
+) -> HashMap<String, Arc<Rendered>> {
+    views.sort_by_key(|(_, v)| std::cmp::Reverse(v.entries.values().map(Vec::len).sum::<usize>()));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(views.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let views = &views;
+    let rendered = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((prefix, view)) = views.get(i) else {
+                            break;
+                        };
+                        out.push((prefix.clone(), Arc::new(render(items, view))));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect::<Vec<_>>()
+    });
+    rendered.into_iter().collect()
 }
 
 fn chart_file(item: &ChartItem, digest: &Digest) -> ChartFile {
@@ -231,10 +312,6 @@ fn entry<'a>(item: &'a ChartItem, url: &str) -> BTreeMap<&'a str, Value> {
         fields.insert("created", Value::String(created.clone()));
     }
     fields
-}
-
-fn etag(bytes: &[u8]) -> String {
-    format!("\"{}\"", &Digest::of(bytes).hex()[..32])
 }
 
 /// A YAML scalar on one line (`web`, `'1.0'`), as the YAML serializer quotes it.
@@ -294,10 +371,8 @@ fn render(items: &[ChartItem], view: &View) -> Rendered {
     let _ = serde_json::to_writer(&mut json, generated);
     json.push(b'}');
     Rendered {
-        yaml_etag: etag(yaml.as_bytes()),
-        json_etag: etag(&json),
-        yaml: Bytes::from(yaml),
-        json: Bytes::from(json),
+        yaml: Encoded::new(yaml.into_bytes()),
+        json: Some(Encoded::new(json)),
         entries: count,
     }
 }
@@ -325,7 +400,7 @@ mod tests {
     }
 
     fn yaml(view: &Rendered) -> serde_json::Value {
-        serde_norway::from_slice(&view.yaml).unwrap()
+        serde_norway::from_slice(&view.yaml.plain).unwrap()
     }
 
     #[test]
@@ -336,8 +411,8 @@ mod tests {
             item("localhost_5000/team/web", "1.2.0", "web", "1.2.0", "ccc"),
             item("localhost_5000/team/db", "0.1.0_b", "db", "0.1.0+b", "dddd"),
         ];
-        let idx = build(items.to_vec(), None);
-        let team = yaml(idx.view("localhost_5000/team").unwrap());
+        let idx = build(items.to_vec(), &ChartUrls::Relative);
+        let team = yaml(&idx.view("localhost_5000/team").unwrap());
         assert_eq!(team["apiVersion"], "v1");
         let versions: Vec<&str> = team["entries"]["web"]
             .as_array()
@@ -360,7 +435,7 @@ mod tests {
             Digest::of(b"dddd")
         );
         // The root lists the same charts under their plain names, downloadable from /charts/.
-        let root = yaml(idx.view("").unwrap());
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["urls"][0],
             "charts/web-1.10.0.tgz"
@@ -376,8 +451,8 @@ mod tests {
             item("reg/b/web", "1.0.0", "web", "1.0.0", "from-b"),
             item("reg/b/api", "2.0.0", "api", "2.0.0", "api"),
         ];
-        let idx = build(items.to_vec(), None);
-        let root = yaml(idx.view("").unwrap());
+        let idx = build(items.to_vec(), &ChartUrls::Relative);
+        let root = yaml(&idx.view("").unwrap());
         let entries = root["entries"].as_object().unwrap();
         let keys: Vec<&String> = entries.keys().collect();
         assert_eq!(keys, ["api", "reg/a/web", "reg/b/web"]);
@@ -393,7 +468,7 @@ mod tests {
         assert!(!idx.files.contains_key("charts/web-1.0.0.tgz"));
         assert_eq!(idx.files["charts/api-2.0.0.tgz"].digest, Digest::of(b"api"));
         // Each prefix still has its own plain index.
-        let a = yaml(idx.view("reg/a").unwrap());
+        let a = yaml(&idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["digest"],
             Digest::of(b"from-a").hex()
@@ -406,8 +481,8 @@ mod tests {
             item("reg/a/web", "latest", "web", "1.0.0", "latest"),
             item("reg/a/web", "1.0.0", "web", "1.0.0", "tagged"),
         ];
-        let idx = build(items.to_vec(), None);
-        let root = yaml(idx.view("").unwrap());
+        let idx = build(items.to_vec(), &ChartUrls::Relative);
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(root["entries"]["web"].as_array().unwrap().len(), 1);
         assert_eq!(idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
     }
@@ -416,8 +491,11 @@ mod tests {
     fn base_url_makes_urls_absolute_and_provenance_is_served() {
         let mut signed = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
         signed.prov = Some(Digest::of(b"prov"));
-        let idx = build(vec![signed], Some("https://charts.example.com/"));
-        let a = yaml(idx.view("reg/a").unwrap());
+        let idx = build(
+            vec![signed],
+            &ChartUrls::Absolute("https://charts.example.com/".into()),
+        );
+        let a = yaml(&idx.view("reg/a").unwrap());
         assert_eq!(
             a["entries"]["web"][0]["urls"][0],
             "https://charts.example.com/reg/a/charts/web-1.0.0.tgz"
@@ -438,15 +516,31 @@ mod tests {
             item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),
             item("reg/a/web", "2.0.0", "web", "2.0.0", "bb"),
         ];
-        let (x, y) = (build(items.to_vec(), None), build(items.to_vec(), None));
-        assert_eq!(x.view("").unwrap().yaml, y.view("").unwrap().yaml);
-        assert_eq!(x.view("").unwrap().yaml_etag, y.view("").unwrap().yaml_etag);
-        assert_ne!(x.view("").unwrap().yaml_etag, x.view("").unwrap().json_etag);
-        let root = yaml(x.view("").unwrap());
+        let (x, y) = (
+            build(items.to_vec(), &ChartUrls::Relative),
+            build(items.to_vec(), &ChartUrls::Relative),
+        );
+        let (xv, yv) = (x.view("").unwrap(), y.view("").unwrap());
+        assert_eq!(xv.yaml.plain, yv.yaml.plain);
+        assert_eq!(
+            xv.yaml.gzip, yv.yaml.gzip,
+            "compressed the same way every time"
+        );
+        assert_eq!(xv.yaml.etag, yv.yaml.etag);
+        assert_ne!(Some(&xv.yaml.etag), xv.json.as_ref().map(|j| &j.etag));
+        assert_ne!(xv.yaml.etag, xv.yaml.gzip_etag);
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&xv.yaml.gzip[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, xv.yaml.plain);
+        let root = yaml(&x.view("").unwrap());
         assert_eq!(root["generated"], "2026-01-03T00:00:00Z");
 
-        let empty = build(Vec::new(), None);
-        let root = yaml(empty.view("").unwrap());
+        let empty = build(Vec::new(), &ChartUrls::Relative);
+        let root = yaml(&empty.view("").unwrap());
         assert_eq!(root["apiVersion"], "v1");
         assert!(root["entries"].as_object().unwrap().is_empty());
     }
@@ -468,10 +562,11 @@ mod tests {
         metadata.insert("keywords".into(), serde_json::json!(["a: b", "- c", ""]));
         tricky.metadata = Arc::new(metadata.clone());
         let odd_name = item("reg/a/1.0", "2.0.0", "true", "2.0.0", "odd");
-        let idx = build(vec![tricky, odd_name], None);
+        let idx = build(vec![tricky, odd_name], &ChartUrls::Relative);
         let view = idx.view("").unwrap();
-        let from_yaml = yaml(view);
-        let from_json: serde_json::Value = serde_json::from_slice(&view.json).unwrap();
+        let from_yaml = yaml(&view);
+        let from_json: serde_json::Value =
+            serde_json::from_slice(&view.json.as_ref().unwrap().plain).unwrap();
         assert_eq!(from_yaml, from_json);
         let web = &from_yaml["entries"]["web"][0];
         assert_eq!(web["description"], metadata["description"]);
@@ -491,8 +586,8 @@ mod tests {
             item("web", "1.0.0", "web", "1.0.0", "top"),
             item("team/web", "1.0.0", "web", "1.0.0", "team"),
         ];
-        let idx = build(items.to_vec(), None);
-        let root = yaml(idx.view("").unwrap());
+        let idx = build(items.to_vec(), &ChartUrls::Relative);
+        let root = yaml(&idx.view("").unwrap());
         assert_eq!(
             root["entries"]["web"][0]["digest"],
             Digest::of(b"top").hex()

@@ -1,24 +1,22 @@
 //! Small blobs kept in memory for `serve`, least recently used out first, within a byte
-//! budget. Blobs are content-addressed and never change, so an entry is never stale.
+//! budget: the `lru` crate keeps the order, this file only counts bytes. Blobs are
+//! content-addressed and never change, so an entry is never stale.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use lru::LruCache;
 
 use crate::digest::Digest;
 
 pub struct BlobCache {
     budget: u64,
-    inner: Mutex<Lru>,
+    inner: Mutex<Entries>,
 }
 
-#[derive(Default)]
-struct Lru {
-    /// Blob → bytes and the tick of its last use.
-    map: HashMap<Digest, (Bytes, u64)>,
+struct Entries {
+    lru: LruCache<Digest, Bytes>,
     used: u64,
-    tick: u64,
 }
 
 impl BlobCache {
@@ -26,18 +24,15 @@ impl BlobCache {
     pub fn new(budget: u64) -> Self {
         BlobCache {
             budget,
-            inner: Mutex::new(Lru::default()),
+            inner: Mutex::new(Entries {
+                lru: LruCache::unbounded(),
+                used: 0,
+            }),
         }
     }
 
     pub fn get(&self, d: &Digest) -> Option<Bytes> {
-        let mut lru = self.inner.lock().ok()?;
-        lru.tick += 1;
-        let now = lru.tick;
-        lru.map.get_mut(d).map(|(bytes, used)| {
-            *used = now;
-            bytes.clone()
-        })
+        self.inner.lock().ok()?.lru.get(d).cloned()
     }
 
     pub fn put(&self, d: &Digest, bytes: &Bytes) {
@@ -45,29 +40,20 @@ impl BlobCache {
         if size > self.budget / 4 {
             return;
         }
-        let Ok(mut lru) = self.inner.lock() else {
+        let Ok(mut e) = self.inner.lock() else {
             return;
         };
-        if lru.map.contains_key(d) {
+        if e.lru.contains(d) {
             return;
         }
-        while lru.used + size > self.budget {
-            let Some(oldest) = lru
-                .map
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some((b, _)) = lru.map.remove(&oldest) {
-                lru.used -= b.len() as u64;
+        while e.used + size > self.budget {
+            match e.lru.pop_lru() {
+                Some((_, old)) => e.used -= old.len() as u64,
+                None => break,
             }
         }
-        lru.tick += 1;
-        let tick = lru.tick;
-        lru.map.insert(d.clone(), (bytes.clone(), tick));
-        lru.used += size;
+        e.lru.put(d.clone(), bytes.clone());
+        e.used += size;
     }
 }
 

@@ -20,10 +20,14 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
+use super::UpstreamSpec;
 use super::blobcache::BlobCache;
-use super::index::{self, ChartFile, ChartItem, Indexes, Rendered};
+use super::bridge::Bridge;
+use super::index::{self, ChartFile, ChartItem, ChartUrls, Indexes, Rendered};
+use super::log::Log;
+use super::metrics::Metrics;
 use super::names::{ApiError, Namespace, Object};
-use super::upstream::{Upstream, UpstreamOptions};
+use super::upstream::Upstream;
 use crate::digest::Digest;
 use crate::oci::{ANNOTATION_CREATED, MANIFEST_MEDIA_TYPE, Manifest};
 use crate::reference::Reference;
@@ -72,7 +76,7 @@ pub struct ServedManifest {
 pub struct Library {
     pub(super) store: Store,
     pub(super) namespace: Namespace,
-    pub(super) base_url: Option<String>,
+    pub(super) urls: ChartUrls,
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
     pub(super) rebuilding: tokio::sync::Mutex<()>,
     /// Config digest → chart metadata; manifest digest → `created`.
@@ -82,11 +86,18 @@ pub struct Library {
     /// Whole-blob reads in flight; past this, blobs stream from disk instead.
     pub(super) reads: tokio::sync::Semaphore,
     pub(super) upstream: Option<Upstream>,
-    pub(super) log: Box<dyn Fn(&str) + Send + Sync>,
+    pub(super) bridge: Option<Bridge>,
+    pub(super) log: Log,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// Blobs up to this size are read whole (and kept in the memory cache); larger ones stream.
 const WHOLE_READ_MAX: u64 = 4 * 1024 * 1024;
+
+/// How recently the upstream must have answered for `/readyz` to say ready without asking it.
+const READY_WINDOW: Duration = Duration::from_secs(30);
+/// How long `/readyz` waits for the upstream when it asks.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
 
 /// An unknown change token (no `index.json`): rescan at most this often.
 const UNTRACKED_RESCAN: Duration = Duration::from_secs(2);
@@ -94,36 +105,48 @@ const UNTRACKED_RESCAN: Duration = Duration::from_secs(2);
 impl Library {
     pub fn new(
         store: Store,
-        base_url: Option<String>,
-        upstream: Option<UpstreamOptions>,
+        urls: ChartUrls,
+        upstream: Option<UpstreamSpec>,
         memory_cache: u64,
-        log: Box<dyn Fn(&str) + Send + Sync>,
+        log: Log,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let namespace = match &upstream {
-            Some(u) => Namespace::Upstream {
+            Some(UpstreamSpec::Registry(u)) => Namespace::Upstream {
                 host: u.host.clone(),
                 prefix: u.prefix.clone(),
             },
+            Some(UpstreamSpec::Classic(c)) => c.namespace().unwrap_or(Namespace::Upstream {
+                host: "localhost".into(),
+                prefix: String::new(),
+            }),
             None => Namespace::Cache,
+        };
+        let (registry, classic) = match upstream {
+            Some(UpstreamSpec::Registry(u)) => (Some(Upstream::new(u)), None),
+            Some(UpstreamSpec::Classic(c)) => (None, Some(Bridge::new(c))),
+            None => (None, None),
         };
         let empty = Snapshot {
             token: None,
             built: Instant::now() - UNTRACKED_RESCAN * 2,
             repos: BTreeMap::new(),
-            indexes: Arc::new(index::build(Vec::new(), base_url.as_deref())),
+            indexes: Arc::new(index::build(Vec::new(), &urls)),
         };
         Library {
             store,
             namespace,
-            base_url,
+            urls,
             snapshot: RwLock::new(Arc::new(empty)),
             rebuilding: tokio::sync::Mutex::new(()),
             metadata: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
             blobs: BlobCache::new(memory_cache),
             reads: tokio::sync::Semaphore::new(16),
-            upstream: upstream.map(Upstream::new),
+            upstream: registry,
+            bridge: classic,
             log,
+            metrics,
         }
     }
 
@@ -154,12 +177,14 @@ impl Library {
             return Ok(snap);
         }
         let me = Arc::clone(self);
+        let started = Instant::now();
         let built = tokio::task::spawn_blocking(move || me.build_snapshot(token))
             .await
             .map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
             })?
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e))?;
+        self.metrics.index_built(started.elapsed());
         let built = Arc::new(built);
         if let Ok(mut s) = self.snapshot.write() {
             *s = Arc::clone(&built);
@@ -222,7 +247,7 @@ impl Library {
             token,
             built: Instant::now(),
             repos,
-            indexes: Arc::new(index::build(items, self.base_url.as_deref())),
+            indexes: Arc::new(index::build(items, &self.urls)),
         })
     }
 
@@ -273,6 +298,48 @@ impl Library {
         })
     }
 
+    // ---- readiness ----------------------------------------------------------------------
+
+    /// Whether the server can serve: the cache is readable and, with an upstream, the
+    /// upstream answered within [`READY_WINDOW`] (asked again now if it has not).
+    /// Unready, it says which part (for the answer) and why (for the log only: `/readyz`
+    /// needs no login, and error texts name hosts and paths).
+    pub async fn readiness(self: &Arc<Self>) -> Result<(), (&'static str, String)> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let _guard = store.read().map_err(|e| e.to_string())?;
+            let refs = store.root().join("refs");
+            std::fs::read_dir(&refs)
+                .map(drop)
+                .map_err(|e| format!("{}: {e}", refs.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|e| ("the cache is not readable", e))?;
+        let upstream = |e: String| ("the upstream does not answer", e);
+        if let Some(bridge) = &self.bridge {
+            if bridge.last_answer().is_some_and(|ago| ago < READY_WINDOW) {
+                return Ok(());
+            }
+            return match tokio::time::timeout(PROBE_LIMIT, self.read_listing()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(upstream(e.to_string())),
+                Err(_) => Err(upstream(format!(
+                    "no index within {}",
+                    humantime::format_duration(PROBE_LIMIT)
+                ))),
+            };
+        }
+        let Some(up) = &self.upstream else {
+            return Ok(());
+        };
+        if up.last_answer().is_some_and(|ago| ago < READY_WINDOW) {
+            return Ok(());
+        }
+        self.probe_upstream(PROBE_LIMIT).await.map_err(upstream)
+    }
+
     // ---- the index view -----------------------------------------------------------------
 
     /// The index views: of the cache, or of the upstream (listed at most once per TTL).
@@ -308,16 +375,35 @@ impl Library {
         }
     }
 
-    /// The rendered index of `prefix`; the first request renders it, off the async threads.
-    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Rendered>, ApiError> {
-        let indexes = self.indexes().await?;
-        if indexes.is_rendered(prefix) {
-            return Ok(indexes.view(prefix).cloned());
+    /// The rendered index of `prefix`.
+    pub async fn view(self: &Arc<Self>, prefix: &str) -> Result<Option<Arc<Rendered>>, ApiError> {
+        if self.bridge.is_some() {
+            // A classic upstream's index passes through, at the root only.
+            return Ok(match prefix {
+                "" => Some(Arc::clone(&self.listing().await?.view)),
+                _ => None,
+            });
         }
-        let prefix = prefix.to_string();
-        tokio::task::spawn_blocking(move || indexes.view(&prefix).cloned())
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))
+        Ok(self.indexes().await?.view(prefix))
+    }
+
+    /// A chart download (`charts/NAME-VERSION.tgz`, its `.prov`, or with a classic upstream
+    /// any path its index names), pulled through when needed.
+    pub async fn download(
+        self: &Arc<Self>,
+        path: &str,
+    ) -> Result<Option<super::http::Download>, ApiError> {
+        if self.bridge.is_some() {
+            return self.bridge_download(path).await;
+        }
+        let Some(file) = self.chart_file(path).await? else {
+            return Ok(None);
+        };
+        let source = self.chart_bytes(&file).await?;
+        Ok(Some(super::http::Download {
+            source,
+            digest: file.digest,
+        }))
     }
 
     pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {
@@ -336,15 +422,19 @@ impl Library {
             .namespace
             .repository(served)
             .ok_or_else(|| ApiError::name_unknown(served))?;
-        let entry = match &self.upstream {
-            None => {
+        let entry = match (&self.upstream, &self.bridge, object) {
+            (Some(up), _, _) => self.pull_through(up, served, &repo, object).await?,
+            (None, Some(_), Object::Tag(tag)) => Some(self.bridge_pull(served, tag).await?),
+            (None, Some(_), Object::Digest(_)) => {
+                self.current().await?.find(served, object).cloned()
+            }
+            (None, None, _) => {
                 let snap = self.current().await?;
                 if !snap.repos.contains_key(served) {
                     return Err(ApiError::name_unknown(served));
                 }
                 snap.find(served, object).cloned()
             }
-            Some(up) => self.pull_through(up, served, &repo, object).await?,
         };
         let digest = entry
             .and_then(|e| e.manifest)
@@ -372,7 +462,7 @@ impl Library {
         digest: &Digest,
     ) -> Result<super::http::Source, ApiError> {
         let snap = self.current().await?;
-        if self.upstream.is_none() && !snap.repos.contains_key(served) {
+        if self.upstream.is_none() && self.bridge.is_none() && !snap.repos.contains_key(served) {
             return Err(ApiError::name_unknown(served));
         }
         if !snap.holds_blob(served, digest) {
@@ -424,6 +514,20 @@ impl Library {
         let snap = self.current().await?;
         let local: Option<Vec<String>> =
             snap.repos.get(served).map(|t| t.keys().cloned().collect());
+        if self.bridge.is_some() {
+            let listed = match self.listing().await {
+                Ok(l) => l.tags(served),
+                Err(e) if local.is_some() => {
+                    self.log
+                        .event(&format!("{served}: listing the cached tags: {}", e.message));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            return listed
+                .or(local)
+                .ok_or_else(|| ApiError::name_unknown(served));
+        }
         if let Some(up) = &self.upstream {
             let repo = self
                 .namespace
@@ -443,7 +547,8 @@ impl Library {
                     if local.is_none() {
                         return Err(ApiError::upstream(e));
                     }
-                    (self.log)(&format!("{repo}: listing the cached tags: {e}"));
+                    self.log
+                        .event(&format!("{repo}: listing the cached tags: {e}"));
                 }
             }
         }
@@ -454,6 +559,11 @@ impl Library {
     pub async fn catalog(self: &Arc<Self>) -> Result<Vec<String>, ApiError> {
         let snap = self.current().await?;
         let mut names: Vec<String> = snap.repos.keys().cloned().collect();
+        if self.bridge.is_some() {
+            names.extend(self.listing().await?.catalog());
+            names.sort();
+            names.dedup();
+        }
         if let Some(up) = &self.upstream {
             names.extend(up.options.repos.iter().cloned());
             if let Ok(registry) = self.registry(up).await

@@ -71,6 +71,12 @@ impl Source {
     }
 }
 
+/// A chart download: its bytes and the blob they are.
+pub struct Download {
+    pub source: Source,
+    pub digest: crate::digest::Digest,
+}
+
 /// What a `Range` header asks of a body of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Range {
@@ -111,6 +117,31 @@ pub fn parse_range(value: Option<&str>, len: u64) -> Range {
         Some((a, _)) if len == 0 || a >= len => Range::Unsatisfiable,
         Some((a, b)) => Range::Part(a, b),
     }
+}
+
+/// Whether `Accept-Encoding` takes gzip (`gzip`, `x-gzip` or `*`, with a q-value above 0).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = None;
+    let mut gzip = None;
+    for item in headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(q > 0.0),
+            "*" => star = Some(q > 0.0),
+            _ => {}
+        }
+    }
+    gzip.or(star).unwrap_or(false)
 }
 
 /// Whether `If-None-Match` already names `etag`.
@@ -408,24 +439,24 @@ impl Meter {
     }
 }
 
-/// Decodes `%XX` escapes in a URL path; `None` if that does not give UTF-8.
+/// Decodes `%XX` escapes in a URL path once; `None` if that does not give UTF-8.
 pub fn percent_decode(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = path.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// What [`query_escape`] leaves as it is: RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `s` escaped for a query value (`a/b:c` is `a%2Fb%3Ac`).
+pub fn query_escape(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// The value of `key` in a query string, percent-decoded.
@@ -456,6 +487,24 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Range::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 10), Range::Whole);
         assert_eq!(parse_range(Some("bytes=x-1"), 10), Range::Whole);
+    }
+
+    #[test]
+    fn gzip_is_taken_when_offered_without_q_zero() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("deflate, gzip;q=0.5, br"));
+        assert!(with("GZIP"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("*, gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!with("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::index::{self, ChartItem, Indexes};
 use super::library::Library;
+use super::metrics::Fetch;
 use super::names::{ApiError, Object};
 use crate::credentials::Credential;
 use crate::digest::Digest;
@@ -47,6 +48,8 @@ pub(super) struct Upstream {
     pub(super) refreshing: Arc<tokio::sync::Mutex<()>>,
     /// One pull at a time per reference; later requests for it wait, then find it cached.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When the upstream last answered (anything, an error status included), for `/readyz`.
+    answered: Mutex<Option<Instant>>,
 }
 
 impl Upstream {
@@ -57,24 +60,52 @@ impl Upstream {
             index: RwLock::new(None),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
             inflight: Mutex::new(HashMap::new()),
+            answered: Mutex::new(None),
         }
     }
+
+    /// The upstream answered a request just now.
+    fn answered(&self) {
+        if let Ok(mut at) = self.answered.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    /// How long ago the upstream last answered.
+    pub(super) fn last_answer(&self) -> Option<Duration> {
+        self.answered.lock().ok()?.map(|at| at.elapsed())
+    }
+}
+
+/// Whether an upstream error came with an answer from the upstream (a status), rather than
+/// from not reaching it.
+fn is_answer(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::NotFound { .. } | RegistryError::Unauthorized { .. }
+    )
 }
 
 impl Library {
     /// Lists the upstream and rebuilds its index view; `None` (logged) if it cannot be listed.
     pub(super) async fn refresh_upstream_index(self: &Arc<Self>) -> Option<Arc<Indexes>> {
         let up = self.upstream.as_ref()?;
-        match self.list_upstream(up).await {
+        let listed = self.list_upstream(up).await;
+        self.metrics.fetch(Fetch::Index, listed.is_ok());
+        match listed {
             Ok(items) => {
-                let idx = Arc::new(index::build(items, self.base_url.as_deref()));
+                up.answered();
+                let started = Instant::now();
+                let idx = Arc::new(index::build(items, &self.urls));
+                self.metrics.index_built(started.elapsed());
                 if let Ok(mut slot) = up.index.write() {
                     *slot = Some((Instant::now(), Arc::clone(&idx)));
                 }
                 Some(idx)
             }
             Err(e) => {
-                (self.log)(&format!("cannot list the upstream for the index: {e}"));
+                self.log
+                    .event(&format!("cannot list the upstream for the index: {e}"));
                 None
             }
         }
@@ -100,6 +131,32 @@ impl Library {
                 .map(RegistryPlace::new)
             })
             .await
+    }
+
+    /// Asks the upstream whether it is there (its `GET /v2/`), within `limit`.
+    pub(super) async fn probe_upstream(&self, limit: Duration) -> Result<(), String> {
+        let Some(up) = &self.upstream else {
+            return Ok(());
+        };
+        let connect = Registry::connect(
+            &up.options.host,
+            &up.options.transport,
+            up.options.credential.clone(),
+        );
+        let result = match tokio::time::timeout(limit, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "{}: no answer within {}",
+                up.options.host,
+                humantime::format_duration(limit)
+            )),
+        };
+        self.metrics.fetch(Fetch::Probe, result.is_ok());
+        if result.is_ok() {
+            up.answered();
+        }
+        result
     }
 
     /// Every chart the upstream holds under the prefix: its catalog where allowed, else the
@@ -199,25 +256,35 @@ impl Library {
     ) -> Result<Option<RefEntry>, ApiError> {
         let unknown = || ApiError::manifest_unknown(served, &object.to_string());
         let before = self.current().await?.find(served, object).cloned();
+        let hit = |entry: Option<RefEntry>| {
+            self.metrics.lookup(true);
+            Ok(entry)
+        };
         if let Some(local) = &before {
             match object {
-                Object::Digest(_) => return Ok(before),
-                Object::Tag(_) if !up.options.revalidate => return Ok(before),
+                Object::Digest(_) => return hit(before),
+                Object::Tag(_) if !up.options.revalidate => return hit(before),
                 Object::Tag(_) => {
                     let upstream_ref = object.on(repo).ok_or_else(unknown)?;
                     let registry = match self.registry(up).await {
                         Ok(r) => r,
                         Err(e) => {
-                            (self.log)(&format!("{upstream_ref}: serving the cached copy: {e}"));
+                            self.log
+                                .event(&format!("{upstream_ref}: serving the cached copy: {e}"));
                             return Ok(before);
                         }
                     };
-                    match registry.manifest_digest(&upstream_ref).await {
-                        Ok(Some(d)) if local.manifest.as_ref() == Some(&d) => return Ok(before),
+                    let asked = registry.manifest_digest(&upstream_ref).await;
+                    if asked.is_ok() {
+                        up.answered();
+                    }
+                    match asked {
+                        Ok(Some(d)) if local.manifest.as_ref() == Some(&d) => return hit(before),
                         Ok(Some(_)) => {}
                         Ok(None) => return Err(unknown()),
                         Err(e) => {
-                            (self.log)(&format!("{upstream_ref}: serving the cached copy: {e}"));
+                            self.log
+                                .event(&format!("{upstream_ref}: serving the cached copy: {e}"));
                             return Ok(before);
                         }
                     }
@@ -233,12 +300,27 @@ impl Library {
         // Someone else may have fetched it while this request waited.
         let now = self.current().await?.find(served, object).cloned();
         if now.is_some() && now != before {
-            return Ok(now);
+            return hit(now);
         }
-        let registry = self.place(up).await.map_err(ApiError::upstream)?;
-        match transfer::pull(&self.store, registry, &upstream_ref).await {
+        self.metrics.lookup(false);
+        let registry = match self.place(up).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.fetch(Fetch::Chart, false);
+                return Err(ApiError::upstream(e));
+            }
+        };
+        let pulled = transfer::pull(&self.store, registry, &upstream_ref).await;
+        self.metrics.fetch(Fetch::Chart, pulled.is_ok());
+        match &pulled {
+            Ok(_) => up.answered(),
+            Err(TransferError::Engine(EngineError::Registry(e))) if is_answer(e) => up.answered(),
+            Err(_) => {}
+        }
+        match pulled {
             Ok(_) => {
-                (self.log)(&format!("pulled {upstream_ref} into the cache"));
+                self.log
+                    .event(&format!("pulled {upstream_ref} into the cache"));
                 Ok(self.current().await?.find(served, object).cloned())
             }
             Err(TransferError::Engine(EngineError::Registry(RegistryError::NotFound {
