@@ -11,6 +11,8 @@
 //! - [`store`]: the on-disk cache (its docs draw the tree);
 //! - [`chart`] (Chart.yaml, .helmignore, packaging, safe archive reading) and [`oci`] (Helm's
 //!   media types and manifests), both free of I/O beyond the files they are given;
+//! - [`sign`]: Helm provenance (OpenPGP) made and checked, cosign signatures checked; bytes
+//!   and keys in, a verdict out, no network and no cache;
 //! - [`reference`], [`digest`], [`version`], [`constraint`], [`gojson`], [`output`], [`env`],
 //!   [`fsx`]:
 //!   small leaves with no dependencies inside the crate beyond each other.
