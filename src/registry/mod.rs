@@ -162,7 +162,10 @@ impl Registry {
 
     fn url(&self, path_and_query: &str) -> Result<Url, RegistryError> {
         self.base.join(path_and_query).map_err(|_| {
-            RegistryError::Config(format!("{}{path_and_query}: not a valid URL", self.origin()))
+            RegistryError::Config(format!(
+                "{}{path_and_query}: not a valid URL",
+                self.origin()
+            ))
         })
     }
 
