@@ -24,7 +24,7 @@ use super::index::{Index, IndexEntry};
 use crate::credentials::Credential;
 use crate::digest::Digest;
 use crate::registry::resume::{self, Answer, Partial, Validator};
-use crate::registry::retry::{self, Attempts, Transient, judged};
+use crate::registry::retry::{self, Attempts, Transient, gave_up_after, judged};
 use crate::registry::transport::{self, Body, HttpFailure, Timeouts, show_duration, show_size};
 
 /// The default of `--max-index-size`.
@@ -71,7 +71,7 @@ pub enum RepoError {
         flag: &'static str,
     },
     /// A transient failure that lasted through every try: not tried again by anyone.
-    #[error("{last} (gave up after {tries} tries)")]
+    #[error("{last}{}", gave_up_after(*tries))]
     GaveUp { tries: u32, last: Box<RepoError> },
     #[error("chart {name} {version}: the index lists no URL")]
     NoUrl { name: String, version: String },

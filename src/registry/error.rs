@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::retry::gave_up_after;
 use super::transport::show_duration;
 use crate::digest::Digest;
 
@@ -88,7 +89,7 @@ pub enum RegistryError {
         actual: u64,
     },
     /// A transient failure that lasted through every try: not tried again by anyone.
-    #[error("{last} (gave up after {tries} tries)")]
+    #[error("{last}{}", gave_up_after(*tries))]
     GaveUp {
         tries: u32,
         last: Box<RegistryError>,
@@ -321,6 +322,14 @@ mod tests {
         assert!(!status(501, b"x").is_transient());
         assert!(!status(505, b"x").is_transient());
         assert!(!status(400, b"x").is_transient());
+        let given_up = super::super::retry::Transient::gave_up(status(503, b"x"), 4);
+        assert!(!given_up.is_transient());
+        assert!(
+            given_up.to_string().ends_with("(gave up after 4 tries)"),
+            "{given_up}"
+        );
+        let once = super::super::retry::Transient::gave_up(status(503, b"x"), 1);
+        assert_eq!(once.to_string(), status(503, b"x").to_string());
         let wait = Some(Duration::from_secs(2));
         assert_eq!(
             RegistryError::from_status("h", "w", 429, wait, b"").retry_after(),

@@ -85,6 +85,8 @@ const BLOB_UNKNOWN_ROUNDS: usize = 3;
 pub struct Registry {
     host: String,
     scheme: &'static str,
+    /// `scheme://host/`, parsed once.
+    base: Url,
     http: reqwest::Client,
     timeouts: Timeouts,
     auth: Auth,
@@ -138,9 +140,13 @@ impl Registry {
             ping.status().as_u16(),
             challenge.as_deref(),
         )?;
+        let origin = format!("{scheme}://{host}/");
+        let base = Url::parse(&origin)
+            .map_err(|_| RegistryError::Config(format!("{origin}: not a valid URL")))?;
         Ok(Registry {
             host: host.to_string(),
             scheme,
+            base,
             http,
             timeouts,
             auth,
@@ -156,16 +162,18 @@ impl Registry {
     }
 
     fn url(&self, path_and_query: &str) -> Result<Url, RegistryError> {
-        let text = format!("{}{path_and_query}", self.origin());
-        Url::parse(&text).map_err(|_| RegistryError::Config(format!("{text}: not a valid URL")))
+        self.base.join(path_and_query).map_err(|_| {
+            RegistryError::Config(format!(
+                "{}{path_and_query}: not a valid URL",
+                self.origin()
+            ))
+        })
     }
 
     fn same_origin(&self, url: &Url) -> bool {
         url.scheme() == self.scheme
-            && Url::parse(&self.origin()).is_ok_and(|o| {
-                o.host_str() == url.host_str()
-                    && o.port_or_known_default() == url.port_or_known_default()
-            })
+            && self.base.host_str() == url.host_str()
+            && self.base.port_or_known_default() == url.port_or_known_default()
     }
 
     /// Verifies the credential against the registry, as `docker login` does: `GET /v2/` with

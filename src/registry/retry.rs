@@ -83,6 +83,16 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What an error that outlived its tries adds to its message: ` (gave up after N tries)`,
+/// nothing after a single try.
+pub fn gave_up_after(tries: u32) -> String {
+    if tries > 1 {
+        format!(" (gave up after {tries} tries)")
+    } else {
+        String::new()
+    }
+}
+
 /// Whether an answer with this status may be tried again.
 pub fn is_transient_status(code: u16) -> bool {
     matches!(code, 408 | 429) || ((500..=599).contains(&code) && code != 501 && code != 505)
@@ -232,10 +242,7 @@ impl Attempts {
             return ControlFlow::Break(Err(too_long(asked, self.policy.max_retry_after)));
         }
         if self.made >= self.policy.attempts {
-            return ControlFlow::Break(match last {
-                Err(e) if self.made > 1 => Err(e.gave_up(self.made)),
-                last => last,
-            });
+            return ControlFlow::Break(last.map_err(|e| e.gave_up(self.made)));
         }
         // The answer is dropped before the wait, so its connection goes back to the pool.
         drop(last);
@@ -358,10 +365,10 @@ mod tests {
             a.next(Outcome::Done(Ok::<(), Failure>(())), too_long),
             ControlFlow::Break(Ok(()))
         ));
-        // One try allowed: the error is the server's, as it came.
+        // One try allowed: given up at once, so no caller tries again either.
         let mut a = Attempts::new(fast(1));
         match a.next(again(None), too_long) {
-            ControlFlow::Break(Err(e)) => assert_eq!(e.0, "last"),
+            ControlFlow::Break(Err(e)) => assert_eq!(e.0, "gave up after 1: last"),
             other => panic!("{other:?}"),
         }
     }
