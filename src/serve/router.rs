@@ -97,6 +97,16 @@ pub(super) async fn handle(
     // Body bytes are counted as they go to the connection, so a download cut short counts
     // what was sent.
     let sent = state.metrics.bytes_counter(route_kind);
+    // The counting below hides the body's size from hyper: a body of known size keeps its
+    // Content-Length (rather than going out chunked).
+    if !resp.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(exact) = length
+        && req.method() != Method::HEAD
+        && resp.status() != hyper::StatusCode::NOT_MODIFIED
+        && resp.status() != hyper::StatusCode::NO_CONTENT
+    {
+        http::set(&mut resp, header::CONTENT_LENGTH, exact.to_string());
+    }
     resp.map(move |body| {
         body.map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
