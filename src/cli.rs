@@ -177,6 +177,9 @@ pub enum ChartCommand {
     /// List the charts in the cache
     #[command(visible_alias = "ls")]
     List {
+        /// Only the repositories equal to or under this one: HOST[/PATH…]
+        #[arg(value_name = "PREFIX")]
+        prefix: Option<String>,
         /// Output format
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,

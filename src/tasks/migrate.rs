@@ -10,10 +10,9 @@
 //!
 //! The save goes to a scratch cache of its own, in the version's temporary directory, not to the
 //! user's cache: a migration of a repository's whole history would otherwise leave every version
-//! in `~/.helm/registry`, and every save and push would work over an ever larger cache
-//! (`index.json` rewritten per save, every ref walked per push for mount candidates), which
-//! makes a 10,000-version migration quadratic. It also lets the `--jobs` transfers run without
-//! taking turns at one cache lock.
+//! in `~/.helm/registry`, and every push would work over an ever larger cache (every ref walked
+//! per push for mount candidates), which makes a 10,000-version migration quadratic. It also
+//! lets the `--jobs` transfers run without taking turns at one cache lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -179,11 +179,10 @@ async fn tags_at(place: Place<'_>, repo: &Reference) -> Result<Option<Vec<String
             let guard = store.read().map_err(|e| e.to_string())?;
             Ok(Some(
                 store
-                    .list(&guard)
+                    .repository(&guard, repo)
                     .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|e| e.reference.without_object() == *repo)
-                    .filter_map(|e| e.reference.tag().map(str::to_string))
+                    .iter()
+                    .filter_map(|r| r.reference().tag().map(str::to_string))
                     .collect(),
             ))
         }
@@ -223,42 +222,27 @@ pub async fn list(
     Ok(out)
 }
 
-/// The tagged references of a cached repository that `filter` accepts, newest first.
-pub fn list_cached(
+/// The cached references of the repositories equal to or under `scope` (everything for ""),
+/// sorted as [`sort`] does, before and after `filter`: `sync cache:SCOPE …` tells "no such
+/// repository" from "no tag matches". Reads the part of the cache under the scope only.
+pub fn list_cached_under(
     store: &Store,
-    repo: &Reference,
+    scope: &str,
     filter: &TagFilter,
-) -> Result<Vec<Reference>, String> {
+) -> Result<(usize, Vec<Reference>), String> {
     if !store.root().exists() {
-        return Ok(Vec::new());
+        return Ok((0, Vec::new()));
     }
     let guard = store.read().map_err(|e| e.to_string())?;
-    let mut out: Vec<Reference> = store
-        .list(&guard)
-        .map_err(|e| e.to_string())?
+    let all = store.list_under(&guard, scope).map_err(|e| e.to_string())?;
+    let found = all.len();
+    let mut out: Vec<Reference> = all
         .into_iter()
-        .map(|e| e.reference)
-        .filter(|r| r.without_object() == *repo && r.tag().is_some_and(|t| filter.accepts(t)))
+        .map(|r| r.reference().clone())
+        .filter(|r| r.tag().is_some_and(|t| filter.accepts(t)))
         .collect();
     sort(&mut out);
-    Ok(out)
-}
-
-/// Every repository the cache holds (for `sync cache: …`).
-pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, String> {
-    if !store.root().exists() {
-        return Ok(Vec::new());
-    }
-    let guard = store.read().map_err(|e| e.to_string())?;
-    let mut repos: Vec<Reference> = store
-        .list(&guard)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|e| e.reference.without_object())
-        .collect();
-    repos.sort();
-    repos.dedup();
-    Ok(repos)
+    Ok((found, out))
 }
 
 /// Pairs each source reference with its destination name, dropping repeats (a config file may
@@ -325,7 +309,10 @@ async fn digest_at(place: Place<'_>, r: &Reference) -> Result<Option<Digest>, St
         Place::Cache(store) if !store.root().exists() => Ok(None),
         Place::Cache(store) => {
             let guard = store.read().map_err(|e| e.to_string())?;
-            Ok(store.resolve(&guard, r).ok().and_then(|e| e.manifest))
+            Ok(store
+                .resolve_any(&guard, r)
+                .ok()
+                .and_then(|e| e.manifest().cloned()))
         }
         Place::Engine {
             sink: Some(sink), ..
