@@ -911,6 +911,10 @@ fn completion_prints_scripts() {
     assert!(bash.stdout.contains("_chartcache()"), "{}", bash.stdout);
     assert!(bash.stdout.contains("complete -F _chartcache"));
     assert!(bash.stdout.contains("export") && bash.stdout.contains("prune"));
+    assert!(
+        bash.stdout
+            .contains("chartcache__subcmd__cache__subcmd__list")
+    );
     let zsh = home.ok(&["completion", "zsh"]);
     assert!(zsh.stdout.starts_with("#compdef chartcache"));
     let fish = home.ok(&["completion", "fish"]);
@@ -962,6 +966,7 @@ fn every_subcommand_has_help() {
         "chart show",
         "chart prune",
         "chart verify",
+        "cache list",
         "completion",
     ] {
         assert!(
@@ -970,7 +975,11 @@ fn every_subcommand_has_help() {
         );
     }
     // Aliases answer too.
-    for alias in [["chart", "ls", "--help"], ["chart", "rm", "--help"]] {
+    for alias in [
+        ["chart", "ls", "--help"],
+        ["chart", "rm", "--help"],
+        ["cache", "ls", "--help"],
+    ] {
         home.ok(&alias);
     }
 }

@@ -1,9 +1,9 @@
-//! The local cache as a place of the copy engine: a source of the charts it holds, and a sink
-//! that takes Helm charts (a chart manifest, its config and archive, and provenance), checked
-//! as `chart pull` checks them, under the references they are copied to.
-//!
-//! The cache holds charts only, in the seed's layout: an image index or a manifest that is
-//! not a chart is refused with a message saying so.
+//! The local cache as a place of the copy engine: a source of everything it holds (charts and
+//! any other manifest, by tag or by digest, with their blobs), and a sink that takes any
+//! manifest under a tag. A Helm chart is checked as `chart pull` checks it and stored in the
+//! seed's layout; anything else (an image, an image index, a Docker manifest or list, an OCI
+//! artifact) is stored byte for byte, its ref linking only its manifest. The manifests an index
+//! names arrive by digest, before it, and are stored as blobs.
 
 use std::io::{BufReader, Write};
 
@@ -14,6 +14,7 @@ use super::{Blob, EngineError, Result, Sink, Source, blocking};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::Reference;
+use crate::store::graph::{Kind, Node};
 use crate::store::{RefTarget, Store, StoreError};
 
 /// The cache at `store`.
@@ -28,48 +29,99 @@ fn store_err(e: StoreError) -> EngineError {
     }
 }
 
+/// Why `bytes` is not a manifest the cache takes under a tag.
+fn refusal(bytes: &[u8]) -> Option<String> {
+    let node = match Node::parse(bytes) {
+        Ok(n) => n,
+        Err(e) => return Some(format!("not a manifest or an index: {e}")),
+    };
+    if node.kind != Kind::HelmChart {
+        return None;
+    }
+    // A Helm chart must be one `chart pull` would take.
+    let m = match Manifest::parse_chart(bytes) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("not an acceptable Helm chart: {e}")),
+    };
+    if m.chart_layer().is_none() {
+        return Some("not an acceptable Helm chart: no chart layer".into());
+    }
+    crate::chart::artifact::check_sizes(&m)
+        .err()
+        .map(|e| format!("not an acceptable Helm chart: {e}"))
+}
+
 impl CachePlace<'_> {
     fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
         let guard = self.store.read().map_err(store_err)?;
+        let not_found = || EngineError::NotFound {
+            place: "the cache".into(),
+            name: name.to_string(),
+        };
         let digest = match name.digest() {
+            // The manifests an index names are blobs, not refs.
             Some(d) if self.store.has_blob(d) => d.clone(),
-            Some(_) => {
-                return Err(EngineError::NotFound {
-                    place: "the cache".into(),
-                    name: name.to_string(),
-                });
-            }
+            Some(_) => return Err(not_found()),
             None => {
-                let entry =
-                    self.store
-                        .resolve(&guard, name)
-                        .map_err(|_| EngineError::NotFound {
-                            place: "the cache".into(),
-                            name: name.to_string(),
-                        })?;
-                entry.manifest.ok_or_else(|| EngineError::Unsupported {
-                    what: name.to_string(),
-                    reason: "written by Helm's alpha cache, it has no manifest; save it again"
-                        .into(),
-                })?
+                let found = self
+                    .store
+                    .resolve_any(&guard, name)
+                    .map_err(|_| not_found())?;
+                found
+                    .manifest()
+                    .cloned()
+                    .ok_or_else(|| EngineError::Unsupported {
+                        what: name.to_string(),
+                        reason: "written by Helm's alpha cache, it has no manifest; save it again"
+                            .into(),
+                    })?
             }
         };
         let bytes = self.store.read_blob(&digest).map_err(store_err)?;
         Ok((bytes, digest))
     }
 
-    /// Stores a chart manifest under `name` once its blobs are in: the config and archive
-    /// must make an acceptable chart, exactly as for `chart pull`.
+    /// Stores a manifest under `name` once everything it names is in: by digest, as a blob;
+    /// by tag, as a chart (whose config and archive must make an acceptable chart, exactly as
+    /// for `chart pull`) or as any other artifact.
+    fn store_manifest(&self, name: &Reference, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if name.tag().is_none() {
+            if let Some(want) = name.digest()
+                && *want != digest
+            {
+                return Err(EngineError::DigestMismatch {
+                    what: format!("manifest {name}"),
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+            let writer = self.store.write().map_err(store_err)?;
+            return writer.put_blob(bytes).map_err(store_err);
+        }
+        if let Some(reason) = refusal(bytes) {
+            return Err(EngineError::Unsupported {
+                what: name.to_string(),
+                reason,
+            });
+        }
+        let is_chart = Node::parse(bytes).is_ok_and(|n| n.kind == Kind::HelmChart);
+        if is_chart {
+            return self.store_chart(name, bytes);
+        }
+        let writer = self.store.write().map_err(store_err)?;
+        let digest = writer.put_blob(bytes).map_err(store_err)?;
+        writer.set_artifact_ref(name, &digest).map_err(store_err)?;
+        Ok(digest)
+    }
+
+    /// Stores a chart manifest under `name`: the config and archive must make an acceptable
+    /// chart, exactly as for `chart pull`.
     fn store_chart(&self, name: &Reference, bytes: &[u8]) -> Result<Digest> {
         let not_chart = |reason: String| EngineError::Unsupported {
             what: name.to_string(),
-            reason: format!("the cache holds Helm charts only: {reason}"),
+            reason: format!("not an acceptable Helm chart: {reason}"),
         };
-        if name.tag().is_none() {
-            return Err(not_chart(
-                "an image index (or a manifest by digest) cannot be stored".into(),
-            ));
-        }
         let manifest = Manifest::parse_chart(bytes).map_err(|e| not_chart(e.to_string()))?;
         let layer = manifest
             .chart_layer()
@@ -141,9 +193,9 @@ impl Sink for CachePlace<'_> {
                 let guard = self.store.read().map_err(store_err)?;
                 Ok(self
                     .store
-                    .resolve(&guard, name)
+                    .resolve_any(&guard, name)
                     .ok()
-                    .and_then(|e| e.manifest))
+                    .and_then(|r| r.manifest().cloned()))
             })
         }
         .boxed()
@@ -188,20 +240,19 @@ impl Sink for CachePlace<'_> {
         .boxed()
     }
 
+    /// Any manifest or index under a tag; a Helm chart must be an acceptable one.
     fn admit(&self, name: &Reference, manifest: &[u8]) -> Result<()> {
         let refuse = |reason: String| EngineError::Unsupported {
             what: name.to_string(),
-            reason: format!("the cache holds Helm charts only: {reason}"),
+            reason,
         };
         if name.tag().is_none() {
-            return Err(refuse("a name with a tag is needed".into()));
+            return Err(refuse("the cache needs a name with a tag".into()));
         }
-        let m = Manifest::parse_chart(manifest).map_err(|e| refuse(e.to_string()))?;
-        if m.chart_layer().is_none() {
-            return Err(refuse("no chart layer".into()));
+        match refusal(manifest) {
+            Some(reason) => Err(refuse(reason)),
+            None => Ok(()),
         }
-        crate::chart::artifact::check_sizes(&m).map_err(refuse)?;
-        Ok(())
     }
 
     fn put_manifest<'a>(
@@ -210,6 +261,6 @@ impl Sink for CachePlace<'_> {
         bytes: &'a [u8],
         _media_type: &'a str,
     ) -> BoxFuture<'a, Result<Digest>> {
-        async move { blocking(|| self.store_chart(name, bytes)) }.boxed()
+        async move { blocking(|| self.store_manifest(name, bytes)) }.boxed()
     }
 }

@@ -123,12 +123,37 @@ impl Node {
     }
 }
 
+/// What a stored manifest is, as `cache list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub kind: Kind,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    /// Bytes of the manifest and everything it reaches, each blob counted once.
+    pub size: u64,
+}
+
+/// Reads `manifest` and follows it: what it is and how much it holds.
+pub fn summarize(store: &Store, manifest: &Digest) -> Result<Summary, super::StoreError> {
+    let bytes = store.read_blob(manifest)?;
+    let node = Node::parse(&bytes).map_err(|reason| super::StoreError::Corrupt {
+        path: store.blob_path(manifest),
+        reason,
+    })?;
+    Ok(Summary {
+        kind: node.kind,
+        media_type: node.media_type,
+        artifact_type: node.artifact_type,
+        size: reach(store, manifest).size,
+    })
+}
+
 /// Everything a ref's manifest reaches, and what is wrong on the way.
 #[derive(Debug, Default)]
 pub struct Reach {
     /// Every digest reached, the manifest's own included.
     pub digests: HashSet<Digest>,
-    /// Bytes of every distinct blob reached (as the descriptors say), the manifest's included.
+    /// Bytes of every distinct manifest (as stored) and blob (as its descriptor says) reached.
     pub size: u64,
     /// Missing blobs, sizes that differ from their descriptors, manifests that do not parse.
     pub problems: Vec<String>,

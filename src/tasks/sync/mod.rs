@@ -7,10 +7,11 @@
 //! tag already there is compared by manifest digest (HEAD requests on both sides, many at
 //! once) or, with `immutable_tags`, trusted; only what differs is copied, `jobs` at a time.
 //! Copies go through the copy engine ([`crate::engine`]: whole artifacts, image indexes
-//! included), except between the cache and a registry, which still go through `transfer`'s
-//! push and pull (the next step is to move those onto the engine too). Destination names follow skopeo: `DEST/<last path element>:<tag>`,
-//! or with `scoped` the whole source path, host included (a `:port` written `_port`, which
-//! skopeo cannot do at all).
+//! included), except charts between the cache and a registry, which still go through
+//! `transfer`'s push and pull (the next step is to move those onto the engine too).
+//! Destination names follow skopeo: `DEST/<last path element>:<tag>`, or with `scoped` the
+//! whole source path, host included (a `:port` written `_port`, which skopeo cannot do at
+//! all).
 
 pub mod config;
 
@@ -396,10 +397,22 @@ async fn copy(
     job: &crate::engine::copy::Job,
 ) -> Outcome {
     let result = match (source, target) {
+        // Charts as `chart pull` and `chart push` move them; anything else (images, indexes,
+        // other artifacts) through the copy engine, whole.
         (Place::Registry(from), Place::Cache(store)) => {
-            transfer::pull_as(store, from, &item.source, Some(&item.target))
-                .await
-                .map(|_| ())
+            match transfer::pull_as(store, from, &item.source, Some(&item.target)).await {
+                Err(e @ transfer::TransferError::NotAChart { .. }) => {
+                    if helm_chart_at(from, &item.source).await {
+                        Err(e)
+                    } else {
+                        return copy_with_engine(source, target, item, job).await;
+                    }
+                }
+                other => other.map(|_| ()),
+            }
+        }
+        (Place::Cache(store), Place::Registry(_)) if !cached_chart(store, &item.source) => {
+            return copy_with_engine(source, target, item, job).await;
         }
         (Place::Cache(store), Place::Registry(to)) => {
             transfer::push_as(store, to, &item.source, Some(&item.target), sent)
@@ -415,6 +428,27 @@ async fn copy(
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(e.to_string()),
     }
+}
+
+/// Whether `r` at `registry` is a Helm chart's manifest, acceptable or not (so that a chart
+/// `chart pull` refuses is not stored as something else); true when that cannot be told.
+async fn helm_chart_at(registry: &Registry, r: &Reference) -> bool {
+    match (RegistryPlace { registry }).manifest(r).await {
+        Ok((bytes, _)) => crate::store::graph::Node::parse(&bytes)
+            .is_ok_and(|n| n.kind == crate::store::graph::Kind::HelmChart),
+        Err(_) => true,
+    }
+}
+
+/// Whether the cache holds `r` as a Helm chart (anything it does not hold at all is left to
+/// `chart push` to report).
+fn cached_chart(store: &Store, r: &Reference) -> bool {
+    store
+        .read()
+        .and_then(|guard| store.resolve_any(&guard, r))
+        .map_or(true, |found| {
+            matches!(found, crate::store::StoredRef::Chart(_))
+        })
 }
 
 /// A copy where either side is a place of the copy engine: one graph walk, whole artifacts
