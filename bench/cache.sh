@@ -6,16 +6,22 @@
 #         run) against `tar -czf out.tgz DIR && sha256sum out.tgz`.       goal <= 1.2x
 #   list  `chartcache chart list` of a cache holding 10,000 refs against
 #         `find refs -type l` over the same cache.                        goal <= 3x
+#   tag   `chartcache chart tag` of one new ref (process start included) into a cache of 100
+#         refs and into one of 100,000; also moving a tag to another chart and `chart remove`.
+#         goal: <= 2 ms per new ref at 100,000, and each the same at both sizes (<= 1.2x)
 #
 # CHARTCACHE_BIN=/path/to/chartcache times another build (before and after a change).
-# Usage: bench/cache.sh [RUNS]     (from anywhere; default 5 runs each, median reported)
+# Usage: bench/cache.sh [RUNS] [TAGS]  (from anywhere; default 5 runs each, median reported;
+#        100 commands per `tag` figure)
 # Needs: bash, python3, tar, gzip, sha256sum. Uses hyperfine when installed
 #        (apt-get install hyperfine; NO_HYPERFINE=1 to not), else its own timing loop. Builds
 #        target/release if missing.
-# Scratch: bench/work/cache/ (gitignored), removed at the end unless KEEP=1.
+# Scratch: bench/work/cache/ (gitignored; BENCH_WORK=DIR puts it in DIR/cache instead, such as
+#        a tmpfs, to time the cache rather than the disk), removed at the end unless KEEP=1.
 set -euo pipefail
 
 runs=${1:-5}
+tag_n=${2:-100}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="${CHARTCACHE_BIN:-$root/target/release/chartcache}"
 if [[ ! -x "$bin" ]]; then
@@ -26,7 +32,7 @@ for tool in python3 tar gzip sha256sum find; do
   command -v "$tool" >/dev/null || { echo "bench/cache.sh: missing $tool" >&2; exit 1; }
 done
 
-work="$root/bench/work/cache"
+work="${BENCH_WORK:-$root/bench/work}/cache"
 rm -rf "$work"
 mkdir -p "$work"
 source "$root/bench/lib.sh"
@@ -236,17 +242,18 @@ t_tar=$(median_time tar "rm -f '$work/out.tgz'" \
 "$bin" --home "$save_home" chart verify >/dev/null
 content_bytes=$(stat -L -c %s "$save_home/registry/refs/localhost_5000/bench/big/tags/1.0.0/content")
 
-# --- 2. list: 10,000 refs ---------------------------------------------------------------------
-# One chart is saved for real; the other refs are written directly by the script below, which
-# mirrors what the store writes (src/store/refs.rs and layout.rs): refs/<host_port>/<repo…>/
-# tags/<tag>/{chart,content,meta,manifest} as relative symlinks, and one index.json entry per
-# ref. It does so for speed: `chartcache chart tag` takes the lock and rewrites index.json for
-# each ref, so 10,000 of them grow quadratically (measured below on a few hundred).
-# `chartcache chart verify` then checks that the generated cache is one the store accepts.
-refs_n=10000
-list_home="$work/list-home"
-"$bin" --home "$list_home" -q chart save "$root/testdata/charts/simple" localhost:5000/bench/seed/simple:0.1.0
-python3 - "$list_home/registry" "$refs_n" <<'PY'
+# --- generated caches ---------------------------------------------------------------------------
+# gen_cache HOME N: a cache of N refs: one chart saved for real, the other N-1 refs written
+# directly by the script below, which mirrors what the store writes (src/store/refs.rs and
+# layout.rs): refs/<host_port>/<repo…>/tags/<tag>/{chart,content,meta,manifest} as relative
+# symlinks, and one index.json entry per ref, sorted by name, as a rebuild writes it. Direct,
+# because that is the fastest honest way to a cache of 100,000 refs (a `chart tag` process per
+# ref costs a process start each: minutes in all). `chartcache chart verify` then checks that
+# the generated cache is one the store accepts.
+gen_cache() {
+  local home=$1 n=$2
+  "$bin" --home "$home" -q chart save "$root/testdata/charts/simple" localhost:5000/bench/seed/simple:0.1.0
+  python3 - "$home/registry" "$((n - 1))" <<'PY'
 import json, os, sys
 
 reg, n = sys.argv[1], int(sys.argv[2])
@@ -258,52 +265,112 @@ with open(os.path.join(reg, "index.json")) as f:
     index = json.load(f)
 template = index["manifests"][0]
 entries = list(index["manifests"])
-# 100 repositories of 100 tags: localhost:5000/bench/team-XX/chart-YY:1.0.Z
+# Repositories of 100 tags, ten to a team: localhost:5000/bench/team-XX/chart-YYYY:1.0.Z
 per = 100
-for r in range(n // per):
-    repo = f"bench/team-{r % 10:02}/chart-{r:03}"
-    tags_dir = os.path.join(reg, "refs/localhost_5000", repo, "tags")
+for i in range(n):
+    r, t = divmod(i, per)
+    repo = f"bench/team-{r % 10:02}/chart-{r:04}"
+    d = os.path.join(reg, "refs/localhost_5000", repo, "tags", f"1.0.{t}")
     up = "../" * (repo.count("/") + 1 + 4)
-    for t in range(per):
-        tag = f"1.0.{t}"
-        d = os.path.join(tags_dir, tag)
-        os.makedirs(d)
-        for name, target in links.items():
-            os.symlink(up + target, os.path.join(d, name))
-        e = json.loads(json.dumps(template))
-        e["annotations"]["org.opencontainers.image.ref.name"] = f"localhost:5000/{repo}:{tag}"
-        entries.append(e)
+    os.makedirs(d)
+    for name, target in links.items():
+        os.symlink(up + target, os.path.join(d, name))
+    e = json.loads(json.dumps(template))
+    e["annotations"]["org.opencontainers.image.ref.name"] = f"localhost:5000/{repo}:1.0.{t}"
+    entries.append(e)
 entries.sort(key=lambda e: e["annotations"]["org.opencontainers.image.ref.name"])
 index["manifests"] = entries
 with open(os.path.join(reg, "index.json"), "w") as f:
     json.dump(index, f, separators=(",", ":"))
 PY
-"$bin" --home "$list_home" chart verify >/dev/null || {
-  echo "bench/cache.sh: the generated cache does not verify" >&2
-  "$bin" --home "$list_home" chart verify | head >&2
-  exit 1
+  "$bin" --home "$home" chart verify >/dev/null || {
+    echo "bench/cache.sh: the generated cache at $home does not verify" >&2
+    "$bin" --home "$home" chart verify | head >&2
+    exit 1
+  }
 }
+
+# --- 2. list: 10,000 refs ---------------------------------------------------------------------
+refs_n=10000
+list_home="$work/list-home"
+gen_cache "$list_home" "$((refs_n + 1))"
 listed=$("$bin" --home "$list_home" chart list -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 [[ "$listed" == $((refs_n + 1)) ]] || { echo "bench/cache.sh: chart list shows $listed refs, expected $((refs_n + 1))" >&2; exit 1; }
 
 t_list=$(median_time list "" "'$bin' --home '$list_home' chart list >/dev/null")
 t_find=$(median_time find "" "find '$list_home/registry/refs' -type l >/dev/null")
 
-# What writing the refs with `chart tag` would cost, on top of the 10,000 (so per-tag cost at
-# that size): 100 tags.
-tag_n=100
-t0=$(python3 -c 'import time; print(time.perf_counter())')
-for i in $(seq "$tag_n"); do
-  "$bin" --home "$list_home" -q chart tag localhost:5000/bench/seed/simple:0.1.0 "localhost:5000/bench/tagged/simple:t$i"
+# --- 3. tag: one ref into a cache of 100 and into one of 100,000 ----------------------------------
+# args WHAT I: the arguments of the I-th command of a kind.
+args() {
+  case $1 in
+    # A new ref.
+    tag) echo "chart tag localhost:5000/bench/seed/simple:0.1.0 localhost:5000/bench/tagged/simple:t$2" ;;
+    # An existing ref moved to another chart (its index entry replaced).
+    moved) echo "chart tag localhost:5000/bench/other/with-helmignore:0.1.0 localhost:5000/bench/team-00/chart-0000:1.0.$(($2 % 99))" ;;
+    # The refs `tag` added.
+    remove) echo "chart remove localhost:5000/bench/tagged/simple:t$2" ;;
+    start) echo "--version" ;;
+  esac
+}
+# per_command_ms HOME WHAT: "WALL CPU", milliseconds per command (wall clock, and user+system
+# time of the process) over $tag_n runs of `chartcache --home HOME $(args WHAT I)`, one process
+# each, one after the other. CPU time is the figure to trust on a busy machine.
+per_command_ms() {
+  local home=$1 what=$2 i
+  for i in $(seq "$tag_n"); do args "$what" "$i"; done | python3 -c '
+import os, subprocess, sys, time
+bin, home = sys.argv[1], sys.argv[2]
+lines = sys.stdin.read().splitlines()
+cpu0 = os.times()
+t0 = time.perf_counter()
+for line in lines:
+    subprocess.run([bin, "--home", home, "-q", *line.split()], stdout=subprocess.DEVNULL, check=True)
+wall = time.perf_counter() - t0
+cpu1 = os.times()
+cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+print("%.2f %.2f" % (wall * 1000 / len(lines), cpu * 1000 / len(lines)))
+' "$bin" "$home"
+}
+declare -A tag_ms tag_cpu
+for size in 100 100000; do
+  home="$work/tag-$size"
+  gen_cache "$home" "$size"
+  "$bin" --home "$home" -q chart save "$root/testdata/charts/with-helmignore" localhost:5000/bench/other/with-helmignore:0.1.0
+  # Untimed: the first write into an index this version did not write sorts it once.
+  "$bin" --home "$home" -q chart tag localhost:5000/bench/seed/simple:0.1.0 localhost:5000/bench/warm/simple:1
+  for what in tag moved remove; do
+    read -r wall cpu < <(per_command_ms "$home" "$what")
+    tag_ms[$what-$size]=$wall
+    tag_cpu[$what-$size]=$cpu
+  done
+  "$bin" --home "$home" chart verify >/dev/null
+  [[ "$("$bin" --home "$home" chart list localhost:5000/bench/tagged -o json)" == "[]" ]] || {
+    echo "bench/cache.sh: chart remove left refs behind in $home" >&2
+    exit 1
+  }
+  rm -rf "$home"
 done
-t1=$(python3 -c 'import time; print(time.perf_counter())')
-per_tag_ms=$(python3 -c 'import sys; print("%.1f" % ((float(sys.argv[2]) - float(sys.argv[1])) * 1000 / int(sys.argv[3])))' "$t0" "$t1" "$tag_n")
+read -r start_ms start_cpu < <(per_command_ms "$work" start)
 
 cat <<EOF
 
-chartcache cache benchmark ($runs runs each, median, $timer; $(nproc) cores)
+chartcache cache benchmark ($runs runs each, median, $timer; $(nproc) cores; scratch on $(df -T "$work" | awk 'NR==2 {print $2}'))
   chart: $chart_files files, $((chart_bytes / 1024 / 1024)) MiB (largest file $((largest / 1024)) KiB), gzip ratio ${gz_ratio}x, chart blob $((content_bytes / 1024)) KiB
   save  chartcache chart save   ${t_save} s   tar -czf + sha256sum   ${t_tar} s   ratio $(ratio "$t_save" "$t_tar")x  (goal <= 1.20x)
   list  chartcache chart list   ${t_list} s   find refs -type l      ${t_find} s   ratio $(ratio "$t_list" "$t_find")x  (goal <= 3.00x)
-        ($((refs_n + 1)) refs; \`chart tag\` into that cache: ${per_tag_ms} ms per ref)
+        ($((refs_n + 1)) refs)
+  tag   ms per command, $tag_n each, process start included (chartcache --version: ${start_ms} ms, cpu ${start_cpu} ms)
+                                 100 refs        100,000 refs    ratio (wall, cpu)
 EOF
+for what in tag moved remove; do
+  case $what in
+    tag) label="chart tag (a new ref)"; goal="(goal <= 2 ms, <= 1.20x)" ;;
+    moved) label="chart tag (moved)    "; goal="(goal <= 1.20x)" ;;
+    remove) label="chart remove         "; goal="(goal <= 1.20x)" ;;
+  esac
+  printf '        %s  %6s cpu %5s  %6s cpu %5s  %sx %sx  %s\n' "$label" \
+    "${tag_ms[$what-100]}" "${tag_cpu[$what-100]}" "${tag_ms[$what-100000]}" "${tag_cpu[$what-100000]}" \
+    "$(ratio "${tag_ms[$what-100000]}" "${tag_ms[$what-100]}")" \
+    "$(ratio "${tag_cpu[$what-100000]}" "${tag_cpu[$what-100]}")" "$goal"
+done

@@ -124,6 +124,9 @@ pub enum Command {
     /// Work with charts in the local cache, and push or pull them
     #[command(subcommand)]
     Chart(ChartCommand),
+    /// See everything the local cache holds: charts, images, indexes, other artifacts
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Log in to and out of registries, and list what they hold
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -195,6 +198,9 @@ pub enum ChartCommand {
     /// List the charts in the cache
     #[command(visible_alias = "ls")]
     List {
+        /// Only the repositories equal to or under this one: HOST[/PATH…]
+        #[arg(value_name = "PREFIX")]
+        prefix: Option<String>,
         /// Output format
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
@@ -332,6 +338,24 @@ pub struct VerifyArgs {
     /// [default: $GNUPGHOME/pubring.gpg or ~/.gnupg/pubring.gpg]
     #[arg(long, value_name = "FILE", requires = "verify")]
     pub keyring: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List every ref in the cache with what it is: helm chart, image, image index, docker
+    /// image, docker list, or an artifact by its type
+    ///
+    /// SIZE is the manifest and everything it names (for an index, every platform's manifest,
+    /// config and layers), each blob counted once. `chart list` shows the charts only.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only the repositories equal to or under this one: HOST[/PATH…]
+        #[arg(value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// Output format
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

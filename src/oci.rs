@@ -19,6 +19,15 @@ pub const CHART_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.conten
 pub const PROV_LAYER_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.provenance.v1.prov";
 /// What Helm 3.0–3.6 pushed; still accepted on pull.
 pub const LEGACY_CHART_LAYER_MEDIA_TYPE: &str = "application/tar+gzip";
+/// An OCI image's config blob.
+pub const IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker's schema 2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list: an image index by another name.
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A Docker image's config blob.
+pub const DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 pub const ANNOTATION_VERSION: &str = "org.opencontainers.image.version";

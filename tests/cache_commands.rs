@@ -751,6 +751,66 @@ fn verify_finds_dangling_links() {
 }
 
 #[test]
+fn index_json_is_edited_in_place_and_prune_compacts_it() {
+    let home = Home::new();
+    let names: Vec<String> = ["c", "a", "d", "b", "e"]
+        .iter()
+        .map(|t| format!("localhost:5000/edit/simple:{t}"))
+        .collect();
+    home.save(&fixture("simple"), Some(&names[0]));
+    let index = home.registry().join("index.json");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(&index).unwrap());
+    let listed = || -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+        v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let ino = inode();
+    for n in &names[1..] {
+        home.ok(&["chart", "tag", &names[0], n]);
+    }
+    // Appended in the order written, in the same file.
+    assert_eq!(listed(), names);
+    assert_eq!(inode(), ino);
+    home.ok(&["chart", "remove", &names[0], &names[2], &names[4]]);
+    assert_eq!(listed(), [names[1].clone(), names[3].clone()]);
+    assert_eq!(inode(), ino);
+    let blanked = fs::read(&index).unwrap();
+    assert!(
+        blanked.windows(2).any(|w| w == b"  "),
+        "removed entries are blanks"
+    );
+    home.verify_ok();
+
+    // prune writes it anew: sorted, without blanks, what a rebuild writes.
+    home.ok(&["chart", "prune"]);
+    let compact = fs::read(&index).unwrap();
+    assert!(!compact.windows(2).any(|w| w == b"  "));
+    assert_eq!(
+        listed(),
+        [
+            "localhost:5000/edit/simple:a",
+            "localhost:5000/edit/simple:b"
+        ]
+    );
+    assert!(compact.len() < blanked.len());
+    home.verify_ok();
+    // Once compact, prune leaves it be.
+    let ino = inode();
+    home.ok(&["chart", "prune"]);
+    assert_eq!(inode(), ino);
+}
+
+#[test]
 fn verify_finds_a_missing_index_and_the_next_write_rebuilds_it() {
     let home = Home::new();
     home.save(&fixture("simple"), Some("localhost/simple:0.1.0"));
@@ -851,6 +911,10 @@ fn completion_prints_scripts() {
     assert!(bash.stdout.contains("_chartcache()"), "{}", bash.stdout);
     assert!(bash.stdout.contains("complete -F _chartcache"));
     assert!(bash.stdout.contains("export") && bash.stdout.contains("prune"));
+    assert!(
+        bash.stdout
+            .contains("chartcache__subcmd__cache__subcmd__list")
+    );
     let zsh = home.ok(&["completion", "zsh"]);
     assert!(zsh.stdout.starts_with("#compdef chartcache"));
     let fish = home.ok(&["completion", "fish"]);
@@ -902,6 +966,7 @@ fn every_subcommand_has_help() {
         "chart show",
         "chart prune",
         "chart verify",
+        "cache list",
         "completion",
     ] {
         assert!(
@@ -910,7 +975,11 @@ fn every_subcommand_has_help() {
         );
     }
     // Aliases answer too.
-    for alias in [["chart", "ls", "--help"], ["chart", "rm", "--help"]] {
+    for alias in [
+        ["chart", "ls", "--help"],
+        ["chart", "rm", "--help"],
+        ["cache", "ls", "--help"],
+    ] {
         home.ok(&alias);
     }
 }

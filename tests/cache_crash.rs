@@ -232,3 +232,88 @@ fn prunes_running_alongside_saves_lose_nothing() {
         "every saved chart keeps its 3 blobs"
     );
 }
+
+/// The ref names `index.json` lists, parsed as any reader parses it.
+fn index_names(home: &Home) -> Vec<String> {
+    let bytes = fs::read(home.registry().join("index.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("index.json: {e}: {}", String::from_utf8_lossy(&bytes)));
+    let mut names: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_index_torn_mid_append_is_rebuilt_by_the_next_write() {
+    // `index.json` is appended to in place; a writer killed mid-append leaves it torn, with the
+    // dirty marker it wrote before changing anything. The next writer rebuilds it from refs/.
+    let home = Home::new();
+    let names = ["a", "b", "c"].map(|t| format!("localhost:5000/torn/simple:{t}"));
+    home.save(&fixture("simple"), Some(&names[0]));
+    for n in &names[1..] {
+        home.ok(&["chart", "tag", &names[0], n]);
+    }
+    let index = home.registry().join("index.json");
+    let whole = fs::read(&index).unwrap();
+    // Cut in the middle of the last entry (its closing `]}` never written).
+    fs::write(&index, &whole[..whole.len() - 60]).unwrap();
+    fs::write(home.registry().join("index.json.dirty"), "").unwrap();
+    assert!(serde_json::from_slice::<serde_json::Value>(&fs::read(&index).unwrap()).is_err());
+    // verify knows a writer died and does not blame the index.
+    home.verify_ok();
+
+    let d = "localhost:5000/torn/simple:d";
+    home.ok(&["chart", "tag", &names[0], d]);
+    let mut expected: Vec<String> = names.to_vec();
+    expected.push(d.to_string());
+    assert_eq!(index_names(&home), expected);
+    assert!(!home.registry().join("index.json.dirty").exists());
+    home.verify_ok();
+
+    // Without the marker (torn by something else), a torn end is still not appended to.
+    let whole = fs::read(&index).unwrap();
+    fs::write(&index, &whole[..whole.len() - 1]).unwrap();
+    let e = "localhost:5000/torn/simple:e";
+    home.ok(&["chart", "tag", &names[0], e]);
+    expected.push(e.to_string());
+    assert_eq!(index_names(&home), expected);
+    home.verify_ok();
+}
+
+#[test]
+fn refs_ahead_of_the_index_are_caught_up_by_the_next_write() {
+    // Killed after the ref changed but before the index did: the ref is in refs/ only.
+    let home = Home::new();
+    let first = "localhost:5000/ahead/simple:1";
+    home.save(&fixture("simple"), Some(first));
+    let index = home.registry().join("index.json");
+    let before = fs::read(&index).unwrap();
+    home.ok(&["chart", "tag", first, "localhost:5000/ahead/simple:2"]);
+    home.ok(&["chart", "remove", first]);
+    fs::write(&index, &before).unwrap();
+    fs::write(home.registry().join("index.json.dirty"), "").unwrap();
+    home.ok(&[
+        "chart",
+        "tag",
+        "localhost:5000/ahead/simple:2",
+        "localhost:5000/ahead/simple:3",
+    ]);
+    assert_eq!(
+        index_names(&home),
+        [
+            "localhost:5000/ahead/simple:2",
+            "localhost:5000/ahead/simple:3"
+        ]
+    );
+    home.verify_ok();
+}

@@ -10,12 +10,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 
-use fault::{Sandbox, error_line_of, sha256_hex, upload_blob};
-use serde_json::json;
+use fault::{OCI_INDEX, Sandbox, error_line_of, push_image_index, served_digest, sha256_hex};
 use support::{Registry, Skopeo, describe};
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Saves and pushes chart `name` at each of `versions` to `reg`'s `repo`; returns tag → digest.
 fn publish(
@@ -35,74 +31,6 @@ fn publish(
             (v.to_string(), sb.manifest_digest(&reference))
         })
         .collect()
-}
-
-/// The digest a registry serves for `repo:reference` (any manifest type).
-fn served_digest(reg: &Registry, repo: &str, reference: &str) -> Option<String> {
-    let accept = format!("{OCI_MANIFEST}, {OCI_INDEX}");
-    let resp = reg.request(
-        "HEAD",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &[("Accept", &accept)],
-        &[],
-    );
-    (resp.status == 200)
-        .then(|| resp.header("Docker-Content-Digest").map(str::to_string))
-        .flatten()
-}
-
-/// A two-platform image: random layers and configs, two manifests and an index, pushed to
-/// `repo:tag`; returns the index digest and the two manifest digests.
-fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<String>) {
-    let mut manifests = Vec::new();
-    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
-        let layer: Vec<u8> = (0..64 * 1024)
-            .map(|n| ((n * 31 + i * 7 + tag.len()) % 251) as u8)
-            .collect();
-        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
-            .to_string()
-            .into_bytes();
-        let layer_digest = upload_blob(reg, repo, &layer);
-        let config_digest = upload_blob(reg, repo, &config);
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-        })
-        .to_string()
-        .into_bytes();
-        let digest = format!("sha256:{}", sha256_hex(&manifest));
-        let resp = reg.request(
-            "PUT",
-            &format!("/v2/{repo}/manifests/{digest}"),
-            &[("Content-Type", OCI_MANIFEST)],
-            &manifest,
-        );
-        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
-        manifests.push((digest, manifest.len(), *arch));
-    }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": manifests.iter().map(|(d, size, arch)| json!({
-            "mediaType": OCI_MANIFEST, "digest": d, "size": size,
-            "platform": {"architecture": arch, "os": "linux"},
-        })).collect::<Vec<_>>(),
-    })
-    .to_string()
-    .into_bytes();
-    let resp = reg.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", OCI_INDEX)],
-        &index,
-    );
-    assert_eq!(resp.status, 201, "put index: {}", resp.text());
-    (
-        format!("sha256:{}", sha256_hex(&index)),
-        manifests.into_iter().map(|(d, _, _)| d).collect(),
-    )
 }
 
 #[test]
@@ -296,11 +224,11 @@ fn the_cache_goes_into_an_archive_and_back_out_into_another_cache() {
 }
 
 #[test]
-fn the_cache_refuses_what_is_not_a_chart_before_storing_anything() {
+fn an_image_index_goes_from_a_layout_into_the_cache_and_back() {
     let reg = Registry::plain();
     let sb = Sandbox::new();
     sb.save("other", "1.0.0", "localhost:5000/x/other:1.0.0");
-    push_image_index(&reg, "images/web", "2.0");
+    let (index_digest, children) = push_image_index(&reg, "images/web", "2.0");
     let layout = sb.path().join("layout");
     let layout_arg = format!("oci:{}", layout.display());
     sb.ok(&[
@@ -308,12 +236,29 @@ fn the_cache_refuses_what_is_not_a_chart_before_storing_anything() {
         &format!("{}/images/web:2.0", reg.host()),
         &layout_arg,
     ]);
-    let before = sb.snapshot();
-    let out = sb.run(&["sync", &layout_arg, "cache:"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Helm charts only"), "{stderr}");
-    assert!(sb.snapshot().changes_since(&before).is_empty());
+    let out = sb.ok(&["sync", &layout_arg, "cache:"]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    let name = format!("{}/images/web:2.0", reg.host());
+    assert_eq!(sb.manifest_digest(&name), index_digest);
+    let listed = sb.ok(&["cache", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&name) && l.contains("image index")),
+        "{listed}"
+    );
+    sb.ok(&["chart", "verify"]);
+    // Back out into another layout: the same index and every platform.
+    let again = sb.path().join("again");
+    sb.ok(&[
+        "sync",
+        &format!("cache:{name}"),
+        &format!("oci:{}", again.display()),
+    ]);
+    for d in children.iter().chain([&index_digest]) {
+        let hex = d.strip_prefix("sha256:").unwrap();
+        assert!(again.join("blobs/sha256").join(hex).is_file(), "{d}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::cli::{ChartCommand, OutputFormat, ShowWhat, SignArgs, TransportArgs, 
 use crate::engine::places::RegistryPlace;
 use crate::output::{Table, human_duration, human_size, rfc3339};
 use crate::reference::Reference;
-use crate::store::RefEntry;
+use crate::store::{RefEntry, StoredRef};
 use crate::tasks;
 use crate::version::version_to_tag;
 
@@ -25,7 +25,7 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
             reference,
             sign,
         } => save(ctx, path, reference.as_deref(), sign),
-        ChartCommand::List { output } => list(ctx, *output),
+        ChartCommand::List { prefix, output } => list(ctx, prefix.as_deref(), *output),
         ChartCommand::Export {
             reference,
             destination,
@@ -116,10 +116,14 @@ fn resolve(ctx: &Context, reference: &str) -> Result<RefEntry> {
     Ok(ctx.store.resolve(&guard, &r)?)
 }
 
-fn list(ctx: &Context, output: OutputFormat) -> Result<()> {
-    let entries = {
+fn list(ctx: &Context, prefix: Option<&str>, output: OutputFormat) -> Result<()> {
+    let entries: Vec<RefEntry> = {
         let guard = ctx.store.read()?;
-        ctx.store.list(&guard)?
+        let under = ctx.store.list_under(&guard, prefix.unwrap_or_default())?;
+        under
+            .into_iter()
+            .filter_map(StoredRef::into_chart)
+            .collect()
     };
     let now = SystemTime::now();
     // Many refs share one content blob: stat each blob once.

@@ -1,6 +1,7 @@
 //! Commands: flags in, one task or store call, output out. `run` is the whole program after
 //! argument parsing; `main.rs` only maps its result to an exit code.
 
+mod cache;
 mod chart;
 mod registry;
 mod repo;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match &cli.command {
         Command::Chart(cmd) => chart::run(&ctx, cmd),
+        Command::Cache(cmd) => cache::run(&ctx, cmd),
         Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
         Command::Repo(cmd) => runtime()?.block_on(repo::run(&ctx, cmd)),
         Command::Sync(args) => runtime()?.block_on(sync::run(&ctx, args)),

@@ -552,28 +552,17 @@ async fn cache_refs(
             );
         }
         let guard = store.read()?;
-        let entry = store
-            .resolve(&guard, &one)
+        let found = store
+            .resolve_any(&guard, &one)
             .with_context(|| format!("cache:{scope}: not in the cache"))?;
-        return Ok(vec![(entry.reference, entry.manifest)]);
+        return Ok(vec![(found.reference().clone(), found.manifest().cloned())]);
     }
-    let repos = sync::cache_repositories(store)?;
-    let chosen: Vec<&Reference> = repos
-        .iter()
-        .filter(|r| {
-            let name = r.repository();
-            scope.is_empty() || name == scope || name.starts_with(&format!("{scope}/"))
-        })
-        .collect();
-    if chosen.is_empty() {
+    let (found, refs) = sync::list_cached_under(store, scope, filter)?;
+    if found == 0 {
         match scope.is_empty() {
             true => bail!("the cache holds no charts (at {})", store.root().display()),
             false => bail!("cache:{scope}: no cached repository is or is under {scope}"),
         }
-    }
-    let mut refs = Vec::new();
-    for repo in chosen {
-        refs.extend(sync::list(cache, repo, filter).await?);
     }
     if refs.is_empty() {
         bail!("cache:{scope}: no tag matches {}", filter.describe());

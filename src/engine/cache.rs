@@ -1,9 +1,10 @@
-//! The local cache as a place of the copy engine: a source of the charts it holds, and a sink
-//! that takes Helm charts (a chart manifest, its config and archive, and provenance), checked
-//! as `chart pull` checks them, under the references they are copied to.
-//!
-//! The cache holds charts only, in the seed's layout: an image index or a manifest that is
-//! not a chart is refused with a message saying so.
+//! The local cache as a place of the copy engine: a source of everything it holds (charts and
+//! any other manifest, by tag or by digest, with their blobs), and a sink that takes any
+//! manifest under a tag. A Helm chart is checked as `chart pull` checks it and stored in the
+//! seed's layout; anything else (an image, an image index, a Docker manifest or list, an OCI
+//! artifact, a referrers index) is stored byte for byte, its ref linking only its manifest. The
+//! manifests an index names (and referrers) arrive by digest, before it, and are stored as
+//! blobs. Blobs are staged, verified, and committed only with the manifest that names them.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
@@ -16,7 +17,8 @@ use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::Reference;
-use crate::store::{RefTarget, StagedBlob, Store, StoreError};
+use crate::store::graph::{Kind, Node};
+use crate::store::{RefTarget, StagedBlob, Store, StoreError, StoredRef};
 
 /// The cache at `store`.
 pub struct CachePlace {
@@ -62,6 +64,28 @@ fn store_err(e: StoreError) -> EngineError {
     }
 }
 
+/// Why `bytes` is not a manifest the cache takes under a tag.
+fn refusal(bytes: &[u8]) -> Option<String> {
+    let node = match Node::parse(bytes) {
+        Ok(n) => n,
+        Err(e) => return Some(format!("not a manifest or an index: {e}")),
+    };
+    if node.kind != Kind::HelmChart {
+        return None;
+    }
+    // A Helm chart must be one `chart pull` would take.
+    let m = match Manifest::parse_chart(bytes) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("not an acceptable Helm chart: {e}")),
+    };
+    if m.chart_layer().is_none() {
+        return Some("not an acceptable Helm chart: no chart layer".into());
+    }
+    crate::chart::artifact::check_sizes(&m)
+        .err()
+        .map(|e| format!("not an acceptable Helm chart: {e}"))
+}
+
 impl CachePlace {
     /// The tags of one cached repository (none when there is no cache yet).
     fn tags_now(&self, repo: &Reference) -> Result<Vec<String>> {
@@ -71,11 +95,10 @@ impl CachePlace {
         let guard = self.store.read().map_err(store_err)?;
         Ok(self
             .store
-            .list(&guard)
+            .repository(&guard, repo)
             .map_err(store_err)?
-            .into_iter()
-            .filter(|e| e.reference.without_object() == *repo)
-            .filter_map(|e| e.reference.tag().map(str::to_string))
+            .iter()
+            .filter_map(|r| r.reference().tag().map(str::to_string))
             .collect())
     }
 
@@ -85,42 +108,101 @@ impl CachePlace {
             return Ok(None);
         }
         let guard = self.store.read().map_err(store_err)?;
-        Ok(self.store.resolve(&guard, name).ok().and_then(|e| {
-            let complete = [&e.config, &e.content]
-                .into_iter()
-                .chain(&e.prov)
-                .all(|d| self.store.has_blob(d));
-            e.manifest.filter(|m| complete && self.store.has_blob(m))
-        }))
+        Ok(match self.store.resolve_any(&guard, name).ok() {
+            Some(StoredRef::Chart(e)) => {
+                let complete = [&e.config, &e.content]
+                    .into_iter()
+                    .chain(&e.prov)
+                    .all(|d| self.store.has_blob(d));
+                e.manifest.filter(|m| complete && self.store.has_blob(m))
+            }
+            Some(StoredRef::Artifact(a)) => {
+                Some(a.manifest).filter(|m| self.store.has_blob(m))
+            }
+            None => None,
+        })
     }
 
     fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
         let guard = self.store.read().map_err(store_err)?;
+        let not_found = || EngineError::NotFound {
+            place: "the cache".into(),
+            name: name.to_string(),
+        };
         let digest = match name.digest() {
+            // The manifests an index names, and referrers, are blobs, not refs.
             Some(d) if self.store.has_blob(d) => d.clone(),
-            Some(_) => {
-                return Err(EngineError::NotFound {
-                    place: "the cache".into(),
-                    name: name.to_string(),
-                });
-            }
+            Some(_) => return Err(not_found()),
             None => {
-                let entry =
-                    self.store
-                        .resolve(&guard, name)
-                        .map_err(|_| EngineError::NotFound {
-                            place: "the cache".into(),
-                            name: name.to_string(),
-                        })?;
-                entry.manifest.ok_or_else(|| EngineError::Unsupported {
-                    what: name.to_string(),
-                    reason: "written by Helm's alpha cache, it has no manifest; save it again"
-                        .into(),
-                })?
+                let found = self
+                    .store
+                    .resolve_any(&guard, name)
+                    .map_err(|_| not_found())?;
+                found
+                    .manifest()
+                    .cloned()
+                    .ok_or_else(|| EngineError::Unsupported {
+                        what: name.to_string(),
+                        reason: "written by Helm's alpha cache, it has no manifest; save it again"
+                            .into(),
+                    })?
             }
         };
         let bytes = self.store.read_blob(&digest).map_err(store_err)?;
         Ok((bytes, digest))
+    }
+
+    /// Commits the staged blobs `manifest` names (it is about to be stored), under the
+    /// staging lock, so a concurrent copy naming one of them finds it staged or stored, never
+    /// between the two.
+    fn commit_named(&self, writer: &crate::store::Writer<'_>, blobs: &[Descriptor]) -> Result<()> {
+        let mut staged = self.staged();
+        for desc in blobs {
+            if let Some(blob) = staged.remove(&desc.digest) {
+                writer
+                    .commit_blob(blob, Some(&desc.digest))
+                    .map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest under `name` once everything it names is in: by digest, as a blob;
+    /// by tag, as a chart (whose config and archive must make an acceptable chart, exactly as
+    /// for `chart pull`) or as any other artifact.
+    fn store_manifest(&self, name: &Reference, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if let Some(want) = name.digest()
+            && *want != digest
+        {
+            return Err(EngineError::DigestMismatch {
+                what: format!("manifest {name}"),
+                expected: want.clone(),
+                actual: digest,
+            });
+        }
+        let node = Node::parse(bytes).map_err(|reason| EngineError::NotAManifest {
+            what: name.to_string(),
+            reason,
+        })?;
+        if name.tag().is_some() {
+            if let Some(reason) = refusal(bytes) {
+                return Err(EngineError::Unsupported {
+                    what: name.to_string(),
+                    reason,
+                });
+            }
+            if node.kind == Kind::HelmChart {
+                return self.store_chart(name, bytes);
+            }
+        }
+        let writer = self.store.write().map_err(store_err)?;
+        self.commit_named(&writer, &node.blobs)?;
+        let digest = writer.put_blob(bytes).map_err(store_err)?;
+        if name.tag().is_some() {
+            writer.set_artifact_ref(name, &digest).map_err(store_err)?;
+        }
+        Ok(digest)
     }
 
     /// Stores a chart manifest under `name` once its blobs are in: the config and archive
@@ -128,13 +210,8 @@ impl CachePlace {
     fn store_chart(&self, name: &Reference, bytes: &[u8]) -> Result<Digest> {
         let not_chart = |reason: String| EngineError::Unsupported {
             what: name.to_string(),
-            reason: format!("the cache holds Helm charts only: {reason}"),
+            reason: format!("not an acceptable Helm chart: {reason}"),
         };
-        if name.tag().is_none() {
-            return Err(not_chart(
-                "an image index (or a manifest by digest) cannot be stored".into(),
-            ));
-        }
         let manifest = Manifest::parse_chart(bytes).map_err(|e| not_chart(e.to_string()))?;
         let layer = manifest
             .chart_layer()
@@ -145,18 +222,8 @@ impl CachePlace {
         let metadata =
             crate::chart::artifact::check(&config, BufReader::new(content)).map_err(not_chart)?;
         let writer = self.store.write().map_err(store_err)?;
-        {
-            // Held while the blobs move into the store, so a concurrent copy naming one of
-            // them finds it staged or stored, never between the two.
-            let mut staged = self.staged();
-            for desc in manifest.blobs() {
-                if let Some(blob) = staged.remove(&desc.digest) {
-                    writer
-                        .commit_blob(blob, Some(&desc.digest))
-                        .map_err(store_err)?;
-                }
-            }
-        }
+        let named: Vec<Descriptor> = manifest.blobs().cloned().collect();
+        self.commit_named(&writer, &named)?;
         let digest = writer.put_blob(bytes).map_err(store_err)?;
         writer
             .set_ref(
@@ -267,20 +334,19 @@ impl Sink for CachePlace {
         .boxed()
     }
 
+    /// Any manifest or index under a tag; a Helm chart must be an acceptable one.
     fn admit(&self, name: &Reference, manifest: &[u8]) -> Result<()> {
         let refuse = |reason: String| EngineError::Unsupported {
             what: name.to_string(),
-            reason: format!("the cache holds Helm charts only: {reason}"),
+            reason,
         };
         if name.tag().is_none() {
-            return Err(refuse("a name with a tag is needed".into()));
+            return Err(refuse("the cache needs a name with a tag".into()));
         }
-        let m = Manifest::parse_chart(manifest).map_err(|e| refuse(e.to_string()))?;
-        if m.chart_layer().is_none() {
-            return Err(refuse("no chart layer".into()));
+        match refusal(manifest) {
+            Some(reason) => Err(refuse(reason)),
+            None => Ok(()),
         }
-        crate::chart::artifact::check_sizes(&m).map_err(refuse)?;
-        Ok(())
     }
 
     fn put_manifest<'a>(
@@ -289,6 +355,6 @@ impl Sink for CachePlace {
         bytes: &'a [u8],
         _media_type: &'a str,
     ) -> BoxFuture<'a, Result<Digest>> {
-        async move { blocking(|| self.store_chart(name, bytes)) }.boxed()
+        async move { blocking(|| self.store_manifest(name, bytes)) }.boxed()
     }
 }

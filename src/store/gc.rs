@@ -1,11 +1,12 @@
 //! `prune` (mark and sweep from the refs) and `verify` (re-hash every blob, check every link).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Result, Store, blobs, io_err, layout, refs};
+use super::refs::{RefEntry, StoredRef};
+use super::{Result, Store, blobs, graph, io_err, layout, walk};
 use crate::digest::{Digest, digest_reader};
 use crate::oci::Manifest;
 
@@ -46,9 +47,15 @@ pub(super) fn prune(store: &Store) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let mut keep_blobs: HashSet<String> = HashSet::new();
     let mut keep_markers: HashSet<(String, String)> = HashSet::new();
-    for r in refs::walk(store)? {
+    let mut complete = Vec::new();
+    // Manifests already followed (the tags of one chart share theirs).
+    let mut followed: HashSet<Digest> = HashSet::new();
+    for r in walk::all(store)? {
+        if let Ok(r) = &r {
+            complete.push(r.clone());
+        }
         match r {
-            Ok(entry) => {
+            Ok(StoredRef::Chart(entry)) => {
                 keep_markers.insert((entry.name.clone(), entry.version.clone()));
                 for d in [
                     Some(&entry.config),
@@ -62,10 +69,18 @@ pub(super) fn prune(store: &Store) -> Result<PruneReport> {
                     keep_blobs.insert(d.hex().to_string());
                 }
                 if let Some(m) = &entry.manifest
+                    && followed.insert(m.clone())
                     && let Ok(bytes) = store.read_blob(m)
                     && let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes)
                 {
                     keep_blobs.extend(manifest.blobs().map(|d| d.digest.hex().to_string()));
+                }
+            }
+            // Everything the manifest reaches (index → manifests → config and layers).
+            Ok(StoredRef::Artifact(a)) => {
+                if followed.insert(a.manifest.clone()) {
+                    let reach = graph::reach(store, &a.manifest);
+                    keep_blobs.extend(reach.digests.iter().map(|d| d.hex().to_string()));
                 }
             }
             // A broken ref still holds on to whatever its links name.
@@ -110,6 +125,8 @@ pub(super) fn prune(store: &Store) -> Result<PruneReport> {
     }
     report.bytes += blobs::clean_stale_temps(store)?;
     remove_hidden_leftovers(&store.refs_dir())?;
+    // The index's blanks go too: it is rewritten sorted and compact (when it is not already).
+    layout::compact(store, &complete)?;
     Ok(report)
 }
 
@@ -139,12 +156,15 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport> {
     report.blobs = files.len();
     report.problems.extend(hash_all(&files));
 
-    let walked = refs::walk(store)?;
-    let mut with_manifest = HashSet::new();
-    for r in walked {
+    let mut expected: Vec<layout::Entry> = Vec::new();
+    let mut entries = layout::Entries::default();
+    // Problems of each manifest followed, by digest: the tags of one chart share it.
+    let mut reached: HashMap<Digest, Vec<String>> = HashMap::new();
+    let mut charts: HashMap<Digest, std::result::Result<Manifest, String>> = HashMap::new();
+    for r in walk::all(store)? {
         report.refs += 1;
-        let entry = match r {
-            Ok(e) => e,
+        let r = match r {
+            Ok(r) => r,
             Err(b) => {
                 report
                     .problems
@@ -152,12 +172,12 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport> {
                 continue;
             }
         };
-        let name = entry.reference.to_string();
+        let name = r.reference().to_string();
         let tag_dir = store
             .refs_dir()
-            .join(entry.reference.cache_dir())
+            .join(r.reference().cache_dir())
             .join("tags")
-            .join(entry.reference.tag().unwrap_or_default());
+            .join(r.reference().tag().unwrap_or_default());
         if let Ok(rd) = fs::read_dir(&tag_dir) {
             for link in rd.flatten() {
                 if fs::metadata(link.path()).is_err() {
@@ -168,34 +188,21 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport> {
                 }
             }
         }
-        let Some(manifest_digest) = &entry.manifest else {
-            continue;
-        };
-        with_manifest.insert((name.clone(), manifest_digest.clone()));
-        let Ok(bytes) = store.read_blob(manifest_digest) else {
-            continue;
-        };
-        match Manifest::parse_chart(&bytes) {
-            Err(e) => report
-                .problems
-                .push(format!("{name}: manifest {manifest_digest}: {e}")),
-            Ok(m) => {
-                if m.config.digest != entry.config {
-                    report.problems.push(format!(
-                        "{name}: meta link does not match the manifest's config"
-                    ));
-                }
-                if m.chart_layer().map(|l| &l.digest) != Some(&entry.content) {
-                    report.problems.push(format!(
-                        "{name}: content link does not match the manifest's chart layer"
-                    ));
-                }
-                if m.prov_layer().map(|l| &l.digest) != entry.prov.as_ref() {
-                    report
-                        .problems
-                        .push(format!("{name}: prov link does not match the manifest"));
-                }
+        match &r {
+            StoredRef::Chart(entry) => {
+                check_chart(store, &name, entry, &mut charts, &mut report.problems)
             }
+            StoredRef::Artifact(a) => {
+                let problems = reached
+                    .entry(a.manifest.clone())
+                    .or_insert_with(|| graph::reach(store, &a.manifest).problems);
+                report
+                    .problems
+                    .extend(problems.iter().map(|p| format!("{name}: {p}")));
+            }
+        }
+        if let Ok(Some(e)) = entries.of(store, &r) {
+            expected.push(e);
         }
     }
 
@@ -204,32 +211,98 @@ pub(super) fn verify(store: &Store) -> Result<VerifyReport> {
         return Ok(report);
     }
     match layout::read(store) {
-        None if !with_manifest.is_empty() => report
+        None if !expected.is_empty() => report
             .problems
             .push("index.json is missing or unreadable".into()),
         None => {}
-        Some(index) => {
-            let listed: HashSet<(String, Digest)> = index
-                .manifests
-                .iter()
-                .filter_map(|d| {
-                    layout::Index::ref_name(d).map(|n| (n.to_string(), d.digest.clone()))
-                })
-                .collect();
-            for (name, digest) in with_manifest.difference(&listed) {
-                report
-                    .problems
-                    .push(format!("index.json lacks {name} ({digest})"));
-            }
-            for (name, digest) in listed.difference(&with_manifest) {
-                report.problems.push(format!(
-                    "index.json lists {name} ({digest}), which is not a ref"
-                ));
-            }
-        }
+        Some(index) => report
+            .problems
+            .extend(index_problems(&expected, &index.manifests)),
     }
     report.problems.sort();
     Ok(report)
+}
+
+/// A chart's links against its manifest.
+fn check_chart(
+    store: &Store,
+    name: &str,
+    entry: &RefEntry,
+    parsed: &mut HashMap<Digest, std::result::Result<Manifest, String>>,
+    problems: &mut Vec<String>,
+) {
+    let Some(manifest_digest) = &entry.manifest else {
+        return;
+    };
+    if !parsed.contains_key(manifest_digest) {
+        let Ok(bytes) = store.read_blob(manifest_digest) else {
+            return;
+        };
+        let m = Manifest::parse_chart(&bytes).map_err(|e| e.to_string());
+        parsed.insert(manifest_digest.clone(), m);
+    }
+    let Some(m) = parsed.get(manifest_digest) else {
+        return;
+    };
+    match m {
+        Err(e) => problems.push(format!("{name}: manifest {manifest_digest}: {e}")),
+        Ok(m) => {
+            if m.config.digest != entry.config {
+                problems.push(format!(
+                    "{name}: meta link does not match the manifest's config"
+                ));
+            }
+            if m.chart_layer().map(|l| &l.digest) != Some(&entry.content) {
+                problems.push(format!(
+                    "{name}: content link does not match the manifest's chart layer"
+                ));
+            }
+            if m.prov_layer().map(|l| &l.digest) != entry.prov.as_ref() {
+                problems.push(format!("{name}: prov link does not match the manifest"));
+            }
+        }
+    }
+}
+
+/// What `index.json` lists against what the refs say it should.
+fn index_problems(expected: &[layout::Entry], listed: &[layout::Entry]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for e in listed {
+        if let Some(n) = e.ref_name()
+            && !seen.insert(n)
+        {
+            problems.push(format!("index.json lists {n} more than once"));
+        }
+    }
+    let key = |e: &layout::Entry| (e.ref_name().map(str::to_string), e.digest.clone());
+    let want: HashSet<_> = expected.iter().map(key).collect();
+    let have: HashSet<_> = listed.iter().map(key).collect();
+    for (name, digest) in want.difference(&have) {
+        let name = name.as_deref().unwrap_or_default();
+        problems.push(format!("index.json lacks {name} ({digest})"));
+    }
+    for (name, digest) in have.difference(&want) {
+        let name = name.as_deref().unwrap_or("an entry without a name");
+        problems.push(format!(
+            "index.json lists {name} ({digest}), which is not a ref"
+        ));
+    }
+    let by_key: std::collections::HashMap<_, &layout::Entry> =
+        listed.iter().map(|l| (key(l), l)).collect();
+    for e in expected {
+        if let Some(l) = by_key.get(&key(e))
+            && (l.media_type != e.media_type || l.artifact_type != e.artifact_type)
+        {
+            problems.push(format!(
+                "index.json lists {} as {}, its manifest is {}",
+                e.ref_name().unwrap_or_default(),
+                l.media_type,
+                e.media_type
+            ));
+        }
+    }
+    problems
 }
 
 /// Re-hashes blobs on every core; returns the problems.

@@ -1,18 +1,20 @@
 //! Tag references: `refs/<host_port>/<repo…>/tags/<tag>/` directories of relative symlinks.
 //!
-//! A ref is written as a hidden sibling (`tags/.new-<tag>-…`) and swapped into place with one
-//! rename (`RENAME_EXCHANGE` on Linux), so readers and crashes see the old ref or the new one.
+//! A chart's ref links its chart version marker, config (`meta`), archive (`content`),
+//! manifest and provenance. A ref to any other manifest (an image, an image index, a Docker
+//! manifest list, an OCI artifact) has the `manifest` link only: what the manifest names is
+//! found by reading it ([`super::graph`]).
 //!
-//! Walking: a directory with a `tags/` child is a repository, and every child of `tags/` holding
-//! a `chart` link is a tag. A repository may itself be named `…/tags`, so a `tags/` child that
-//! holds anything but tag directories is walked again as a repository.
+//! A ref is written as a hidden sibling (`tags/.new-<tag>-…`) and swapped into place with one
+//! rename ([`super::swap`]), so readers and crashes see the old ref or the new one.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{Result, Store, StoreError, atomic_write, io_err};
+use super::swap::swap_into_place;
+use super::{Result, Store, StoreError, atomic_write, io_err, walk};
 use crate::digest::Digest;
 use crate::reference::Reference;
 
@@ -23,7 +25,7 @@ const META: &str = "meta";
 const MANIFEST: &str = "manifest";
 const PROV: &str = "prov";
 
-/// What a tag points at.
+/// What a chart's tag points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefTarget {
     pub name: String,
@@ -34,8 +36,8 @@ pub struct RefTarget {
     pub prov: Option<Digest>,
 }
 
-/// A complete ref read from disk. `manifest` is absent only in caches written by Helm's alpha,
-/// which had no manifests.
+/// A complete chart ref read from disk. `manifest` is absent only in caches written by Helm's
+/// alpha, which had no manifests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefEntry {
     pub reference: Reference,
@@ -47,7 +49,53 @@ pub struct RefEntry {
     pub prov: Option<Digest>,
 }
 
-/// A ref directory found by the walk, before its links are interpreted.
+/// A ref to a manifest that is not a Helm chart: an image, an image index, a Docker manifest
+/// or list, an OCI artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    pub reference: Reference,
+    pub manifest: Digest,
+}
+
+/// Any ref the cache holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredRef {
+    Chart(RefEntry),
+    Artifact(ArtifactRef),
+}
+
+impl StoredRef {
+    pub fn reference(&self) -> &Reference {
+        match self {
+            StoredRef::Chart(e) => &e.reference,
+            StoredRef::Artifact(a) => &a.reference,
+        }
+    }
+
+    /// The manifest digest (absent only for charts of Helm's alpha cache).
+    pub fn manifest(&self) -> Option<&Digest> {
+        match self {
+            StoredRef::Chart(e) => e.manifest.as_ref(),
+            StoredRef::Artifact(a) => Some(&a.manifest),
+        }
+    }
+
+    pub fn into_chart(self) -> Option<RefEntry> {
+        match self {
+            StoredRef::Chart(e) => Some(e),
+            StoredRef::Artifact(_) => None,
+        }
+    }
+}
+
+/// What a ref is to point at.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target<'a> {
+    Chart(&'a RefTarget),
+    Artifact(&'a Digest),
+}
+
+/// A ref directory found on disk, before its links are interpreted.
 #[derive(Debug)]
 pub(super) struct RawRef {
     pub dir: PathBuf,
@@ -64,7 +112,7 @@ pub(super) struct BrokenRef {
 }
 
 impl RawRef {
-    fn interpret(self) -> std::result::Result<RefEntry, BrokenRef> {
+    pub(super) fn interpret(self) -> std::result::Result<StoredRef, BrokenRef> {
         let broken = |reason: String| BrokenRef {
             dir: self.dir.clone(),
             reason,
@@ -82,10 +130,16 @@ impl RawRef {
                     .ok_or_else(|| broken(format!("link {name:?} does not point at a blob"))),
             }
         };
-        let chart = self
-            .links
-            .get(CHART)
-            .ok_or_else(|| broken("no chart link".into()))?;
+        let Some(chart) = self.links.get(CHART) else {
+            // Not a chart: a manifest link and nothing else.
+            return match (blob(MANIFEST)?, self.links.len()) {
+                (Some(manifest), 1) => Ok(StoredRef::Artifact(ArtifactRef {
+                    reference,
+                    manifest,
+                })),
+                _ => Err(broken("no chart link".into())),
+            };
+        };
         // …/charts/<name>/versions/<version>
         let parts: Vec<&str> = chart.iter().filter_map(|c| c.to_str()).collect();
         let (name, version) = match parts.as_slice() {
@@ -97,7 +151,7 @@ impl RawRef {
         crate::chart::metadata::check_name(&name)
             .and_then(|()| crate::chart::metadata::check_version(&version))
             .map_err(|e| broken(format!("chart link {chart:?}: {e}")))?;
-        Ok(RefEntry {
+        Ok(StoredRef::Chart(RefEntry {
             reference,
             name,
             version,
@@ -105,81 +159,8 @@ impl RawRef {
             content: blob(CONTENT)?.ok_or_else(|| broken("no content link".into()))?,
             manifest: blob(MANIFEST)?,
             prov: blob(PROV)?,
-        })
+        }))
     }
-}
-
-/// Every ref directory under `refs/`, interpreted.
-pub(super) fn walk(store: &Store) -> Result<Vec<std::result::Result<RefEntry, BrokenRef>>> {
-    let mut raw = Vec::new();
-    let refs = store.refs_dir();
-    if refs.is_dir() {
-        walk_repo_dir(&refs, "", &mut raw)?;
-    }
-    Ok(raw.into_iter().map(RawRef::interpret).collect())
-}
-
-fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
-    let mut entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
-        Ok(rd) => rd.collect::<io::Result<_>>().map_err(io_err(dir))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    entries.sort_by_key(|e| e.file_name());
-    Ok(entries)
-}
-
-fn walk_repo_dir(dir: &Path, rel: &str, out: &mut Vec<RawRef>) -> Result<()> {
-    for entry in read_dir_sorted(dir)? {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.file_type().map_err(io_err(entry.path()))?.is_dir() {
-            continue;
-        }
-        let child_rel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        // `tags` is a tags directory only below a repository, i.e. below `<host>/<repo…>`.
-        if name == "tags" && rel.contains('/') {
-            let mut also_a_repo = false;
-            for tag in read_dir_sorted(&entry.path())? {
-                let tag_name = tag.file_name().to_string_lossy().into_owned();
-                if tag_name.starts_with('.')
-                    || !tag.file_type().map_err(io_err(tag.path()))?.is_dir()
-                {
-                    continue;
-                }
-                let tag_dir = tag.path();
-                let mut links = BTreeMap::new();
-                for link in read_dir_sorted(&tag_dir)? {
-                    let ft = link.file_type().map_err(io_err(link.path()))?;
-                    if ft.is_symlink() {
-                        let target = fs::read_link(link.path()).map_err(io_err(link.path()))?;
-                        links.insert(link.file_name().to_string_lossy().into_owned(), target);
-                    } else if ft.is_dir() {
-                        also_a_repo = true;
-                    }
-                }
-                if !links.is_empty() {
-                    out.push(RawRef {
-                        dir: tag_dir,
-                        repo_rel: rel.to_string(),
-                        tag: tag_name,
-                        links,
-                    });
-                } else {
-                    also_a_repo = true;
-                }
-            }
-            if also_a_repo {
-                walk_repo_dir(&entry.path(), &child_rel, out)?;
-            }
-        } else {
-            walk_repo_dir(&entry.path(), &child_rel, out)?;
-        }
-    }
-    Ok(())
 }
 
 fn tag_of(reference: &Reference) -> Result<&str> {
@@ -196,8 +177,8 @@ fn tag_dir(store: &Store, reference: &Reference, tag: &str) -> PathBuf {
         .join(tag)
 }
 
-/// Reads one tag's ref.
-fn read_tag(store: &Store, reference: &Reference) -> Result<Option<RefEntry>> {
+/// The links of one tag's directory (empty when there is no such tag).
+fn read_links(store: &Store, reference: &Reference) -> Result<RawRef> {
     let tag = tag_of(reference)?;
     let dir = tag_dir(store, reference, tag);
     let mut links = BTreeMap::new();
@@ -210,15 +191,20 @@ fn read_tag(store: &Store, reference: &Reference) -> Result<Option<RefEntry>> {
             Err(e) => return Err(io_err(dir.join(name))(e)),
         }
     }
-    if links.is_empty() {
-        return Ok(None);
-    }
-    let raw = RawRef {
-        dir: dir.clone(),
+    Ok(RawRef {
+        dir,
         repo_rel: reference.cache_dir(),
         tag: tag.to_string(),
         links,
-    };
+    })
+}
+
+/// Reads one tag's ref.
+pub(super) fn read_tag(store: &Store, reference: &Reference) -> Result<Option<StoredRef>> {
+    let raw = read_links(store, reference)?;
+    if raw.links.is_empty() {
+        return Ok(None);
+    }
     raw.interpret().map(Some).map_err(|b| StoreError::Corrupt {
         path: b.dir,
         reason: b.reason,
@@ -226,22 +212,20 @@ fn read_tag(store: &Store, reference: &Reference) -> Result<Option<RefEntry>> {
 }
 
 /// By tag; by digest, the refs of the same repository whose manifest has that digest (a tag
-/// given too must match).
-pub(super) fn resolve(store: &Store, reference: &Reference) -> Result<RefEntry> {
+/// given too must match). Only that repository's directory is read.
+pub(super) fn resolve(store: &Store, reference: &Reference) -> Result<StoredRef> {
     let not_found = || StoreError::RefNotFound(reference.to_string());
     match (reference.tag(), reference.digest()) {
-        (_, Some(digest)) => {
-            let repo = reference.without_object();
-            walk(store)?
-                .into_iter()
-                .filter_map(|r| r.ok())
-                .find(|e| {
-                    e.reference.without_object() == repo
-                        && e.manifest.as_ref() == Some(digest)
-                        && reference.tag().is_none_or(|t| e.reference.tag() == Some(t))
-                })
-                .ok_or_else(not_found)
-        }
+        (_, Some(digest)) => walk::repository(store, &reference.without_object())?
+            .into_iter()
+            .filter_map(|r| r.ok())
+            .find(|r| {
+                r.manifest() == Some(digest)
+                    && reference
+                        .tag()
+                        .is_none_or(|t| r.reference().tag() == Some(t))
+            })
+            .ok_or_else(not_found),
         (Some(_), None) => read_tag(store, reference)?.ok_or_else(not_found),
         (None, None) => Err(StoreError::NoTagOrDigest(reference.repository())),
     }
@@ -252,8 +236,53 @@ fn up_to_root(reference: &Reference) -> String {
     "../".repeat(reference.path().split('/').count() + 4)
 }
 
-pub(super) fn set(store: &Store, reference: &Reference, target: &RefTarget) -> Result<()> {
+/// Points `reference` at `target`. Every blob the ref links must be stored already.
+pub(super) fn set(store: &Store, reference: &Reference, target: Target<'_>) -> Result<()> {
     let tag = tag_of(reference)?;
+    let up = up_to_root(reference);
+    let blob = |d: &Digest| format!("{up}blobs/sha256/{}", d.hex());
+    let links = match target {
+        Target::Chart(chart) => {
+            chart_marker(store, reference, chart)?;
+            let mut links = vec![
+                (
+                    CHART,
+                    format!("{up}charts/{}/versions/{}", chart.name, chart.version),
+                ),
+                (CONTENT, blob(&chart.content)),
+                (META, blob(&chart.config)),
+                (MANIFEST, blob(&chart.manifest)),
+            ];
+            if let Some(prov) = &chart.prov {
+                links.push((PROV, blob(prov)));
+            }
+            links
+        }
+        Target::Artifact(manifest) => {
+            if !store.has_blob(manifest) {
+                return Err(StoreError::BlobMissing(manifest.clone()));
+            }
+            vec![(MANIFEST, blob(manifest))]
+        }
+    };
+
+    let final_dir = tag_dir(store, reference, tag);
+    let tags_dir = final_dir.parent().unwrap_or(store.root()).to_path_buf();
+    fs::create_dir_all(&tags_dir).map_err(io_err(&tags_dir))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".new-{tag}-"))
+        .tempdir_in(&tags_dir)
+        .map_err(io_err(&tags_dir))?;
+    for (name, dest) in links {
+        let at = staging.path().join(name);
+        crate::fsx::symlink(&dest, &at).map_err(io_err(&at))?;
+    }
+    let staging = staging.keep();
+    swap_into_place(store, &staging, &final_dir)
+}
+
+/// Checks a chart's blobs are stored and writes its version marker.
+fn chart_marker(store: &Store, reference: &Reference, target: &RefTarget) -> Result<()> {
     // The name and version become `charts/<name>/versions/<version>`: callers validate them
     // where they enter, and the store refuses anything that could leave that directory.
     let marker_names = crate::chart::metadata::check_name(&target.name)
@@ -283,126 +312,7 @@ pub(super) fn set(store: &Store, reference: &Reference, target: &RefTarget) -> R
         fs::create_dir_all(parent).map_err(io_err(parent))?;
         atomic_write(&store.tmp_dir(), &marker, b"-")?;
     }
-
-    let final_dir = tag_dir(store, reference, tag);
-    let tags_dir = final_dir.parent().unwrap_or(store.root()).to_path_buf();
-    fs::create_dir_all(&tags_dir).map_err(io_err(&tags_dir))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".new-{tag}-"))
-        .tempdir_in(&tags_dir)
-        .map_err(io_err(&tags_dir))?;
-    let up = up_to_root(reference);
-    let blob = |d: &Digest| format!("{up}blobs/sha256/{}", d.hex());
-    let mut links = vec![
-        (
-            CHART,
-            format!("{up}charts/{}/versions/{}", target.name, target.version),
-        ),
-        (CONTENT, blob(&target.content)),
-        (META, blob(&target.config)),
-        (MANIFEST, blob(&target.manifest)),
-    ];
-    if let Some(prov) = &target.prov {
-        links.push((PROV, blob(prov)));
-    }
-    for (name, dest) in links {
-        let at = staging.path().join(name);
-        crate::fsx::symlink(&dest, &at).map_err(io_err(&at))?;
-    }
-    let staging = staging.keep();
-    swap_into_place(store, &staging, &final_dir)
-}
-
-/// Records a swap that carries subdirectories across, so the next writer can finish it.
-const SWAP_JOURNAL: &str = "ref-swap.journal";
-
-/// Puts `staging` at `target`; if `target` existed, its old links end up at `staging` and are
-/// deleted. Readers never see `target` missing.
-///
-/// A tag directory can also hold a nested repository (`x/tags/simple/tags/1` is repository
-/// `x/tags/simple`, inside the directory of `x:simple`). Such subdirectories are carried over
-/// to the new directory; that takes several steps, so they are journaled and a crash between
-/// them is completed by [`recover`] instead of losing the nested repository.
-fn swap_into_place(store: &Store, staging: &Path, target: &Path) -> Result<()> {
-    match fs::symlink_metadata(target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::rename(staging, target).map_err(io_err(target))?;
-            return Ok(());
-        }
-        Err(e) => return Err(io_err(target)(e)),
-        Ok(_) => {}
-    }
-    let nested = subdirectories(target)?;
-    if nested.is_empty() {
-        exchange(staging, target).map_err(io_err(target))?;
-        return fs::remove_dir_all(staging).map_err(io_err(staging));
-    }
-    let journal = store.root().join(SWAP_JOURNAL);
-    let record = format!("{}\n{}\n", staging.display(), target.display());
-    atomic_write(&store.tmp_dir(), &journal, record.as_bytes())?;
-    exchange(staging, target).map_err(io_err(target))?;
-    carry_subdirectories(staging, target)?;
-    fs::remove_dir_all(staging).map_err(io_err(staging))?;
-    fs::remove_file(&journal).map_err(io_err(&journal))
-}
-
-fn subdirectories(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
-    Ok(read_dir_sorted(dir)?
-        .into_iter()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name())
-        .collect())
-}
-
-fn carry_subdirectories(from: &Path, to: &Path) -> Result<()> {
-    for name in subdirectories(from)? {
-        let dest = to.join(&name);
-        if fs::symlink_metadata(&dest).is_err() {
-            fs::rename(from.join(&name), &dest).map_err(io_err(&dest))?;
-        }
-    }
     Ok(())
-}
-
-/// Finishes a journaled swap a crashed writer left half done. Called under the write lock.
-pub(super) fn recover(store: &Store) -> Result<()> {
-    let journal = store.root().join(SWAP_JOURNAL);
-    let Ok(record) = fs::read_to_string(&journal) else {
-        return Ok(());
-    };
-    let mut lines = record.lines();
-    if let (Some(staging), Some(target)) = (lines.next(), lines.next()) {
-        let (staging, target) = (Path::new(staging), Path::new(target));
-        // Only ever a hidden directory next to the target, whatever the journal says.
-        let sane = staging.parent() == target.parent()
-            && staging
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(".new-") || n.starts_with(".del-"));
-        if sane && staging.is_dir() {
-            if target.is_dir() {
-                carry_subdirectories(staging, target)?;
-            }
-            fs::remove_dir_all(staging).map_err(io_err(staging))?;
-        }
-    }
-    fs::remove_file(&journal).map_err(io_err(&journal))
-}
-
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
-}
-
-/// Without an atomic exchange, the old ref is moved aside first; a crash in between leaves the
-/// complete new ref in its hidden staging directory, which `prune` clears.
-#[cfg(not(target_os = "linux"))]
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let aside = a.with_extension("old");
-    fs::rename(b, &aside)?;
-    fs::rename(a, b)?;
-    fs::rename(&aside, a)
 }
 
 /// Removes a tag: its links are swapped out for an empty directory in one step (keeping any
@@ -410,7 +320,7 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 pub(super) fn remove(store: &Store, reference: &Reference) -> Result<bool> {
     let tag = tag_of(reference)?;
     let dir = tag_dir(store, reference, tag);
-    if read_tag(store, reference)?.is_none() {
+    if read_links(store, reference)?.links.is_empty() {
         return Ok(false);
     }
     let parent = dir.parent().unwrap_or(store.root());

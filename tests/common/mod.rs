@@ -174,9 +174,14 @@ impl Default for Home {
 
 impl Home {
     pub fn new() -> Home {
+        Home::new_in(&std::env::temp_dir())
+    }
+
+    /// A home under `parent` (a memory file system, for tests that create many files).
+    pub fn new_in(parent: &Path) -> Home {
         let dir = tempfile::Builder::new()
             .prefix("chartcache-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("tempdir");
         fs::create_dir_all(dir.path().join("user")).expect("mkdir user");
         Home { dir }

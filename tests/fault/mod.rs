@@ -6,11 +6,13 @@
 //! Use with `mod support; mod fault;` (the harness in `tests/support` starts the real peers).
 #![allow(dead_code, unused_imports)]
 
+mod images;
 mod peers;
 mod sandbox;
 mod serve;
 mod server;
 
+pub use images::{OCI_INDEX, push_image_index, served_digest};
 pub use peers::{
     catalog, count_logged, get_manifest, logged_requests, put_manifest, registry_get, repo_tags,
     storage_snapshot, upload_blob, wait_logged,

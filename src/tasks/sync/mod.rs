@@ -174,20 +174,27 @@ pub async fn list(
     Ok(out)
 }
 
-/// Every repository the cache holds (for `sync cache: …`).
-pub fn cache_repositories(store: &Store) -> Result<Vec<Reference>, StoreError> {
+/// The cached references of the repositories equal to or under `scope` (everything for ""),
+/// sorted as [`sort`] does, before and after `filter`: `sync cache:SCOPE …` tells "no such
+/// repository" from "no tag matches". Reads the part of the cache under the scope only.
+pub fn list_cached_under(
+    store: &Store,
+    scope: &str,
+    filter: &TagFilter,
+) -> Result<(usize, Vec<Reference>), StoreError> {
     if !store.root().exists() {
-        return Ok(Vec::new());
+        return Ok((0, Vec::new()));
     }
     let guard = store.read()?;
-    let mut repos: Vec<Reference> = store
-        .list(&guard)?
+    let all = store.list_under(&guard, scope)?;
+    let found = all.len();
+    let mut out: Vec<Reference> = all
         .into_iter()
-        .map(|e| e.reference.without_object())
+        .map(|r| r.reference().clone())
+        .filter(|r| r.tag().is_some_and(|t| filter.accepts(t) && !is_referrer_tag(t)))
         .collect();
-    repos.sort();
-    repos.dedup();
-    Ok(repos)
+    sort(&mut out);
+    Ok((found, out))
 }
 
 /// Pairs each source reference with its destination name, dropping repeats (a config file may

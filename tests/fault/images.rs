@@ -1,0 +1,80 @@
+//! Multi-platform images in the real registry of `tests/support`: built from random layers and
+//! pushed by hand, and asked about as any client would.
+
+use serde_json::json;
+
+use crate::support::Registry;
+
+use super::peers::upload_blob;
+use super::server::OCI_MANIFEST;
+use super::sha256_hex;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The digest a registry serves for `repo:reference` (any manifest type).
+pub fn served_digest(reg: &Registry, repo: &str, reference: &str) -> Option<String> {
+    let accept = format!("{OCI_MANIFEST}, {OCI_INDEX}");
+    let resp = reg.request(
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", &accept)],
+        &[],
+    );
+    (resp.status == 200)
+        .then(|| resp.header("Docker-Content-Digest").map(str::to_string))
+        .flatten()
+}
+
+/// A two-platform image: random layers and configs, two manifests and an index, pushed to
+/// `repo:tag`; returns the index digest and the two manifest digests.
+pub fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<String>) {
+    let mut manifests = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let layer: Vec<u8> = (0..64 * 1024)
+            .map(|n| ((n * 31 + i * 7 + tag.len()) % 251) as u8)
+            .collect();
+        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+            .to_string()
+            .into_bytes();
+        let layer_digest = upload_blob(reg, repo, &layer);
+        let config_digest = upload_blob(reg, repo, &config);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+        })
+        .to_string()
+        .into_bytes();
+        let digest = format!("sha256:{}", sha256_hex(&manifest));
+        let resp = reg.request(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{digest}"),
+            &[("Content-Type", OCI_MANIFEST)],
+            &manifest,
+        );
+        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+        manifests.push((digest, manifest.len(), *arch));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests.iter().map(|(d, size, arch)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": size,
+            "platform": {"architecture": arch, "os": "linux"},
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let resp = reg.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Content-Type", OCI_INDEX)],
+        &index,
+    );
+    assert_eq!(resp.status, 201, "put index: {}", resp.text());
+    (
+        format!("sha256:{}", sha256_hex(&index)),
+        manifests.into_iter().map(|(d, _, _)| d).collect(),
+    )
+}
