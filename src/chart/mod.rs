@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod artifact;
 pub mod ignore;
+pub mod images;
 pub mod metadata;
 pub mod package;
 

@@ -1,0 +1,984 @@
+//! Renders a parsed template as far as it can be known without a cluster or a release.
+//!
+//! Values, the chart's metadata, variables, `if`/`with`/`range` over known values, `define`d
+//! templates (`template`, `include`), `dict`/`list` and the string functions charts use to
+//! build image references (`default`, `printf`, `quote`, `toString`, `trim…`, …) are evaluated
+//! as Helm evaluates them. Everything else (the release name, the cluster's capabilities, files,
+//! `tpl`, functions not listed here) is *unknown*: printed as [`UNKNOWN`], so a line that
+//! depends on it can be told apart. A condition that cannot be decided renders every branch
+//! when the branches are whole lines (each could be the one that runs), and prints
+//! [`UNKNOWN`] when they are part of a line (no branch can be chosen).
+//!
+//! Work is bounded: a step budget and an output cap stop a template that loops or expands
+//! without end ([`Abort`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use super::parse::{Arg, Pipe, TNode};
+use crate::chart::images::values::{Node, Value, go_float};
+
+/// Printed where a value cannot be known. A noncharacter, so no chart text contains it.
+pub const UNKNOWN: char = '\u{FFFF}';
+
+/// Steps (nodes and function calls) one chart's templates may take in all.
+pub const MAX_STEPS: u64 = 5_000_000;
+/// Longest output of one rendered file.
+pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;
+/// Deepest `template`/`include` nesting (Helm's own limit is 1000; real charts use < 10).
+const MAX_CALL_DEPTH: usize = 64;
+
+/// Identifies a template file, for the lines the output came from.
+pub type FileId = u32;
+
+/// A `define`d template.
+#[derive(Debug, Clone)]
+pub struct Define {
+    pub file: FileId,
+    pub body: Rc<Vec<TNode>>,
+}
+
+/// What a template can see.
+pub struct Env<'a> {
+    pub values: &'a Node,
+    pub chart_name: &'a str,
+    pub chart_version: &'a str,
+    pub app_version: &'a str,
+    pub defines: &'a HashMap<String, Define>,
+}
+
+/// The rendering stopped: over the step budget or the output cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abort;
+
+/// Rendered text and where each piece of it came from.
+#[derive(Debug, Default)]
+pub struct Out {
+    pub text: String,
+    /// `(offset, file, line)`: the output from `offset` on came from that line.
+    pub marks: Vec<(usize, FileId, u32)>,
+    /// `(offset, values)`: the values printed by the action that wrote at `offset`.
+    pub reads: Vec<(usize, Vec<*const Node>)>,
+}
+
+impl Out {
+    fn push(
+        &mut self,
+        text: &str,
+        file: FileId,
+        line: u32,
+        advance_lines: bool,
+    ) -> Result<(), Abort> {
+        if self.text.len() + text.len() > MAX_OUTPUT {
+            return Err(Abort);
+        }
+        let start = self.text.len();
+        self.marks.push((start, file, line));
+        let mut l = line;
+        for (i, _) in text.match_indices('\n') {
+            if advance_lines {
+                l += 1;
+            }
+            self.marks.push((start + i + 1, file, l));
+        }
+        self.text.push_str(text);
+        Ok(())
+    }
+
+    /// The file and line the output at `offset` came from.
+    pub fn origin(&self, offset: usize) -> Option<(FileId, u32)> {
+        let i = self.marks.partition_point(|(o, _, _)| *o <= offset);
+        self.marks.get(i.checked_sub(1)?).map(|(_, f, l)| (*f, *l))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Val<'a> {
+    Unknown,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Node(&'a Node),
+    /// The top-level object (`$` of the chart): `.Values`, `.Chart`, `.Release`…
+    Root,
+    Chart,
+    /// `.Release`, `.Capabilities`, `.Files`, `.Template`: nothing in them is known.
+    Opaque,
+    Dict(Rc<BTreeMap<String, Val<'a>>>),
+    List(Rc<Vec<Val<'a>>>),
+}
+
+impl<'a> Val<'a> {
+    /// Go's truth (`if`): `None` when it cannot be known.
+    fn truth(&self) -> Option<bool> {
+        match self {
+            Val::Unknown | Val::Opaque => None,
+            Val::Null => Some(false),
+            Val::Bool(b) => Some(*b),
+            Val::Int(i) => Some(*i != 0),
+            Val::Float(f) => Some(*f != 0.0),
+            Val::Str(s) => Some(!s.is_empty()),
+            Val::Node(n) => Some(n.truthy()),
+            Val::Root | Val::Chart => Some(true),
+            Val::Dict(d) => Some(!d.is_empty()),
+            Val::List(l) => Some(!l.is_empty()),
+        }
+    }
+
+    fn is_unknown(&self) -> bool {
+        matches!(self, Val::Unknown | Val::Opaque)
+    }
+}
+
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+/// One chart's rendering state.
+pub struct Renderer<'a> {
+    env: &'a Env<'a>,
+    vars: Vec<(String, Val<'a>)>,
+    steps: u64,
+    depth: usize,
+    /// Values turned into text since the last top-level print.
+    pending: Vec<*const Node>,
+    /// How many `include`s are capturing output (reads are recorded only outside them).
+    capturing: usize,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(env: &'a Env<'a>) -> Self {
+        Renderer {
+            env,
+            vars: Vec::new(),
+            steps: 0,
+            depth: 0,
+            pending: Vec::new(),
+            capturing: 0,
+        }
+    }
+
+    /// Renders a file's top-level nodes with the chart's root object as `.` and `$`.
+    pub fn render_file(&mut self, nodes: &[TNode], file: FileId) -> Result<Out, Abort> {
+        let mut out = Out::default();
+        self.vars.clear();
+        self.vars.push((String::new(), Val::Root));
+        self.pending.clear();
+        self.render(nodes, &Val::Root, file, &mut out)?;
+        Ok(out)
+    }
+
+    fn step(&mut self) -> Result<(), Abort> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            Err(Abort)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn render(
+        &mut self,
+        nodes: &[TNode],
+        dot: &Val<'a>,
+        file: FileId,
+        out: &mut Out,
+    ) -> Result<Flow, Abort> {
+        for node in nodes {
+            self.step()?;
+            match node {
+                TNode::Text(t, line) => out.push(t, file, *line, true)?,
+                TNode::Action(pipe, line) => {
+                    let v = self.pipe(pipe, dot)?;
+                    if pipe.decl.is_empty() {
+                        let text = self.text_of(&v).unwrap_or_else(|| UNKNOWN.to_string());
+                        self.emit(&text, file, *line, out)?;
+                    }
+                }
+                TNode::If(branches, otherwise) | TNode::With(branches, otherwise) => {
+                    let with = matches!(node, TNode::With(..));
+                    match self.conditional(branches, otherwise, with, dot, file, out)? {
+                        Flow::Normal => {}
+                        flow => return Ok(flow),
+                    }
+                }
+                TNode::Range(pipe, body, otherwise) => {
+                    self.range(pipe, body, otherwise, dot, file, out)?
+                }
+                TNode::Template(name, arg, line) => {
+                    let arg = match arg {
+                        Some(p) => self.pipe(p, dot)?,
+                        None => Val::Null,
+                    };
+                    match self.env.defines.get(name) {
+                        Some(def) if self.depth < MAX_CALL_DEPTH => {
+                            let def = def.clone();
+                            self.call(&def, arg, out)?;
+                        }
+                        _ => self.emit(&UNKNOWN.to_string(), file, *line, out)?,
+                    }
+                }
+                TNode::Break => return Ok(Flow::Break),
+                TNode::Continue => return Ok(Flow::Continue),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Writes an action's text, remembering which values it printed.
+    fn emit(&mut self, text: &str, file: FileId, line: u32, out: &mut Out) -> Result<(), Abort> {
+        if self.capturing == 0 && !self.pending.is_empty() {
+            out.reads
+                .push((out.text.len(), std::mem::take(&mut self.pending)));
+        }
+        out.push(text, file, line, false)
+    }
+
+    /// Renders a define with `arg` as `.` and `$`, in a scope of its own.
+    fn call(&mut self, def: &Define, arg: Val<'a>, out: &mut Out) -> Result<(), Abort> {
+        let saved = std::mem::take(&mut self.vars);
+        self.vars.push((String::new(), arg.clone()));
+        self.depth += 1;
+        let result = self.render(&def.body, &arg, def.file, out);
+        self.depth -= 1;
+        self.vars = saved;
+        result.map(|_| ())
+    }
+
+    fn conditional(
+        &mut self,
+        branches: &[(Pipe, Vec<TNode>)],
+        otherwise: &[TNode],
+        with: bool,
+        dot: &Val<'a>,
+        file: FileId,
+        out: &mut Out,
+    ) -> Result<Flow, Abort> {
+        let scope = self.vars.len();
+        let mut result = Flow::Normal;
+        let mut unknown = false;
+        let mut chosen = false;
+        for (cond, body) in branches {
+            let v = self.pipe(cond, dot)?;
+            let inner_dot = if with { v.clone() } else { dot.clone() };
+            match v.truth() {
+                Some(false) => continue,
+                Some(true) => {
+                    let flow = self.render(body, &inner_dot, file, out)?;
+                    if !unknown {
+                        result = flow;
+                    }
+                    chosen = true;
+                    break;
+                }
+                None => {
+                    if !unknown && inline(branches, otherwise) {
+                        self.emit(&UNKNOWN.to_string(), file, 0, out)?;
+                        self.vars.truncate(scope);
+                        return Ok(Flow::Normal);
+                    }
+                    unknown = true;
+                    let d = if with { Val::Unknown } else { inner_dot };
+                    self.render(body, &d, file, out)?;
+                }
+            }
+        }
+        if !chosen {
+            let flow = self.render(otherwise, dot, file, out)?;
+            if !unknown {
+                result = flow;
+            }
+        }
+        self.vars.truncate(scope);
+        Ok(result)
+    }
+
+    fn range(
+        &mut self,
+        pipe: &Pipe,
+        body: &[TNode],
+        otherwise: &[TNode],
+        dot: &Val<'a>,
+        file: FileId,
+        out: &mut Out,
+    ) -> Result<(), Abort> {
+        let scope = self.vars.len();
+        let plain = Pipe {
+            decl: Vec::new(),
+            assign: false,
+            cmds: pipe.cmds.clone(),
+        };
+        let v = self.pipe(&plain, dot)?;
+        let items: Option<Vec<(Val<'a>, Val<'a>)>> = match &v {
+            Val::Node(n) => match &n.value {
+                Value::List(l) => Some(
+                    l.iter()
+                        .enumerate()
+                        .map(|(i, x)| (Val::Int(i as i64), Val::Node(x)))
+                        .collect(),
+                ),
+                Value::Map(m) => Some(
+                    m.iter()
+                        .map(|(k, x)| (Val::Str(k.clone()), Val::Node(x)))
+                        .collect(),
+                ),
+                Value::Null => Some(Vec::new()),
+                Value::Int(n) => Some((0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect()),
+                _ => None,
+            },
+            Val::List(l) => Some(
+                l.iter()
+                    .enumerate()
+                    .map(|(i, x)| (Val::Int(i as i64), x.clone()))
+                    .collect(),
+            ),
+            Val::Dict(d) => Some(
+                d.iter()
+                    .map(|(k, x)| (Val::Str(k.clone()), x.clone()))
+                    .collect(),
+            ),
+            Val::Null => Some(Vec::new()),
+            Val::Int(n) => Some((0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect()),
+            _ => None,
+        };
+        let bind = |r: &mut Self, key: Val<'a>, item: Val<'a>| {
+            r.vars.truncate(scope);
+            match pipe.decl.as_slice() {
+                [e] => r.vars.push((e.clone(), item)),
+                [k, e] => {
+                    r.vars.push((k.clone(), key));
+                    r.vars.push((e.clone(), item));
+                }
+                _ => {}
+            }
+        };
+        match items {
+            Some(items) if items.is_empty() => {
+                self.render(otherwise, dot, file, out)?;
+            }
+            Some(items) => {
+                for (key, item) in items {
+                    self.step()?;
+                    bind(self, key, item.clone());
+                    if let Flow::Break = self.render(body, &item, file, out)? {
+                        break;
+                    }
+                    // `continue` ends this item's body; the loop goes on.
+                }
+            }
+            None => {
+                if inline(&[(plain.clone(), body.to_vec())], otherwise) {
+                    self.emit(&UNKNOWN.to_string(), file, 0, out)?;
+                } else {
+                    bind(self, Val::Unknown, Val::Unknown);
+                    self.render(body, &Val::Unknown, file, out)?;
+                    self.vars.truncate(scope);
+                    self.render(otherwise, dot, file, out)?;
+                }
+            }
+        }
+        self.vars.truncate(scope);
+        Ok(())
+    }
+
+    /// Evaluates a pipeline, declaring or assigning its variables.
+    fn pipe(&mut self, pipe: &Pipe, dot: &Val<'a>) -> Result<Val<'a>, Abort> {
+        let mut prev: Option<Val<'a>> = None;
+        for cmd in &pipe.cmds {
+            self.step()?;
+            prev = Some(self.command(cmd, dot, prev)?);
+        }
+        let v = prev.unwrap_or(Val::Unknown);
+        if let [name] = pipe.decl.as_slice() {
+            if pipe.assign {
+                if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                    slot.1 = v.clone();
+                }
+            } else {
+                self.vars.push((name.clone(), v.clone()));
+            }
+        }
+        Ok(v)
+    }
+
+    fn command(
+        &mut self,
+        args: &[Arg],
+        dot: &Val<'a>,
+        prev: Option<Val<'a>>,
+    ) -> Result<Val<'a>, Abort> {
+        let Some((first, rest)) = args.split_first() else {
+            return Ok(Val::Unknown);
+        };
+        if let Arg::Ident(name) = first {
+            let mut vals = Vec::with_capacity(rest.len() + 1);
+            for a in rest {
+                vals.push(self.operand(a, dot)?);
+            }
+            vals.extend(prev);
+            return self.function(name, vals);
+        }
+        if !rest.is_empty() || prev.is_some() {
+            return Ok(Val::Unknown);
+        }
+        self.operand(first, dot)
+    }
+
+    fn operand(&mut self, arg: &Arg, dot: &Val<'a>) -> Result<Val<'a>, Abort> {
+        Ok(match arg {
+            Arg::Field(names) => fields(dot.clone(), names, self.env),
+            Arg::Var(name, names) => {
+                let v = self
+                    .vars
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map_or(Val::Unknown, |(_, v)| v.clone());
+                fields(v, names, self.env)
+            }
+            Arg::Ident(name) => self.function(name, Vec::new())?,
+            Arg::Str(s) => Val::Str(s.clone()),
+            Arg::Int(i) => Val::Int(*i),
+            Arg::Float(f) => Val::Float(*f),
+            Arg::Bool(b) => Val::Bool(*b),
+            Arg::Nil => Val::Null,
+            Arg::Group(p, names) => {
+                let v = self.pipe(p, dot)?;
+                fields(v, names, self.env)
+            }
+        })
+    }
+
+    /// A value as text, as Go prints it (`None` for what cannot be printed meaningfully).
+    fn text_of(&mut self, v: &Val<'a>) -> Option<String> {
+        match v {
+            Val::Null => Some(String::new()),
+            Val::Bool(b) => Some(b.to_string()),
+            Val::Int(i) => Some(i.to_string()),
+            Val::Float(f) => Some(go_float(*f)),
+            Val::Str(s) => Some(s.clone()),
+            Val::Node(n) => {
+                let text = match &n.value {
+                    Value::Null => Some(String::new()),
+                    other => other.scalar_text(),
+                }?;
+                self.pending.push(*n as *const Node);
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+
+    fn include(&mut self, name: &str, arg: Val<'a>) -> Result<Val<'a>, Abort> {
+        let Some(def) = self.env.defines.get(name).cloned() else {
+            return Ok(Val::Unknown);
+        };
+        if self.depth >= MAX_CALL_DEPTH {
+            return Ok(Val::Unknown);
+        }
+        let mut captured = Out::default();
+        self.capturing += 1;
+        let result = self.call(&def, arg, &mut captured);
+        self.capturing -= 1;
+        result?;
+        Ok(Val::Str(captured.text))
+    }
+
+    fn function(&mut self, name: &str, args: Vec<Val<'a>>) -> Result<Val<'a>, Abort> {
+        self.step()?;
+        if name == "include" {
+            let mut it = args.into_iter();
+            return match (it.next(), it.next()) {
+                (Some(Val::Str(n)), arg) => self.include(&n, arg.unwrap_or(Val::Null)),
+                _ => Ok(Val::Unknown),
+            };
+        }
+        let any_unknown = args.iter().any(Val::is_unknown);
+        let v = match name {
+            "default" => match args.as_slice() {
+                [d] => d.clone(),
+                [d, given, ..] => match given.truth() {
+                    None => Val::Unknown,
+                    Some(true) => given.clone(),
+                    Some(false) => d.clone(),
+                },
+                _ => Val::Unknown,
+            },
+            "coalesce" => {
+                let mut found = Val::Null;
+                for a in &args {
+                    match a.truth() {
+                        None => {
+                            found = Val::Unknown;
+                            break;
+                        }
+                        Some(true) => {
+                            found = a.clone();
+                            break;
+                        }
+                        Some(false) => {}
+                    }
+                }
+                found
+            }
+            "ternary" => match args.as_slice() {
+                [a, b, c] => match c.truth() {
+                    Some(true) => a.clone(),
+                    Some(false) => b.clone(),
+                    None => Val::Unknown,
+                },
+                _ => Val::Unknown,
+            },
+            "required" => args.last().cloned().unwrap_or(Val::Unknown),
+            "not" => match args.first().and_then(Val::truth) {
+                Some(t) => Val::Bool(!t),
+                None => Val::Unknown,
+            },
+            "and" => {
+                let mut last = Val::Bool(true);
+                for a in &args {
+                    match a.truth() {
+                        Some(false) => return Ok(a.clone()),
+                        Some(true) => last = a.clone(),
+                        None => last = Val::Unknown,
+                    }
+                }
+                last
+            }
+            "or" => {
+                let mut last = Val::Bool(false);
+                for a in &args {
+                    match a.truth() {
+                        Some(true) => return Ok(a.clone()),
+                        Some(false) => last = a.clone(),
+                        None => last = Val::Unknown,
+                    }
+                }
+                last
+            }
+            "empty" => match args.first().and_then(Val::truth) {
+                Some(t) => Val::Bool(!t),
+                None => Val::Unknown,
+            },
+            "dict" => {
+                let mut map = BTreeMap::new();
+                for pair in args.chunks(2) {
+                    let key = match &pair[0] {
+                        Val::Str(s) => s.clone(),
+                        _ => return Ok(Val::Unknown),
+                    };
+                    map.insert(key, pair.get(1).cloned().unwrap_or(Val::Null));
+                }
+                Val::Dict(Rc::new(map))
+            }
+            "list" => Val::List(Rc::new(args)),
+            "hasKey" => match args.as_slice() {
+                [container, Val::Str(k)] => match container {
+                    Val::Dict(d) => Val::Bool(d.contains_key(k)),
+                    Val::Node(n) => match n.as_map() {
+                        Some(m) => Val::Bool(m.contains_key(k)),
+                        None => Val::Unknown,
+                    },
+                    _ => Val::Unknown,
+                },
+                _ => Val::Unknown,
+            },
+            "get" | "index" if !any_unknown => {
+                let mut it = args.into_iter();
+                let mut cur = it.next().unwrap_or(Val::Unknown);
+                for k in it {
+                    cur = match (&cur, &k) {
+                        (_, Val::Str(key)) => {
+                            fields(cur.clone(), std::slice::from_ref(key), self.env)
+                        }
+                        (Val::Node(n), Val::Int(i)) => match &n.value {
+                            Value::List(l) => usize::try_from(*i)
+                                .ok()
+                                .and_then(|i| l.get(i))
+                                .map_or(Val::Null, Val::Node),
+                            _ => Val::Unknown,
+                        },
+                        (Val::List(l), Val::Int(i)) => usize::try_from(*i)
+                            .ok()
+                            .and_then(|i| l.get(i).cloned())
+                            .unwrap_or(Val::Null),
+                        _ => Val::Unknown,
+                    };
+                }
+                cur
+            }
+            _ if any_unknown => Val::Unknown,
+            _ => self.string_function(name, &args).unwrap_or(Val::Unknown),
+        };
+        Ok(v)
+    }
+
+    /// Functions of texts; `None` when an argument has no text or the function is not known.
+    fn string_function(&mut self, name: &str, args: &[Val<'a>]) -> Option<Val<'a>> {
+        let mut texts = Vec::with_capacity(args.len());
+        let needs_text = !matches!(
+            name,
+            "eq" | "ne" | "len" | "toYaml" | "lt" | "le" | "gt" | "ge"
+        );
+        if needs_text {
+            for a in args {
+                texts.push(self.text_of(a)?);
+            }
+        }
+        let t = |i: usize| texts.get(i).cloned();
+        let last = texts.last().cloned();
+        let int_arg = |i: usize| match args.get(i) {
+            Some(Val::Int(n)) => usize::try_from(*n).ok(),
+            Some(Val::Float(f)) if *f >= 0.0 && f.fract() == 0.0 => Some(*f as usize),
+            _ => None,
+        };
+        let s = |x: String| Some(Val::Str(x));
+        match name {
+            "quote" => s(texts
+                .iter()
+                .map(|x| go_quote(x))
+                .collect::<Vec<_>>()
+                .join(" ")),
+            "squote" => s(texts
+                .iter()
+                .map(|x| format!("'{x}'"))
+                .collect::<Vec<_>>()
+                .join(" ")),
+            "toString" => s(t(0)?),
+            "print" | "cat" => {
+                let sep = if name == "cat" { " " } else { "" };
+                s(texts.join(sep))
+            }
+            "printf" => s(printf(&t(0)?, &texts[1..], &args[1..])?),
+            "trim" => s(last?.trim().to_string()),
+            "trimSuffix" => s(last?
+                .strip_suffix(t(0)?.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| t(1).unwrap_or_default())),
+            "trimPrefix" => s(last?
+                .strip_prefix(t(0)?.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| t(1).unwrap_or_default())),
+            "lower" => s(last?.to_lowercase()),
+            "upper" => s(last?.to_uppercase()),
+            "replace" if texts.len() == 3 => s(texts[2].replace(texts[0].as_str(), &texts[1])),
+            "contains" if texts.len() == 2 => Some(Val::Bool(texts[1].contains(texts[0].as_str()))),
+            "hasPrefix" if texts.len() == 2 => {
+                Some(Val::Bool(texts[1].starts_with(texts[0].as_str())))
+            }
+            "hasSuffix" if texts.len() == 2 => {
+                Some(Val::Bool(texts[1].ends_with(texts[0].as_str())))
+            }
+            "indent" | "nindent" if texts.len() == 2 => {
+                let pad = " ".repeat(int_arg(0)?.min(1024));
+                let body = texts[1]
+                    .lines()
+                    .map(|l| format!("{pad}{l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                s(if name == "nindent" {
+                    format!("\n{body}")
+                } else {
+                    body
+                })
+            }
+            "trunc" if texts.len() == 2 => s(texts[1].chars().take(int_arg(0)?).collect()),
+            "eq" | "ne" => {
+                let (first, rest) = args.split_first()?;
+                let a = self.text_of(first)?;
+                let mut equal = false;
+                for b in rest {
+                    equal |= self.text_of(b)? == a;
+                }
+                Some(Val::Bool(if name == "eq" { equal } else { !equal }))
+            }
+            "toYaml" => match args.first()? {
+                v @ (Val::Str(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_)) => {
+                    s(self.text_of(v)?)
+                }
+                Val::Node(n) if n.as_map().is_none() && !matches!(n.value, Value::List(_)) => {
+                    s(self.text_of(&Val::Node(n))?)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Whether none of the branches holds a line break (they are parts of one line).
+fn inline(branches: &[(Pipe, Vec<TNode>)], otherwise: &[TNode]) -> bool {
+    fn flat(nodes: &[TNode]) -> bool {
+        nodes.iter().all(|n| match n {
+            TNode::Text(t, _) => !t.contains('\n'),
+            TNode::Action(..) | TNode::Break | TNode::Continue => true,
+            TNode::If(b, e) | TNode::With(b, e) => b.iter().all(|(_, x)| flat(x)) && flat(e),
+            TNode::Range(_, b, e) => flat(b) && flat(e),
+            TNode::Template(..) => false,
+        })
+    }
+    branches.iter().all(|(_, b)| flat(b)) && flat(otherwise)
+}
+
+/// `.a.b` on a value.
+fn fields<'a>(mut v: Val<'a>, names: &[String], env: &Env<'a>) -> Val<'a> {
+    for name in names {
+        v = match v {
+            Val::Root => match name.as_str() {
+                "Values" => Val::Node(env.values),
+                "Chart" => Val::Chart,
+                "Release" | "Capabilities" | "Files" | "Template" => Val::Opaque,
+                _ => Val::Null,
+            },
+            Val::Chart => match name.as_str() {
+                "Name" => Val::Str(env.chart_name.to_string()),
+                "Version" => Val::Str(env.chart_version.to_string()),
+                "AppVersion" => Val::Str(env.app_version.to_string()),
+                _ => Val::Unknown,
+            },
+            Val::Node(n) => match &n.value {
+                Value::Map(m) => m.get(name).map_or(Val::Null, Val::Node),
+                Value::Null => Val::Null,
+                _ => Val::Unknown,
+            },
+            Val::Dict(d) => d.get(name).cloned().unwrap_or(Val::Null),
+            Val::Null => Val::Null,
+            _ => Val::Unknown,
+        };
+    }
+    v
+}
+
+/// Go's `%q` for plain strings (what sprig's `quote` writes).
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `printf` with the verbs charts use for references: `%s`, `%v`, `%d`, `%q`, `%%`.
+fn printf(format: &str, texts: &[String], args: &[Val]) -> Option<String> {
+    let mut out = String::new();
+    let mut next = 0;
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '%' => out.push('%'),
+            'v' | 's' => {
+                out.push_str(texts.get(next)?);
+                next += 1;
+            }
+            'd' => {
+                match args.get(next)? {
+                    Val::Int(_) | Val::Float(_) | Val::Node(_) => out.push_str(texts.get(next)?),
+                    _ => return None,
+                }
+                next += 1;
+            }
+            'q' => {
+                out.push_str(&go_quote(texts.get(next)?));
+                next += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::*;
+
+    fn render(src: &str, values: &str) -> String {
+        let values = Node::from_yaml(values, 0).unwrap();
+        let parsed = parse(src).unwrap();
+        let defines: HashMap<String, Define> = parsed
+            .defines
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.clone(),
+                    Define {
+                        file: 0,
+                        body: b.clone(),
+                    },
+                )
+            })
+            .collect();
+        let env = Env {
+            values: &values,
+            chart_name: "c",
+            chart_version: "1.0.0",
+            app_version: "2.0",
+            defines: &defines,
+        };
+        let mut r = Renderer::new(&env);
+        r.render_file(&parsed.nodes, 0)
+            .unwrap()
+            .text
+            .replace(UNKNOWN, "?")
+    }
+
+    #[test]
+    fn values_and_defaults() {
+        assert_eq!(
+            render(
+                "image: {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}",
+                "image: {repository: nginx}"
+            ),
+            "image: nginx:2.0"
+        );
+        assert_eq!(
+            render(
+                r#"{{ $t := .Values.t | toString }}x:{{ $t | quote }}"#,
+                "t: 1.10"
+            ),
+            "x:\"1.1\""
+        );
+        assert_eq!(render("{{ .Release.Name }}-x", ""), "?-x");
+        assert_eq!(
+            render("{{ .Values.missing }}|{{ .Values.a.b.c }}", "a: {}"),
+            "|"
+        );
+    }
+
+    #[test]
+    fn inline_conditions_and_with() {
+        let src = r#"image: "{{- with .Values.image }}{{- if .registry -}}{{ .registry }}/{{- end -}}{{ .repository }}{{- if (.digest) -}} @{{.digest}}{{- else -}}:{{ .tag }} {{- end -}}{{ end }}""#;
+        assert_eq!(
+            render(src, "image: {registry: r.io, repository: a/b, tag: '1'}"),
+            "image: \"r.io/a/b:1\""
+        );
+        assert_eq!(
+            render(src, "image: {repository: a/b, digest: 'sha256:x'}"),
+            "image: \"a/b@sha256:x\""
+        );
+        assert_eq!(
+            render("a: {{ if .Release.IsUpgrade }}x{{ else }}y{{ end }}", ""),
+            "a: ?"
+        );
+    }
+
+    #[test]
+    fn unknown_block_conditions_render_every_branch() {
+        let src = "{{- if .Capabilities.APIVersions.Has \"x\" }}\nimage: a\n{{- else }}\nimage: b\n{{- end }}\n";
+        assert_eq!(render(src, ""), "\nimage: a\nimage: b\n");
+    }
+
+    #[test]
+    fn helpers_like_bitnami() {
+        let src = r#"{{- define "common.images.image" -}}
+{{- $registryName := default .imageRoot.registry ((.global).imageRegistry) -}}
+{{- $repositoryName := .imageRoot.repository -}}
+{{- $separator := ":" -}}
+{{- $termination := .imageRoot.tag | toString -}}
+{{- if .imageRoot.digest }}
+    {{- $separator = "@" -}}
+    {{- $termination = .imageRoot.digest | toString -}}
+{{- end -}}
+{{- if $registryName }}
+    {{- printf "%s/%s%s%s" $registryName $repositoryName $separator $termination -}}
+{{- else -}}
+    {{- printf "%s%s%s"  $repositoryName $separator $termination -}}
+{{- end -}}
+{{- end -}}
+image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global" .Values.global) }}"#;
+        let values = "image: {registry: docker.io, repository: bitnami/redis, tag: 7.0.5, digest: ''}\nglobal: {imageRegistry: ''}";
+        assert_eq!(render(src, values), "image: docker.io/bitnami/redis:7.0.5");
+        let mirrored = "image: {registry: docker.io, repository: bitnami/redis, tag: 7.0.5, digest: 'sha256:ab'}\nglobal: {imageRegistry: m.io}";
+        assert_eq!(render(src, mirrored), "image: m.io/bitnami/redis@sha256:ab");
+    }
+
+    #[test]
+    fn ranges() {
+        let src = "{{- range .Values.sidecars }}\n- image: {{ .image }}{{ end }}\n{{- range $k, $v := .Values.m }}\n{{ $k }}={{ $v }}{{ end }}";
+        assert_eq!(
+            render(src, "sidecars: [{image: a}, {image: b}]\nm: {x: 1, y: 2}"),
+            "\n- image: a\n- image: b\nx=1\ny=2"
+        );
+        assert_eq!(
+            render("{{ range .Values.none }}x{{ else }}empty{{ end }}", ""),
+            "empty"
+        );
+        assert_eq!(
+            render(
+                "{{- range .Files.Lines \"x\" }}\nimage: {{ . }}{{ end }}",
+                ""
+            ),
+            "\nimage: ?"
+        );
+    }
+
+    #[test]
+    fn runaway_templates_stop() {
+        let values = Node::from_yaml("", 0).unwrap();
+        let parsed = parse(r#"{{- define "loop" }}{{ include "loop" . }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#).unwrap();
+        let defines: HashMap<String, Define> = parsed
+            .defines
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.clone(),
+                    Define {
+                        file: 0,
+                        body: b.clone(),
+                    },
+                )
+            })
+            .collect();
+        let env = Env {
+            values: &values,
+            chart_name: "c",
+            chart_version: "1",
+            app_version: "",
+            defines: &defines,
+        };
+        let started = std::time::Instant::now();
+        let _ = Renderer::new(&env).render_file(&parsed.nodes, 0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn lines_are_tracked() {
+        let values = Node::from_yaml("a: x", 0).unwrap();
+        let parsed = parse("one\ntwo: {{ .Values.a }}\nthree\n").unwrap();
+        let defines = HashMap::new();
+        let env = Env {
+            values: &values,
+            chart_name: "c",
+            chart_version: "1",
+            app_version: "",
+            defines: &defines,
+        };
+        let out = Renderer::new(&env).render_file(&parsed.nodes, 7).unwrap();
+        let at = out.text.find("three").unwrap();
+        assert_eq!(out.origin(at), Some((7, 3)));
+        let x = out.text.find('x').unwrap();
+        assert_eq!(out.origin(x), Some((7, 2)));
+        assert_eq!(out.reads.len(), 1);
+    }
+}
