@@ -2,6 +2,7 @@
 //! argument parsing; `main.rs` only maps its result to an exit code.
 
 mod chart;
+mod images;
 mod registry;
 mod repo;
 mod report;

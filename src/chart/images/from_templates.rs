@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::load::ChartFiles;
-use super::template::eval::{Define, Env, FileId, Out, Renderer, UNKNOWN};
+use super::template::eval::{CapturedLine, Define, Env, FileId, Out, Renderer, UNKNOWN};
 use super::template::parse::{self, Parsed};
 use super::values::{KeyPath, Node, Value};
 
@@ -90,7 +90,6 @@ impl Templates {
                 let Some(rest) = f.strip_prefix(&prefix) else {
                     return false;
                 };
-                // Files of subcharts inside this chart's templates/ are not its own.
                 let base = rest.rsplit('/').next().unwrap_or(rest);
                 !base.starts_with('_')
                     && [".yaml", ".yml", ".tpl", ".json"]
@@ -125,6 +124,8 @@ pub struct TemplateImage {
     pub line: u32,
     /// The values the line printed: their common key path, or the paths themselves.
     pub values: Option<String>,
+    /// Whether the line is rendered with these values (else it sits in a branch they skip).
+    pub rendered: bool,
 }
 
 /// What the templates of one chart gave.
@@ -140,15 +141,31 @@ pub struct Scanned {
 /// Renders `files` (of one chart) and reads their `image:` lines.
 pub fn scan(templates: &Templates, files: &[FileId], env: &Env) -> Scanned {
     let paths = value_paths(env.values);
-    let mut renderer = Renderer::new(env);
+    let mut renderer = Renderer::new(env, |line| image_value(line).is_some());
     let mut scanned = Scanned::default();
     for &file in files {
         let Some(Some(parsed)) = templates.parsed.get(file as usize) else {
             continue;
         };
         match renderer.render_file(&parsed.nodes, file) {
-            Ok(out) => read_image_lines(&out, &paths, &mut scanned),
+            Ok(out) => read_image_lines(&out, &renderer.captured, &paths, &mut scanned),
             Err(_) => scanned.aborted.push(file),
+        }
+    }
+    // Literal references in branches these values do not render: images the chart runs
+    // with other values, as the images of disabled parts are listed from values.
+    for (file, line, text) in std::mem::take(&mut renderer.dormant) {
+        let Some(text) = image_value(&text).and_then(|(_, v)| scalar(v)) else {
+            continue;
+        };
+        if !text.is_empty() && !text.contains(UNKNOWN) {
+            scanned.images.push(TemplateImage {
+                text,
+                file,
+                line,
+                values: None,
+                rendered: false,
+            });
         }
     }
     scanned
@@ -217,7 +234,12 @@ pub fn scalar(value: &str) -> Option<String> {
     Some(plain.trim().to_string())
 }
 
-fn read_image_lines(out: &Out, paths: &HashMap<*const Node, KeyPath>, scanned: &mut Scanned) {
+fn read_image_lines(
+    out: &Out,
+    captured: &[CapturedLine],
+    paths: &HashMap<*const Node, KeyPath>,
+    scanned: &mut Scanned,
+) {
     let mut start = 0;
     for line in out.text.split_inclusive('\n') {
         let line_start = start;
@@ -225,12 +247,20 @@ fn read_image_lines(out: &Out, paths: &HashMap<*const Node, KeyPath>, scanned: &
         let Some((key_at, value)) = image_value(line.trim_end_matches(['\n', '\r'])) else {
             continue;
         };
-        let Some((file, src_line)) = out.origin(line_start + key_at) else {
+        let Some((mut file, mut src_line, literal)) = out.origin(line_start + key_at) else {
             continue;
         };
         let Some(text) = scalar(value) else {
             continue;
         };
+        let mut reads: Vec<*const Node> = out.reads_between(line_start, start).collect();
+        // Printed by an action: if an include wrote it, the include knows the line.
+        if !literal {
+            let content = line.trim();
+            if let Some(c) = captured.iter().rev().find(|c| c.text == content) {
+                (file, src_line, reads) = (c.file, c.line, c.reads.clone());
+            }
+        }
         if text.contains(UNKNOWN) {
             scanned.unresolved.push((file, src_line));
             continue;
@@ -238,17 +268,13 @@ fn read_image_lines(out: &Out, paths: &HashMap<*const Node, KeyPath>, scanned: &
         if text.is_empty() {
             continue;
         }
-        let read: Vec<&KeyPath> = out
-            .reads
-            .iter()
-            .filter(|(o, _)| *o >= line_start && *o < start)
-            .flat_map(|(_, ptrs)| ptrs.iter().filter_map(|p| paths.get(p)))
-            .collect();
+        let read: Vec<&KeyPath> = reads.iter().filter_map(|p| paths.get(p)).collect();
         scanned.images.push(TemplateImage {
             text,
             file,
             line: src_line,
             values: describe(&read),
+            rendered: true,
         });
     }
 }

@@ -28,6 +28,8 @@ pub enum Note {
     TagFromAppVersion,
     /// No tag and no digest anywhere: a runtime pulls `:latest`.
     LatestImplied,
+    /// Written in a template branch these values do not render (it runs with others).
+    NotRendered,
 }
 
 /// An image assembled from values.

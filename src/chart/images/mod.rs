@@ -366,7 +366,7 @@ fn collect(
                 path: image.values.unwrap_or_default(),
                 line: Some(image.line),
                 source: Source::Template,
-                note: None,
+                note: (!image.rendered).then_some(Note::NotRendered),
             }],
         );
     }

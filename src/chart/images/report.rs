@@ -46,6 +46,7 @@ impl fmt::Display for Found {
         match self.note {
             Some(Note::TagFromAppVersion) => f.write_str(" (tag from appVersion)"),
             Some(Note::LatestImplied) => f.write_str(" (no tag: latest)"),
+            Some(Note::NotRendered) => f.write_str(" (not rendered with these values)"),
             None => Ok(()),
         }
     }

@@ -56,42 +56,90 @@ pub struct Abort;
 #[derive(Debug, Default)]
 pub struct Out {
     pub text: String,
-    /// `(offset, file, line)`: the output from `offset` on came from that line.
-    pub marks: Vec<(usize, FileId, u32)>,
+    /// `(offset, file, line, literal)`: the output from `offset` on came from that line, as
+    /// its text (`literal`) or printed by an action on it.
+    pub marks: Vec<(usize, FileId, u32, bool)>,
     /// `(offset, values)`: the values printed by the action that wrote at `offset`.
     pub reads: Vec<(usize, Vec<*const Node>)>,
 }
 
 impl Out {
-    fn push(
-        &mut self,
-        text: &str,
-        file: FileId,
-        line: u32,
-        advance_lines: bool,
-    ) -> Result<(), Abort> {
+    fn push(&mut self, text: &str, file: FileId, line: u32, literal: bool) -> Result<(), Abort> {
         if self.text.len() + text.len() > MAX_OUTPUT {
             return Err(Abort);
         }
         let start = self.text.len();
-        self.marks.push((start, file, line));
+        self.marks.push((start, file, line, literal));
         let mut l = line;
         for (i, _) in text.match_indices('\n') {
-            if advance_lines {
+            if literal {
                 l += 1;
             }
-            self.marks.push((start + i + 1, file, l));
+            self.marks.push((start + i + 1, file, l, literal));
         }
         self.text.push_str(text);
         Ok(())
     }
 
-    /// The file and line the output at `offset` came from.
-    pub fn origin(&self, offset: usize) -> Option<(FileId, u32)> {
-        let i = self.marks.partition_point(|(o, _, _)| *o <= offset);
-        self.marks.get(i.checked_sub(1)?).map(|(_, f, l)| (*f, *l))
+    /// The file and line the output at `offset` came from, and whether it is that line's
+    /// own text (rather than what an action on it printed).
+    pub fn origin(&self, offset: usize) -> Option<(FileId, u32, bool)> {
+        let i = self.marks.partition_point(|(o, _, _, _)| *o <= offset);
+        self.marks
+            .get(i.checked_sub(1)?)
+            .map(|(_, f, l, t)| (*f, *l, *t))
+    }
+
+    /// The values printed on the output from `start` to `end`.
+    pub fn reads_between(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl Iterator<Item = *const Node> + '_ {
+        self.reads
+            .iter()
+            .filter(move |(o, _)| *o >= start && *o < end)
+            .flat_map(|(_, ptrs)| ptrs.iter().copied())
+    }
+
+    /// The lines `keep` wants, with their origin, when the line's own text holds them.
+    fn kept_lines(&self, keep: fn(&str) -> bool) -> Vec<CapturedLine> {
+        let mut kept = Vec::new();
+        let mut start = 0;
+        for line in self.text.split_inclusive('\n') {
+            let (s, e) = (start, start + line.len());
+            start = e;
+            let trimmed = line.trim();
+            if !keep(trimmed) {
+                continue;
+            }
+            let at = s + (line.len() - line.trim_start().len());
+            if let Some((file, l, true)) = self.origin(at) {
+                kept.push(CapturedLine {
+                    text: trimmed.to_string(),
+                    file,
+                    line: l,
+                    reads: self.reads_between(s, e).collect(),
+                });
+            }
+        }
+        kept
     }
 }
+
+/// A line of interest (see [`Renderer::new`]) in what an `include` returned, with where it
+/// was written: once the include's text is indented and printed, only its content says
+/// which line it was.
+#[derive(Debug, Clone)]
+pub struct CapturedLine {
+    pub text: String,
+    pub file: FileId,
+    pub line: u32,
+    pub reads: Vec<*const Node>,
+}
+
+/// Lines of interest kept from includes and skipped branches, at most.
+const MAX_KEPT_LINES: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub enum Val<'a> {
@@ -147,12 +195,24 @@ pub struct Renderer<'a> {
     depth: usize,
     /// Values turned into text since the last top-level print.
     pending: Vec<*const Node>,
-    /// How many `include`s are capturing output (reads are recorded only outside them).
+    /// How many `include`s are capturing output (the reads made inside also count for the
+    /// action that prints their result).
     capturing: usize,
+    /// Inside an `include`: how many of `pending` its output already accounts for.
+    attributed: usize,
+    /// Which lines of included text and of skipped branches to keep.
+    keep: fn(&str) -> bool,
+    /// Lines of interest in what `include`s returned.
+    pub captured: Vec<CapturedLine>,
+    /// Lines of interest written in branches that were not rendered (a condition false with
+    /// these values, a loop over nothing): whole lines of template text, `(file, line, text)`.
+    pub dormant: Vec<(FileId, u32, String)>,
 }
 
 impl<'a> Renderer<'a> {
-    pub fn new(env: &'a Env<'a>) -> Self {
+    /// A renderer for one chart. `keep` picks the lines worth remembering from included text
+    /// and from branches not taken (see [`Self::captured`], [`Self::dormant`]).
+    pub fn new(env: &'a Env<'a>, keep: fn(&str) -> bool) -> Self {
         Renderer {
             env,
             vars: Vec::new(),
@@ -160,6 +220,41 @@ impl<'a> Renderer<'a> {
             depth: 0,
             pending: Vec::new(),
             capturing: 0,
+            attributed: 0,
+            keep,
+            captured: Vec::new(),
+            dormant: Vec::new(),
+        }
+    }
+
+    /// Remembers the wanted whole lines of text in nodes that are not rendered.
+    fn skip(&mut self, nodes: &[TNode], file: FileId) {
+        for node in nodes {
+            if self.dormant.len() >= MAX_KEPT_LINES {
+                return;
+            }
+            match node {
+                TNode::Text(t, line, ends_line) => {
+                    // A line that an action continues may hold only part of its value.
+                    let parts: Vec<&str> = t.split('\n').collect();
+                    let last = parts.len() - 1;
+                    for (i, part) in parts.iter().enumerate() {
+                        if (i < last || *ends_line) && (self.keep)(part.trim()) {
+                            let l = line.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+                            self.dormant.push((file, l, part.trim().to_string()));
+                        }
+                    }
+                }
+                TNode::If(b, e) | TNode::With(b, e) => {
+                    b.iter().for_each(|(_, body)| self.skip(body, file));
+                    self.skip(e, file);
+                }
+                TNode::Range(_, b, e) => {
+                    self.skip(b, file);
+                    self.skip(e, file);
+                }
+                TNode::Action(..) | TNode::Template(..) | TNode::Break | TNode::Continue => {}
+            }
         }
     }
 
@@ -192,7 +287,7 @@ impl<'a> Renderer<'a> {
         for node in nodes {
             self.step()?;
             match node {
-                TNode::Text(t, line) => out.push(t, file, *line, true)?,
+                TNode::Text(t, line, _) => out.push(t, file, *line, true)?,
                 TNode::Action(pipe, line) => {
                     let v = self.pipe(pipe, dot)?;
                     if pipe.decl.is_empty() {
@@ -232,9 +327,15 @@ impl<'a> Renderer<'a> {
 
     /// Writes an action's text, remembering which values it printed.
     fn emit(&mut self, text: &str, file: FileId, line: u32, out: &mut Out) -> Result<(), Abort> {
-        if self.capturing == 0 && !self.pending.is_empty() {
-            out.reads
-                .push((out.text.len(), std::mem::take(&mut self.pending)));
+        let reads = if self.capturing == 0 {
+            std::mem::take(&mut self.pending)
+        } else {
+            let new = self.pending[self.attributed.min(self.pending.len())..].to_vec();
+            self.attributed = self.pending.len();
+            new
+        };
+        if !reads.is_empty() {
+            out.reads.push((out.text.len(), reads));
         }
         out.push(text, file, line, false)
     }
@@ -262,18 +363,18 @@ impl<'a> Renderer<'a> {
         let scope = self.vars.len();
         let mut result = Flow::Normal;
         let mut unknown = false;
-        let mut chosen = false;
-        for (cond, body) in branches {
+        let mut taken = branches.len();
+        for (i, (cond, body)) in branches.iter().enumerate() {
             let v = self.pipe(cond, dot)?;
             let inner_dot = if with { v.clone() } else { dot.clone() };
             match v.truth() {
-                Some(false) => continue,
+                Some(false) => self.skip(body, file),
                 Some(true) => {
                     let flow = self.render(body, &inner_dot, file, out)?;
                     if !unknown {
                         result = flow;
                     }
-                    chosen = true;
+                    taken = i;
                     break;
                 }
                 None => {
@@ -288,7 +389,12 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
-        if !chosen {
+        if taken < branches.len() {
+            for (_, body) in &branches[taken + 1..] {
+                self.skip(body, file);
+            }
+            self.skip(otherwise, file);
+        } else {
             let flow = self.render(otherwise, dot, file, out)?;
             if !unknown {
                 result = flow;
@@ -359,6 +465,7 @@ impl<'a> Renderer<'a> {
         };
         match items {
             Some(items) if items.is_empty() => {
+                self.skip(body, file);
                 self.render(otherwise, dot, file, out)?;
             }
             Some(items) => {
@@ -483,9 +590,14 @@ impl<'a> Renderer<'a> {
         }
         let mut captured = Out::default();
         self.capturing += 1;
+        let outer = std::mem::replace(&mut self.attributed, self.pending.len());
         let result = self.call(&def, arg, &mut captured);
+        self.attributed = outer;
         self.capturing -= 1;
         result?;
+        if self.captured.len() < MAX_KEPT_LINES {
+            self.captured.extend(captured.kept_lines(self.keep));
+        }
         Ok(Val::Str(captured.text))
     }
 
@@ -715,7 +827,7 @@ impl<'a> Renderer<'a> {
 fn inline(branches: &[(Pipe, Vec<TNode>)], otherwise: &[TNode]) -> bool {
     fn flat(nodes: &[TNode]) -> bool {
         nodes.iter().all(|n| match n {
-            TNode::Text(t, _) => !t.contains('\n'),
+            TNode::Text(t, _, _) => !t.contains('\n'),
             TNode::Action(..) | TNode::Break | TNode::Continue => true,
             TNode::If(b, e) | TNode::With(b, e) => b.iter().all(|(_, x)| flat(x)) && flat(e),
             TNode::Range(_, b, e) => flat(b) && flat(e),
@@ -836,7 +948,7 @@ mod tests {
             app_version: "2.0",
             defines: &defines,
         };
-        let mut r = Renderer::new(&env);
+        let mut r = Renderer::new(&env, |_| false);
         r.render_file(&parsed.nodes, 0)
             .unwrap()
             .text
@@ -958,7 +1070,7 @@ image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global"
             defines: &defines,
         };
         let started = std::time::Instant::now();
-        let _ = Renderer::new(&env).render_file(&parsed.nodes, 0);
+        let _ = Renderer::new(&env, |_| false).render_file(&parsed.nodes, 0);
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
@@ -974,11 +1086,49 @@ image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global"
             app_version: "",
             defines: &defines,
         };
-        let out = Renderer::new(&env).render_file(&parsed.nodes, 7).unwrap();
+        let out = Renderer::new(&env, |_| false)
+            .render_file(&parsed.nodes, 7)
+            .unwrap();
         let at = out.text.find("three").unwrap();
-        assert_eq!(out.origin(at), Some((7, 3)));
+        assert_eq!(out.origin(at), Some((7, 3, true)));
         let x = out.text.find('x').unwrap();
-        assert_eq!(out.origin(x), Some((7, 2)));
+        assert_eq!(out.origin(x), Some((7, 2, false)));
         assert_eq!(out.reads.len(), 1);
+    }
+
+    #[test]
+    fn included_and_skipped_lines_keep_their_origin() {
+        let values = Node::from_yaml("image: {repository: a, tag: '1'}\noff: false", 0).unwrap();
+        let src = "{{- define \"pod\" }}\ncontainers:\n  - image: {{ .Values.image.repository }}:{{ .Values.image.tag }}\n{{- end }}\n\
+                   spec:\n{{- include \"pod\" . | nindent 2 }}\n{{- if .Values.off }}\n  - image: busybox:1\n  - image: x:{{ .Values.t }}\n{{- end }}\n";
+        let parsed = parse(src).unwrap();
+        let defines: HashMap<String, Define> = parsed
+            .defines
+            .iter()
+            .map(|(n, b)| {
+                (
+                    n.clone(),
+                    Define {
+                        file: 3,
+                        body: b.clone(),
+                    },
+                )
+            })
+            .collect();
+        let env = Env {
+            values: &values,
+            chart_name: "c",
+            chart_version: "1",
+            app_version: "",
+            defines: &defines,
+        };
+        let mut r = Renderer::new(&env, |l| l.contains("image:"));
+        let out = r.render_file(&parsed.nodes, 4).unwrap();
+        assert!(out.text.contains("    - image: a:1"), "{}", out.text);
+        assert_eq!(r.captured.len(), 1);
+        assert_eq!((r.captured[0].file, r.captured[0].line), (3, 3));
+        assert_eq!(r.captured[0].text, "- image: a:1");
+        assert_eq!(r.captured[0].reads.len(), 2);
+        assert_eq!(r.dormant, [(4, 8, "- image: busybox:1".to_string())]);
     }
 }

@@ -29,7 +29,9 @@ fn err<T>(line: u32, what: impl Into<String>) -> Result<T, ParseError> {
 /// A node of the tree. Lines are 1-based lines of the file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TNode {
-    Text(String, u32),
+    /// Text, its first line, and whether it runs to the end of its last line (rather than
+    /// stopping where an action on the same line begins).
+    Text(String, u32, bool),
     Action(Pipe, u32),
     If(Vec<(Pipe, Vec<TNode>)>, Vec<TNode>),
     With(Vec<(Pipe, Vec<TNode>)>, Vec<TNode>),
@@ -75,7 +77,7 @@ pub struct Parsed {
 /// A raw piece of the file: text, or the inside of `{{ }}` without trim markers.
 #[derive(Debug, PartialEq)]
 enum Piece {
-    Text(String, u32),
+    Text(String, u32, bool),
     Action(String, u32),
 }
 
@@ -97,13 +99,16 @@ fn pieces(src: &str) -> Result<Vec<Piece>, ParseError> {
         if trim_next {
             text_owned = text_owned.trim_start().to_string();
         }
+        // The text ends its line when what `{{-` trims holds the line break; otherwise the
+        // action that follows is on the same line.
+        let ends_line = trim_left && text[text.trim_end().len()..].contains('\n');
         if trim_left {
             text_owned = text_owned.trim_end().to_string();
         }
         let text_line = line
             + count_lines(&text[..text.len() - text.trim_start().len()]) * u32::from(trim_next);
         if !text_owned.is_empty() {
-            out.push(Piece::Text(text_owned, text_line));
+            out.push(Piece::Text(text_owned, text_line, ends_line));
         }
         line += count_lines(text);
         let body_start = if trim_left { &after[1..] } else { after };
@@ -137,7 +142,7 @@ fn push_text(out: &mut Vec<Piece>, text: &str, line: u32, trim: bool) {
     let t = if trim { text.trim_start() } else { text };
     let skipped = count_lines(&text[..text.len() - t.len()]);
     if !t.is_empty() {
-        out.push(Piece::Text(t.to_string(), line + skipped));
+        out.push(Piece::Text(t.to_string(), line + skipped, true));
     }
 }
 
@@ -419,12 +424,14 @@ impl Parser {
         }
         let mut nodes = Vec::new();
         while self.pos < self.pieces.len() {
-            let piece =
-                std::mem::replace(&mut self.pieces[self.pos], Piece::Text(String::new(), 0));
+            let piece = std::mem::replace(
+                &mut self.pieces[self.pos],
+                Piece::Text(String::new(), 0, false),
+            );
             self.pos += 1;
             let (body, line) = match piece {
-                Piece::Text(t, line) => {
-                    nodes.push(TNode::Text(t, line));
+                Piece::Text(t, line, ends_line) => {
+                    nodes.push(TNode::Text(t, line, ends_line));
                     continue;
                 }
                 Piece::Action(body, line) => (body, line),
@@ -674,7 +681,7 @@ mod tests {
         nodes
             .iter()
             .map(|n| match n {
-                TNode::Text(t, l) => format!("{l}:{t:?}"),
+                TNode::Text(t, l, _) => format!("{l}:{t:?}"),
                 TNode::Action(_, l) => format!("{l}:action"),
                 other => format!("{other:?}").chars().take(12).collect(),
             })
