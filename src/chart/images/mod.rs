@@ -370,14 +370,19 @@ fn collect(
             }],
         );
     }
-    let mut unresolved: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    // One warning per template file, in file name order.
+    let mut unresolved: std::collections::BTreeMap<&str, (u32, Vec<u32>)> = Default::default();
     for (file, line) in scanned.unresolved {
-        unresolved.entry(file).or_default().push(line);
+        let shown = templates.files[file as usize].as_str();
+        unresolved
+            .entry(shown)
+            .or_insert((file, Vec::new()))
+            .1
+            .push(line);
     }
-    for (file, mut lines) in unresolved {
+    for (shown, (file, mut lines)) in unresolved {
         lines.sort_unstable();
         lines.dedup();
-        let shown = &templates.files[file as usize];
         let what = match lines.as_slice() {
             [one] => templates
                 .source_line(file, *one)

@@ -176,16 +176,15 @@ impl Collector {
             .images
             .into_iter()
             .map(|(image, mut e)| {
-                e.found.sort_by(|a, b| {
-                    (a.source, depth(&a.file), &a.file, a.line, &a.path).cmp(&(
-                        b.source,
-                        depth(&b.file),
-                        &b.file,
-                        b.line,
-                        &b.path,
-                    ))
+                // By source; templates by file and line; the rest as found (the place an
+                // image is written before the places that changed it).
+                e.found.sort_by_cached_key(|f| {
+                    let at = (f.source == Source::Template)
+                        .then(|| (depth(&f.file), f.file.clone(), f.line, f.path.clone()));
+                    (f.source, at)
                 });
-                e.found.dedup();
+                let mut seen = std::collections::HashSet::new();
+                e.found.retain(|f| seen.insert(f.clone()));
                 Image {
                     image,
                     digests: e.digests,
