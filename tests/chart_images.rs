@@ -952,11 +952,25 @@ fn quiet_prints_only_the_references() {
 /// templates say it runs (read by hand), and the dependencies it declares but does not carry.
 #[test]
 fn real_charts() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/real-charts");
-    if !root.is_dir() {
-        eprintln!("note: skipping: {} is not present", root.display());
-        return;
-    }
+    // The shared test data sits beside the repository, or beside the directory of worktrees.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(root) = manifest
+        .ancestors()
+        .map(|a| a.join("shared/testdata/real-charts"))
+        .find(|p| p.is_dir())
+    else {
+        if std::env::var_os("CHARTCACHE_NO_SHARED_TESTDATA").is_some() {
+            eprintln!(
+                "note: skipping: no shared/testdata/real-charts above {}",
+                manifest.display()
+            );
+            return;
+        }
+        panic!(
+            "no shared/testdata/real-charts above {} (set CHARTCACHE_NO_SHARED_TESTDATA=1 to skip)",
+            manifest.display()
+        );
+    };
     type Want = (
         &'static str,
         &'static [(&'static str, &'static [&'static str])],

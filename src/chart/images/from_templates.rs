@@ -4,7 +4,6 @@
 //! unknown data) is reported as unresolved, never guessed.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use super::load::ChartFiles;
 use super::template::eval::{CapturedLine, Define, Env, FileId, Out, Renderer, UNKNOWN};
@@ -13,22 +12,22 @@ use super::values::{KeyPath, Node, Value};
 
 /// Every template of the charts being rendered, parsed once, with the `define`s they share.
 #[derive(Default)]
-pub struct Templates {
+pub struct Templates<'a> {
     /// Display path of each file (`charts/redis/templates/master.yaml`), by [`FileId`].
     pub files: Vec<String>,
-    sources: Vec<Option<Rc<String>>>,
+    sources: Vec<Option<&'a str>>,
     parsed: Vec<Option<Parsed>>,
     pub defines: HashMap<String, Define>,
     /// Files that could not be read as templates, with why.
     pub problems: Vec<(String, String)>,
 }
 
-impl Templates {
+impl<'a> Templates<'a> {
     /// Parses the templates of `charts` (each once). Defines are shared between all of them
     /// as in Helm, where the one parsed last wins: files are taken deepest first (most path
     /// components), then in reverse name order, as Helm's `sortTemplates` orders them.
-    pub fn parse(charts: &[&ChartFiles]) -> Templates {
-        let mut all: Vec<(String, &[u8])> = Vec::new();
+    pub fn parse(charts: &[&'a ChartFiles]) -> Templates<'a> {
+        let mut all: Vec<(String, &'a [u8])> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for chart in charts {
             if !seen.insert(chart.dir.clone()) {
@@ -64,7 +63,7 @@ impl Templates {
                             },
                         );
                     }
-                    t.sources.push(Some(Rc::new(text.to_string())));
+                    t.sources.push(Some(text));
                     t.parsed.push(Some(parsed));
                 }
                 Err(e) => {
@@ -103,7 +102,7 @@ impl Templates {
 
     /// Line `line` (1-based) of a file, trimmed, for messages.
     pub fn source_line(&self, file: FileId, line: u32) -> Option<String> {
-        let text = self.sources.get(usize::try_from(file).ok()?)?.as_ref()?;
+        let text = (*self.sources.get(usize::try_from(file).ok()?)?)?;
         let l = text
             .lines()
             .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
@@ -141,7 +140,9 @@ pub struct Scanned {
 /// Renders `files` (of one chart) and reads their `image:` lines.
 pub fn scan(templates: &Templates, files: &[FileId], env: &Env) -> Scanned {
     let paths = value_paths(env.values);
-    let mut renderer = Renderer::new(env, |line| image_value(line).is_some());
+    let mut renderer = Renderer::new(env, |line| {
+        line.contains("image") && image_value(line).is_some()
+    });
     let mut scanned = Scanned::default();
     for &file in files {
         let Some(Some(parsed)) = templates.parsed.get(file as usize) else {
@@ -240,10 +241,8 @@ fn read_image_lines(
     paths: &HashMap<*const Node, KeyPath>,
     scanned: &mut Scanned,
 ) {
-    let mut start = 0;
-    for line in out.text.split_inclusive('\n') {
-        let line_start = start;
-        start += line.len();
+    for (line_start, start) in lines_with(&out.text, "image") {
+        let line = &out.text[line_start..start];
         let Some((key_at, value)) = image_value(line.trim_end_matches(['\n', '\r'])) else {
             continue;
         };
@@ -277,6 +276,21 @@ fn read_image_lines(
             rendered: true,
         });
     }
+}
+
+/// The `(start, end)` of each line of `text` holding `needle` (end past its line break), in
+/// order, each once: a substring search finds the few candidates in long output.
+pub fn lines_with<'t>(text: &'t str, needle: &'t str) -> impl Iterator<Item = (usize, usize)> + 't {
+    let mut next_free = 0;
+    text.match_indices(needle).filter_map(move |(at, _)| {
+        if at < next_free {
+            return None;
+        }
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+        next_free = end;
+        Some((start, end))
+    })
 }
 
 /// `.Values.image` for reads under one key, else each path read.

@@ -107,40 +107,50 @@ fn load_archive<R: Read>(
     let raw = files.get("Chart.yaml").ok_or(ArchiveError::NoChartYaml)?;
     let metadata = Metadata::from_yaml(raw).map_err(ArchiveError::Metadata)?;
     let dir = parent.map_or_else(String::new, |p| format!("{p}charts/{top}/"));
-    build(&files, "", &dir, metadata, depth, archives)
+    build(&mut files, "", &dir, metadata, depth, archives)
 }
 
 /// The chart whose files sit under `prefix` in `files`, shown as `dir`.
 fn build(
-    files: &BTreeMap<String, Vec<u8>>,
+    files: &mut BTreeMap<String, Vec<u8>>,
     prefix: &str,
     dir: &str,
     metadata: Metadata,
     depth: usize,
     archives: &mut usize,
 ) -> Result<ChartFiles, LoadError> {
-    let get = |name: &str| files.get(&format!("{prefix}{name}")).cloned();
+    // Each file is moved out of the map: it belongs to this chart only.
+    let mut take = |name: &str| files.remove(&format!("{prefix}{name}"));
     let lock = super::lock::FILES
         .iter()
-        .find_map(|name| Some((name.to_string(), get(name)?)));
+        .find_map(|name| Some((name.to_string(), take(name)?)));
+    let values = take("values.yaml");
+    let requirements = take("requirements.yaml");
     let mut dependencies = metadata.dependencies.clone();
     if dependencies.is_empty()
-        && let Some(raw) = get("requirements.yaml")
+        && let Some(raw) = requirements
         && let Ok(text) = std::str::from_utf8(&raw)
         && let Ok(req) = crate::yaml::from_small::<Requirements>(text)
     {
         dependencies = req.dependencies;
     }
     let templates_prefix = format!("{prefix}templates/");
-    let templates = files
+    let names: Vec<String> = files
         .range(templates_prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&templates_prefix))
-        .map(|(k, v)| (k[prefix.len()..].to_string(), v.clone()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let templates = names
+        .into_iter()
+        .filter_map(|k| {
+            let v = files.remove(&k)?;
+            Some((k[prefix.len()..].to_string(), v))
+        })
         .collect();
     let mut chart = ChartFiles {
         dir: dir.to_string(),
         metadata,
-        values: get("values.yaml"),
+        values,
         lock,
         templates,
         dependencies,
@@ -170,8 +180,10 @@ fn build(
     for sub in subdirs {
         let sub_prefix = format!("{charts_prefix}{sub}/");
         let shown = format!("{dir}charts/{sub}/");
-        let raw = &files[&format!("{sub_prefix}Chart.yaml")];
-        match Metadata::from_yaml(raw) {
+        let Some(raw) = files.remove(&format!("{sub_prefix}Chart.yaml")) else {
+            continue;
+        };
+        match Metadata::from_yaml(&raw) {
             Ok(md) => chart
                 .subcharts
                 .push(build(files, &sub_prefix, &shown, md, depth, archives)?),
@@ -189,7 +201,10 @@ fn build(
         if *archives > MAX_ARCHIVES {
             return Err(LoadError::TooMany);
         }
-        match load_archive(files[&key].as_slice(), Some(dir), depth + 1, archives) {
+        let Some(bytes) = files.remove(&key) else {
+            continue;
+        };
+        match load_archive(bytes.as_slice(), Some(dir), depth + 1, archives) {
             Ok(sub) => chart.subcharts.push(sub),
             Err(LoadError::Archive(e)) => chart.problems.push((shown_file, e.to_string())),
             Err(e) => return Err(e),

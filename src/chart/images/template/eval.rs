@@ -56,8 +56,9 @@ pub struct Abort;
 #[derive(Debug, Default)]
 pub struct Out {
     pub text: String,
-    /// `(offset, file, line, literal)`: the output from `offset` on came from that line, as
-    /// its text (`literal`) or printed by an action on it.
+    /// `(offset, file, line, literal)`: the output from `offset` on came from that line (and,
+    /// for template text, the lines after it), as its text (`literal`) or printed by an
+    /// action on it.
     pub marks: Vec<(usize, FileId, u32, bool)>,
     /// `(offset, values)`: the values printed by the action that wrote at `offset`.
     pub reads: Vec<(usize, Vec<*const Node>)>,
@@ -68,16 +69,10 @@ impl Out {
         if self.text.len() + text.len() > MAX_OUTPUT {
             return Err(Abort);
         }
-        let start = self.text.len();
-        self.marks.push((start, file, line, literal));
-        let mut l = line;
-        for (i, _) in text.match_indices('\n') {
-            if literal {
-                l += 1;
-            }
-            self.marks.push((start + i + 1, file, l, literal));
+        if !text.is_empty() {
+            self.marks.push((self.text.len(), file, line, literal));
+            self.text.push_str(text);
         }
-        self.text.push_str(text);
         Ok(())
     }
 
@@ -85,9 +80,15 @@ impl Out {
     /// own text (rather than what an action on it printed).
     pub fn origin(&self, offset: usize) -> Option<(FileId, u32, bool)> {
         let i = self.marks.partition_point(|(o, _, _, _)| *o <= offset);
-        self.marks
-            .get(i.checked_sub(1)?)
-            .map(|(_, f, l, t)| (*f, *l, *t))
+        let (start, file, line, literal) = *self.marks.get(i.checked_sub(1)?)?;
+        // A piece of template text spans lines; what an action printed stays on its line.
+        let more = if literal {
+            let before = self.text.get(start..offset)?;
+            u32::try_from(before.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        Some((file, line.saturating_add(more), literal))
     }
 
     /// The values printed on the output from `start` to `end`.
@@ -96,9 +97,11 @@ impl Out {
         start: usize,
         end: usize,
     ) -> impl Iterator<Item = *const Node> + '_ {
-        self.reads
+        // Reads are in output order.
+        let from = self.reads.partition_point(|(o, _)| *o < start);
+        self.reads[from..]
             .iter()
-            .filter(move |(o, _)| *o >= start && *o < end)
+            .take_while(move |(o, _)| *o < end)
             .flat_map(|(_, ptrs)| ptrs.iter().copied())
     }
 
