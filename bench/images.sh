@@ -14,8 +14,9 @@
 # REAL_CHARTS=DIR takes the charts from elsewhere (default: shared/testdata/real-charts beside
 # the repository or its directory of worktrees).
 # Usage: bench/images.sh [RUNS]     (from anywhere; default 9 runs each, median reported)
-# Needs: bash, python3, tar, gzip. Uses hyperfine when installed (NO_HYPERFINE=1 to not).
-# Builds target/release if missing. Scratch: bench/work/images/ (gitignored), removed at the end
+# Needs: bash, python3, tar, gzip. Builds target/release if missing. The two are timed
+# interleaved (a shared machine's load falls on both alike); CPU time is shown beside the wall
+# time, as the figure that load does not move. Scratch: bench/work/images/ (gitignored), removed at the end
 # unless KEEP=1.
 set -euo pipefail
 
@@ -46,36 +47,6 @@ rm -rf "$work"
 mkdir -p "$work/tgz" "$work/home" "$work/out"
 source "$root/bench/lib.sh"
 
-use_hyperfine() { [[ "${NO_HYPERFINE:-0}" != 1 ]] && command -v hyperfine >/dev/null; }
-if use_hyperfine; then timer="hyperfine $(hyperfine --version | cut -d' ' -f2)"; else timer="bash/python loop"; fi
-
-# median_time NAME PREPARE COMMAND: the median wall time in seconds of COMMAND (run by bash)
-# over $runs runs after one warm-up, running PREPARE (untimed; may be "") before each.
-median_time() {
-  local name=$1 prepare=$2 command=$3
-  if use_hyperfine; then
-    local prep=()
-    [[ -n "$prepare" ]] && prep=(--prepare "$prepare")
-    hyperfine --style none --warmup 1 --runs "$runs" "${prep[@]}" \
-      --export-json "$work/$name.json" "$command" >/dev/null
-    python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$work/$name.json"
-  else
-    python3 - "$runs" "$prepare" "$command" <<'PY'
-import statistics, subprocess, sys, time
-runs, prepare, command = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-times = []
-for i in range(runs + 1):  # the first run warms the page cache and is not counted
-    if prepare:
-        subprocess.run(["bash", "-c", prepare], check=True)
-    t0 = time.perf_counter()
-    subprocess.run(["bash", "-c", command], check=True)
-    if i:
-        times.append(time.perf_counter() - t0)
-print("%.4f" % statistics.median(times))
-PY
-  fi
-}
-
 # --- the archives -------------------------------------------------------------------------------
 count=0
 for dir in "$charts_dir"/*/*/; do
@@ -99,15 +70,54 @@ for f in "$work/tgz"/*.tgz; do
 done
 echo "chartcache lists $total images in all"
 
-# --- time both, in the same run -----------------------------------------------------------------
-images_cmd="for f in '$work'/tgz/*.tgz; do HOME='$work/home' '$bin' --home '$work/home' chart images \"\$f\" >/dev/null 2>&1; done"
-tar_prepare="rm -rf '$work/out' && mkdir -p '$work/out'"
-tar_cmd="for f in '$work'/tgz/*.tgz; do tar -xzf \"\$f\" -C '$work/out'; done"
+# --- time both, in the same run ---------------------------------------------------------------
+# Interleaved (one chartcache pass, one tar pass, alternating which goes first), so both see
+# the same machine load; wall time and CPU time (user + system of the processes) per pass.
+python3 - "$runs" "$bin" "$work" <<'PY'
+import glob, os, resource, shutil, statistics, subprocess, sys, time
 
-t_images=$(median_time images "" "$images_cmd")
-t_tar=$(median_time tar "$tar_prepare" "$tar_cmd")
+runs, binary, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+archives = sorted(glob.glob(os.path.join(work, "tgz", "*.tgz")))
+env = dict(os.environ, HOME=os.path.join(work, "home"))
+out = os.path.join(work, "out")
 
-echo "timer: $timer, median of $runs runs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-44s %8s s\n' "chartcache chart images (x$count)" "$t_images"
-printf '%-44s %8s s\n' "tar -xzf (x$count)" "$t_tar"
-echo "ratio chart images / tar -xzf: $(ratio "$t_images" "$t_tar")x (goal <= 1.0x)"
+def images():
+    for f in archives:
+        subprocess.run([binary, "--home", env["HOME"], "chart", "images", f], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+def untar():
+    for f in archives:
+        subprocess.run(["tar", "-xzf", f, "-C", out], check=True)
+
+def timed(fn):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+results = {"images": [], "tar": []}
+for i in range(runs + 1):  # the first round warms the page cache and is not counted
+    order = ["images", "tar"] if i % 2 == 0 else ["tar", "images"]
+    for name in order:
+        if name == "tar":
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+        r = timed(images if name == "images" else untar)
+        if i:
+            results[name].append(r)
+
+def med(name, k):
+    return statistics.median(r[k] for r in results[name])
+
+n = len(archives)
+print("median of %d interleaved runs, load average: %s" % (runs, " ".join(open("/proc/loadavg").read().split()[:3])))
+print("%-36s %8s %8s" % ("", "wall s", "cpu s"))
+print("%-36s %8.4f %8.4f" % ("chartcache chart images (x%d)" % n, med("images", 0), med("images", 1)))
+print("%-36s %8.4f %8.4f" % ("tar -xzf (x%d)" % n, med("tar", 0), med("tar", 1)))
+print("ratio chart images / tar -xzf: %.2fx wall (goal <= 1.0x), %.2fx cpu"
+      % (med("images", 0) / med("tar", 0), med("images", 1) / med("tar", 1)))
+PY
