@@ -55,6 +55,8 @@ pub enum ImagesError {
     Values { file: String, message: String },
     #[error(transparent)]
     Set(#[from] SetError),
+    #[error("cannot start a thread to read the chart: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The user's values, applied over the chart's as `helm install` would: `--values` files in
@@ -122,6 +124,21 @@ pub fn chart_images(
     chart: &LoadedChart,
     overrides: &Overrides,
 ) -> Result<ImageReport, ImagesError> {
+    // Templates are read and rendered recursively; at their limits that takes more stack than
+    // a default thread has, so the work runs on a thread with enough.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("chart-images".into())
+            .stack_size(template::eval::STACK_SIZE)
+            .spawn_scoped(scope, || images_of(chart, overrides))
+            .map_err(ImagesError::Thread)?;
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn images_of(chart: &LoadedChart, overrides: &Overrides) -> Result<ImageReport, ImagesError> {
     let mut origins = Origins::default();
     let user = overrides.merged(&mut origins)?;
     let mut values = own_values(&chart.root, 0, &mut origins)?;

@@ -10,6 +10,8 @@ use super::values::{Node, Origin, Value};
 
 /// The highest list index `--set` accepts (Helm's own limit).
 pub const MAX_INDEX: usize = 65_536;
+/// The most keys and indexes one `--set` path may have (values files nest at most 64 deep).
+pub const MAX_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetError {
@@ -21,6 +23,8 @@ pub enum SetError {
     BadIndex { text: String },
     #[error("{text:?}: {what}")]
     Syntax { text: String, what: &'static str },
+    #[error("{text:?}: a key path deeper than {MAX_DEPTH} levels")]
+    TooDeep { text: String },
 }
 
 /// One key step.
@@ -45,6 +49,11 @@ pub fn parse_into(
     };
     while !p.at_end() {
         let path = p.key()?;
+        if path.len() > MAX_DEPTH {
+            return Err(SetError::TooDeep {
+                text: text.to_string(),
+            });
+        }
         let value = p.value(strings, origin)?;
         set(into, &path, value, origin);
         match p.peek() {
@@ -327,6 +336,7 @@ mod tests {
             "a[99999999]=1",
             "a={x",
             "a..b=1",
+            &format!("{}=1", vec!["a"; MAX_DEPTH + 1].join(".")),
         ] {
             let err = parse(bad, false).unwrap_err().to_string();
             assert!(err.contains(bad), "{bad:?}: {err}");

@@ -27,7 +27,15 @@ pub const MAX_STEPS: u64 = 5_000_000;
 /// Longest output of one rendered file.
 pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;
 /// Deepest `template`/`include` nesting (Helm's own limit is 1000; real charts use < 10).
-const MAX_CALL_DEPTH: usize = 64;
+const MAX_CALL_DEPTH: usize = 32;
+/// The stack rendering needs at the limits (nesting, calls, parentheses), with room to spare:
+/// callers run it on a thread of this size (see the test of the deepest template).
+pub const STACK_SIZE: usize = 64 << 20;
+/// Longest string a function may make (image references are short; this only stops a
+/// template that doubles a string until memory runs out).
+const MAX_STRING: usize = 4 << 20;
+/// Most items a `range` over a number may go through.
+const MAX_RANGE: i64 = 100_000;
 
 /// Identifies a template file, for the lines the output came from.
 pub type FileId = u32;
@@ -203,6 +211,8 @@ pub struct Renderer<'a> {
     capturing: usize,
     /// Inside an `include`: how many of `pending` its output already accounts for.
     attributed: usize,
+    /// Bytes written while rendering the current file.
+    produced: usize,
     /// Which lines of included text and of skipped branches to keep.
     keep: fn(&str) -> bool,
     /// Lines of interest in what `include`s returned.
@@ -224,6 +234,7 @@ impl<'a> Renderer<'a> {
             pending: Vec::new(),
             capturing: 0,
             attributed: 0,
+            produced: 0,
             keep,
             captured: Vec::new(),
             dormant: Vec::new(),
@@ -267,8 +278,20 @@ impl<'a> Renderer<'a> {
         self.vars.clear();
         self.vars.push((String::new(), Val::Root));
         self.pending.clear();
+        self.produced = 0;
         self.render(nodes, &Val::Root, file, &mut out)?;
         Ok(out)
+    }
+
+    /// Counts what a file's rendering writes, included text too (each `include` writes its
+    /// own output before the action prints it).
+    fn produce(&mut self, bytes: usize) -> Result<(), Abort> {
+        self.produced = self.produced.saturating_add(bytes);
+        if self.produced > 2 * MAX_OUTPUT {
+            Err(Abort)
+        } else {
+            Ok(())
+        }
     }
 
     fn step(&mut self) -> Result<(), Abort> {
@@ -290,7 +313,10 @@ impl<'a> Renderer<'a> {
         for node in nodes {
             self.step()?;
             match node {
-                TNode::Text(t, line, _) => out.push(t, file, *line, true)?,
+                TNode::Text(t, line, _) => {
+                    self.produce(t.len())?;
+                    out.push(t, file, *line, true)?;
+                }
                 TNode::Action(pipe, line) => {
                     let v = self.pipe(pipe, dot)?;
                     if pipe.decl.is_empty() {
@@ -340,6 +366,7 @@ impl<'a> Renderer<'a> {
         if !reads.is_empty() {
             out.reads.push((out.text.len(), reads));
         }
+        self.produce(text.len())?;
         out.push(text, file, line, false)
     }
 
@@ -437,6 +464,7 @@ impl<'a> Renderer<'a> {
                         .collect(),
                 ),
                 Value::Null => Some(Vec::new()),
+                Value::Int(n) if *n > MAX_RANGE => return Err(Abort),
                 Value::Int(n) => Some((0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect()),
                 _ => None,
             },
@@ -452,6 +480,7 @@ impl<'a> Renderer<'a> {
                     .collect(),
             ),
             Val::Null => Some(Vec::new()),
+            Val::Int(n) if *n > MAX_RANGE => return Err(Abort),
             Val::Int(n) => Some((0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect()),
             _ => None,
         };
@@ -730,7 +759,10 @@ impl<'a> Renderer<'a> {
             _ if any_unknown => Val::Unknown,
             _ => self.string_function(name, &args).unwrap_or(Val::Unknown),
         };
-        Ok(v)
+        match &v {
+            Val::Str(s) if s.len() > MAX_STRING => Err(Abort),
+            _ => Ok(v),
+        }
     }
 
     /// Functions of texts; `None` when an argument has no text or the function is not known.
@@ -743,6 +775,11 @@ impl<'a> Renderer<'a> {
         if needs_text {
             for a in args {
                 texts.push(self.text_of(a)?);
+            }
+            // Nothing below makes more than its inputs, but for padding and replacement,
+            // checked where they are made.
+            if texts.iter().map(String::len).sum::<usize>() > MAX_STRING {
+                return None;
             }
         }
         let t = |i: usize| texts.get(i).cloned();
@@ -781,7 +818,13 @@ impl<'a> Renderer<'a> {
                 .unwrap_or_else(|| t(1).unwrap_or_default())),
             "lower" => s(last?.to_lowercase()),
             "upper" => s(last?.to_uppercase()),
-            "replace" if texts.len() == 3 => s(texts[2].replace(texts[0].as_str(), &texts[1])),
+            "replace" if texts.len() == 3 && !texts[0].is_empty() => {
+                let most = (texts[2].len() / texts[0].len() + 1).saturating_mul(texts[1].len());
+                if most.saturating_add(texts[2].len()) > MAX_STRING {
+                    return None;
+                }
+                s(texts[2].replace(texts[0].as_str(), &texts[1]))
+            }
             "contains" if texts.len() == 2 => Some(Val::Bool(texts[1].contains(texts[0].as_str()))),
             "hasPrefix" if texts.len() == 2 => {
                 Some(Val::Bool(texts[1].starts_with(texts[0].as_str())))
@@ -791,6 +834,15 @@ impl<'a> Renderer<'a> {
             }
             "indent" | "nindent" if texts.len() == 2 => {
                 let pad = " ".repeat(int_arg(0)?.min(1024));
+                let lines = texts[1].lines().count() + 1;
+                if pad
+                    .len()
+                    .saturating_mul(lines)
+                    .saturating_add(texts[1].len())
+                    > MAX_STRING
+                {
+                    return None;
+                }
                 let body = texts[1]
                     .lines()
                     .map(|l| format!("{pad}{l}"))
@@ -1133,5 +1185,100 @@ image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global"
         assert_eq!(r.captured[0].text, "- image: a:1");
         assert_eq!(r.captured[0].reads.len(), 2);
         assert_eq!(r.dormant, [(4, 8, "- image: busybox:1".to_string())]);
+    }
+
+    /// The deepest a template may go (blocks nested as deep as the parser allows, in defines
+    /// calling each other as deep as allowed, with parentheses as deep as allowed inside) fits
+    /// in a quarter of [`STACK_SIZE`], even unoptimised.
+    #[test]
+    fn the_deepest_template_fits_a_small_stack() {
+        let depth = 95;
+        let mut src = String::new();
+        for k in 0..=MAX_CALL_DEPTH {
+            src.push_str(&format!("{{{{- define \"d{k}\" -}}}}"));
+            src.push_str(&"{{ if true }}{{ with . }}".repeat(depth / 2));
+            src.push_str(&format!(
+                "{{{{ include \"d{}\" {}.{}| quote }}}}",
+                k + 1,
+                "(".repeat(depth),
+                ")".repeat(depth)
+            ));
+            src.push_str(&"{{ end }}{{ end }}".repeat(depth / 2));
+            src.push_str("{{- end -}}\n");
+        }
+        src.push_str("image: {{ include \"d0\" . }}\n");
+        let handle = std::thread::Builder::new()
+            .stack_size(STACK_SIZE / 4)
+            .spawn(move || {
+                let values = Node::from_yaml("", 0).unwrap();
+                let parsed = parse(&src).unwrap();
+                let defines: HashMap<String, Define> = parsed
+                    .defines
+                    .iter()
+                    .map(|(n, b)| {
+                        (
+                            n.clone(),
+                            Define {
+                                file: 0,
+                                body: b.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                let env = Env {
+                    values: &values,
+                    chart_name: "c",
+                    chart_version: "1",
+                    app_version: "",
+                    defines: &defines,
+                };
+                Renderer::new(&env, |_| false)
+                    .render_file(&parsed.nodes, 0)
+                    .map(|o| o.text.len())
+            })
+            .unwrap();
+        assert!(handle.join().is_ok());
+    }
+
+    #[test]
+    fn runaway_strings_and_ranges_stop() {
+        let values = Node::from_yaml("", 0).unwrap();
+        let doubling = format!(
+            "{{{{ $x := \"0123456789abcdef\" }}}}{}image: {{{{ $x }}}}",
+            "{{ $x = printf \"%s%s\" $x $x }}".repeat(60)
+        );
+        let sources = [
+            doubling,
+            "{{ range 1000000000 }}x{{ end }}".to_string(),
+            format!(
+                "{{{{ $x := \"{}\" }}}}{{{{ $x | nindent 1024 | nindent 1024 | nindent 1024 }}}}",
+                "a\\n".repeat(1000)
+            ),
+            format!(
+                "{{{{ $x := \"{}\" }}}}{{{{ replace \"a\" \"{}\" $x }}}}",
+                "a".repeat(100_000),
+                "b".repeat(1000)
+            ),
+        ];
+        for src in sources {
+            let parsed = parse(&src).unwrap();
+            let defines = HashMap::new();
+            let env = Env {
+                values: &values,
+                chart_name: "c",
+                chart_version: "1",
+                app_version: "",
+                defines: &defines,
+            };
+            let started = std::time::Instant::now();
+            let rendered = Renderer::new(&env, |_| false).render_file(&parsed.nodes, 0);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{src:.80}"
+            );
+            if let Ok(out) = rendered {
+                assert!(out.text.len() <= MAX_OUTPUT, "{src:.80}");
+            }
+        }
     }
 }
