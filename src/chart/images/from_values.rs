@@ -400,4 +400,26 @@ mod tests {
                     useImage: true\nreplicas: 3\n";
         assert!(texts(yaml, "1").is_empty());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any values give images whose text is what the values hold, never a panic.
+            #[test]
+            fn arbitrary_values_never_panic(
+                yaml in "((image|tag|repository|registry|name|digest|sha|imageTag|x)(: (\\{|\\[|[a-z0-9:/@.]{0,8}|\\}|\\]|, )*)?\n  ?){0,12}",
+                app_version in "[0-9.]{0,4}",
+            ) {
+                if let Ok(values) = Node::from_yaml(&yaml, 0) {
+                    for image in find(&values, &app_version) {
+                        prop_assert!(!image.text.is_empty());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -351,4 +351,23 @@ mod tests {
         assert_eq!(text(&n, &["image", "tag"]).unwrap(), "2");
         assert_eq!(n.at(&["image", "tag"]).unwrap().origin, 1);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any argument either fails with an error naming it or sets values.
+            #[test]
+            fn arbitrary_arguments_never_panic(text in r"[a-z0-9.,=\[\]{}\\]{0,40}") {
+                let mut n = Node::empty_map(0);
+                if let Err(e) = parse_into(&text, false, 0, &mut n) {
+                    let quoted = format!("{text:?}");
+                    prop_assert!(e.to_string().contains(&quoted));
+                }
+            }
+        }
+    }
 }

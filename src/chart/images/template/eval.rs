@@ -1281,4 +1281,41 @@ image: {{ include "common.images.image" (dict "imageRoot" .Values.image "global"
             }
         }
     }
+
+    mod properties {
+        use super::super::super::parse::parse;
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever a template says, reading and rendering it ends without a panic, within
+            /// its budget.
+            #[test]
+            fn arbitrary_templates_never_panic(
+                src in r#"([a-z:\- \n]|\{\{-? |-?\}\}|\.Values\.[ab]|\$[xy]?|:?=|\||\(|\)|"[a-z%]*"|if |else |end|range |with |define |include |template |printf |default |quote |dict |list |nindent |[0-9]+)*"#,
+                values in r"(a: [0-9a-z]{0,3}\n)?(b: \{c: [0-9]\}\n)?",
+            ) {
+                let values = Node::from_yaml(&values, 0).unwrap_or_else(|_| Node::empty_map(0));
+                if let Ok(parsed) = parse(&src) {
+                    let defines: HashMap<String, Define> = parsed
+                        .defines
+                        .iter()
+                        .map(|(n, b)| (n.clone(), Define { file: 0, body: b.clone() }))
+                        .collect();
+                    let env = Env { values: &values, chart_name: "c", chart_version: "1", app_version: "2", defines: &defines };
+                    let mut r = Renderer::new(&env, |l| l.contains("image"));
+                    if let Ok(out) = r.render_file(&parsed.nodes, 0) {
+                        prop_assert!(out.text.len() <= MAX_OUTPUT);
+                        for i in 0..=out.text.len() {
+                            if out.text.is_char_boundary(i) {
+                                let _ = out.origin(i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
