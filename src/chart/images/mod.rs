@@ -18,7 +18,30 @@
 //! but missing from `charts/` is a warning.
 //!
 //! The entry points are [`LoadedChart`] (from an archive or a directory) and
-//! [`chart_images`]; nothing here touches the network or the cache.
+//! [`chart_images`]; nothing here touches the network or the cache. A caller holding a cached
+//! chart (as `sync --images` will) reads it from its content blob:
+//!
+//! ```no_run
+//! # fn demo(store: &chartcache::store::Store, entry: &chartcache::store::RefEntry) -> anyhow::Result<()> {
+//! use chartcache::chart::images::{LoadedChart, Overrides, chart_images};
+//!
+//! let blob = std::io::BufReader::new(store.open_blob(&entry.content)?);
+//! let chart = LoadedChart::from_archive(blob)?;
+//! let mut overrides = Overrides::default();
+//! overrides.add_set("global.imageRegistry=mirror.local:5000");
+//! let report = chart_images(&chart, &overrides)?;
+//! for image in &report.images {
+//!     // `image.image` is normalised: registry(), repository(), tag(), digest(); its Display is
+//!     // the full reference. `image.digests` are an Images.lock's per-platform digests, and
+//!     // `image.found` says where it was found (file, key path, line, source, note).
+//!     println!("{} ({} places)", image.image, image.found.len());
+//! }
+//! for warning in &report.warnings {
+//!     eprintln!("{warning}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod annotations;
 pub mod from_templates;
