@@ -13,9 +13,9 @@
 //! without end ([`Abort`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::rc::Rc;
 
+use super::funcs;
 use super::parse::{Arg, Pipe, TNode};
 use crate::chart::images::values::{Node, Value, go_float};
 
@@ -31,9 +31,6 @@ const MAX_CALL_DEPTH: usize = 32;
 /// The stack rendering needs at the limits (nesting, calls, parentheses), with room to spare:
 /// callers run it on a thread of this size (see the test of the deepest template).
 pub const STACK_SIZE: usize = 64 << 20;
-/// Longest string a function may make (image references are short; this only stops a
-/// template that doubles a string until memory runs out).
-const MAX_STRING: usize = 4 << 20;
 /// Most items a `range` over a number may go through.
 const MAX_RANGE: i64 = 100_000;
 
@@ -760,101 +757,15 @@ impl<'a> Renderer<'a> {
             _ => self.string_function(name, &args).unwrap_or(Val::Unknown),
         };
         match &v {
-            Val::Str(s) if s.len() > MAX_STRING => Err(Abort),
+            Val::Str(s) if s.len() > funcs::MAX_STRING => Err(Abort),
             _ => Ok(v),
         }
     }
 
-    /// Functions of texts; `None` when an argument has no text or the function is not known.
+    /// Functions of texts ([`funcs`]), and the comparisons; `None` when an argument has no
+    /// text or the function is not known.
     fn string_function(&mut self, name: &str, args: &[Val<'a>]) -> Option<Val<'a>> {
-        let mut texts = Vec::with_capacity(args.len());
-        let needs_text = !matches!(
-            name,
-            "eq" | "ne" | "len" | "toYaml" | "lt" | "le" | "gt" | "ge"
-        );
-        if needs_text {
-            for a in args {
-                texts.push(self.text_of(a)?);
-            }
-            // Nothing below makes more than its inputs, but for padding and replacement,
-            // checked where they are made.
-            if texts.iter().map(String::len).sum::<usize>() > MAX_STRING {
-                return None;
-            }
-        }
-        let t = |i: usize| texts.get(i).cloned();
-        let last = texts.last().cloned();
-        let int_arg = |i: usize| match args.get(i) {
-            Some(Val::Int(n)) => usize::try_from(*n).ok(),
-            Some(Val::Float(f)) if *f >= 0.0 && f.fract() == 0.0 => Some(*f as usize),
-            _ => None,
-        };
-        let s = |x: String| Some(Val::Str(x));
         match name {
-            "quote" => s(texts
-                .iter()
-                .map(|x| go_quote(x))
-                .collect::<Vec<_>>()
-                .join(" ")),
-            "squote" => s(texts
-                .iter()
-                .map(|x| format!("'{x}'"))
-                .collect::<Vec<_>>()
-                .join(" ")),
-            "toString" => s(t(0)?),
-            "print" | "cat" => {
-                let sep = if name == "cat" { " " } else { "" };
-                s(texts.join(sep))
-            }
-            "printf" => s(printf(&t(0)?, &texts[1..], &args[1..])?),
-            "trim" => s(last?.trim().to_string()),
-            "trimSuffix" => s(last?
-                .strip_suffix(t(0)?.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| t(1).unwrap_or_default())),
-            "trimPrefix" => s(last?
-                .strip_prefix(t(0)?.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| t(1).unwrap_or_default())),
-            "lower" => s(last?.to_lowercase()),
-            "upper" => s(last?.to_uppercase()),
-            "replace" if texts.len() == 3 && !texts[0].is_empty() => {
-                let most = (texts[2].len() / texts[0].len() + 1).saturating_mul(texts[1].len());
-                if most.saturating_add(texts[2].len()) > MAX_STRING {
-                    return None;
-                }
-                s(texts[2].replace(texts[0].as_str(), &texts[1]))
-            }
-            "contains" if texts.len() == 2 => Some(Val::Bool(texts[1].contains(texts[0].as_str()))),
-            "hasPrefix" if texts.len() == 2 => {
-                Some(Val::Bool(texts[1].starts_with(texts[0].as_str())))
-            }
-            "hasSuffix" if texts.len() == 2 => {
-                Some(Val::Bool(texts[1].ends_with(texts[0].as_str())))
-            }
-            "indent" | "nindent" if texts.len() == 2 => {
-                let pad = " ".repeat(int_arg(0)?.min(1024));
-                let lines = texts[1].lines().count() + 1;
-                if pad
-                    .len()
-                    .saturating_mul(lines)
-                    .saturating_add(texts[1].len())
-                    > MAX_STRING
-                {
-                    return None;
-                }
-                let body = texts[1]
-                    .lines()
-                    .map(|l| format!("{pad}{l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                s(if name == "nindent" {
-                    format!("\n{body}")
-                } else {
-                    body
-                })
-            }
-            "trunc" if texts.len() == 2 => s(texts[1].chars().take(int_arg(0)?).collect()),
             "eq" | "ne" => {
                 let (first, rest) = args.split_first()?;
                 let a = self.text_of(first)?;
@@ -862,19 +773,48 @@ impl<'a> Renderer<'a> {
                 for b in rest {
                     equal |= self.text_of(b)? == a;
                 }
-                Some(Val::Bool(if name == "eq" { equal } else { !equal }))
+                return Some(Val::Bool(if name == "eq" { equal } else { !equal }));
             }
-            "toYaml" => match args.first()? {
-                v @ (Val::Str(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_)) => {
-                    s(self.text_of(v)?)
-                }
-                Val::Node(n) if n.as_map().is_none() && !matches!(n.value, Value::List(_)) => {
-                    s(self.text_of(&Val::Node(n))?)
-                }
-                _ => None,
-            },
-            _ => None,
+            // A scalar is its own YAML; anything bigger is not a reference.
+            "toYaml" => {
+                return match args.first()? {
+                    Val::Node(n) if n.as_map().is_some() || matches!(n.value, Value::List(_)) => {
+                        None
+                    }
+                    v @ (Val::Str(_)
+                    | Val::Int(_)
+                    | Val::Float(_)
+                    | Val::Bool(_)
+                    | Val::Node(_)) => self.text_of(v).map(Val::Str),
+                    _ => None,
+                };
+            }
+            _ => {}
         }
+        let mut texts = Vec::with_capacity(args.len());
+        for a in args {
+            texts.push(self.text_of(a)?);
+        }
+        let numbers: Vec<Option<i64>> = args.iter().map(number).collect();
+        Some(match funcs::call(name, &texts, &numbers)? {
+            funcs::Value::Text(t) => Val::Str(t),
+            funcs::Value::Bool(b) => Val::Bool(b),
+        })
+    }
+}
+
+/// A whole number, as `indent`, `trunc` and `printf`'s `%d` take them.
+fn number(v: &Val) -> Option<i64> {
+    let float = |f: f64| (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64);
+    match v {
+        Val::Int(i) => Some(*i),
+        Val::Float(f) => float(*f),
+        Val::Node(n) => match n.value {
+            Value::Int(i) => Some(i),
+            Value::Float(f) => float(f),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -919,60 +859,6 @@ fn fields<'a>(mut v: Val<'a>, names: &[String], env: &Env<'a>) -> Val<'a> {
         };
     }
     v
-}
-
-/// Go's `%q` for plain strings (what sprig's `quote` writes).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// `printf` with the verbs charts use for references: `%s`, `%v`, `%d`, `%q`, `%%`.
-fn printf(format: &str, texts: &[String], args: &[Val]) -> Option<String> {
-    let mut out = String::new();
-    let mut next = 0;
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            '%' => out.push('%'),
-            'v' | 's' => {
-                out.push_str(texts.get(next)?);
-                next += 1;
-            }
-            'd' => {
-                match args.get(next)? {
-                    Val::Int(_) | Val::Float(_) | Val::Node(_) => out.push_str(texts.get(next)?),
-                    _ => return None,
-                }
-                next += 1;
-            }
-            'q' => {
-                out.push_str(&go_quote(texts.get(next)?));
-                next += 1;
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -2,4 +2,5 @@
 //! ([`parse`]) and an evaluator that knows what it cannot know ([`eval`]).
 
 pub mod eval;
+pub mod funcs;
 pub mod parse;
