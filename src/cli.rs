@@ -248,6 +248,21 @@ pub enum ChartCommand {
         #[arg(value_enum, default_value_t = ShowWhat::Chart)]
         what: ShowWhat,
     },
+    /// List the images a chart runs, with where each was found
+    ///
+    /// CHART is a cached chart (HOST/PATH/NAME:TAG), a chart directory or a .tgz; its
+    /// subcharts (charts/*.tgz and charts/DIR/) count too, with their values scoped as Helm
+    /// scopes them. Images come from the Chart.yaml annotations helm.sh/images, images and
+    /// artifacthub.io/images; from the values (with --values and --set applied as helm install
+    /// applies them) in the shapes charts use ({registry, repository, tag, digest} with
+    /// global.imageRegistry, {repository, tag} with the tag defaulting to appVersion,
+    /// {name, tag}, "repo:tag" strings and lists of them); from the templates, rendered as far
+    /// as they can be without a cluster; and from Images.lock, whose digests win. Each image is
+    /// shown once, normalised as Docker does (nginx is docker.io/library/nginx:latest). A
+    /// template line that needs the release or the cluster to build its image, an invalid
+    /// reference, and a dependency missing from charts/ are warnings (on stderr in table
+    /// output).
+    Images(ImagesArgs),
     /// Upload a cached chart to its registry
     ///
     /// Uploads exactly the cached blobs and manifest, so the registry's manifest digest is
@@ -356,6 +371,28 @@ pub enum CacheCommand {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesArgs {
+    /// The chart: a cached REF, a chart directory or a .tgz
+    #[arg(value_name = "CHART")]
+    pub chart: String,
+    /// A values file applied over the chart's, as with helm -f (repeatable; later files win)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Set a value in Helm's syntax, like image.tag=1.2 or a.b[0].c=x (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Set a value that stays a string (repeatable)
+    #[arg(long = "set-string", value_name = "KEY=VALUE")]
+    pub set_string: Vec<String>,
+    /// Show every place each image was found, not only the first (JSON always has them all)
+    #[arg(long)]
+    pub why: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,6 +35,7 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
         ChartCommand::Remove { references } => remove(ctx, references),
         ChartCommand::Tag { source, target } => tag(ctx, source, target),
         ChartCommand::Show { reference, what } => show(ctx, reference, *what),
+        ChartCommand::Images(args) => super::images::run(ctx, args),
         ChartCommand::Push {
             reference,
             transport,

@@ -3,6 +3,7 @@
 
 mod cache;
 mod chart;
+mod images;
 mod registry;
 mod repo;
 mod report;
