@@ -116,9 +116,7 @@ impl CachePlace {
                     .all(|d| self.store.has_blob(d));
                 e.manifest.filter(|m| complete && self.store.has_blob(m))
             }
-            Some(StoredRef::Artifact(a)) => {
-                Some(a.manifest).filter(|m| self.store.has_blob(m))
-            }
+            Some(StoredRef::Artifact(a)) => Some(a.manifest).filter(|m| self.store.has_blob(m)),
             None => None,
         })
     }

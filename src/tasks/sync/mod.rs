@@ -191,7 +191,10 @@ pub fn list_cached_under(
     let mut out: Vec<Reference> = all
         .into_iter()
         .map(|r| r.reference().clone())
-        .filter(|r| r.tag().is_some_and(|t| filter.accepts(t) && !is_referrer_tag(t)))
+        .filter(|r| {
+            r.tag()
+                .is_some_and(|t| filter.accepts(t) && !is_referrer_tag(t))
+        })
         .collect();
     sort(&mut out);
     Ok((found, out))
