@@ -27,49 +27,77 @@ struct ListItem<'a> {
     reference: String,
     #[serde(rename = "type")]
     kind: &'a str,
-    /// `null` with the digest, for a chart of Helm's alpha cache.
+    /// `null` for a chart of Helm's alpha cache (no manifest) or a manifest that cannot be
+    /// read.
     media_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact_type: Option<&'a str>,
     /// The manifest digest (`null` for a chart of Helm's alpha cache, which has none).
     digest: Option<&'a Digest>,
-    size: u64,
+    /// `null` when it cannot be told (see `chart verify`).
+    size: Option<u64>,
+}
+
+/// What one ref is: its manifest's summary, or why there is none.
+enum Found {
+    Summary(Summary),
+    /// A chart of Helm's alpha cache: no manifest.
+    NoManifest,
+    /// The manifest is missing or unreadable (`chart verify` says more).
+    Unreadable,
+}
+
+impl Found {
+    fn kind(&self) -> &str {
+        match self {
+            Found::Summary(s) => s.kind.label(),
+            Found::NoManifest => "helm chart",
+            Found::Unreadable => "unreadable",
+        }
+    }
+
+    fn summary(&self) -> Option<&Summary> {
+        match self {
+            Found::Summary(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 fn list(ctx: &Context, prefix: Option<&str>, output: OutputFormat) -> Result<()> {
-    let refs = {
+    let rows: Vec<(StoredRef, Found)> = {
+        // Held while manifests are read, so a prune cannot delete them meanwhile.
         let guard = ctx.store.read()?;
-        ctx.store.list_under(&guard, prefix.unwrap_or_default())?
+        let refs = ctx.store.list_under(&guard, prefix.unwrap_or_default())?;
+        // Tags of one artifact share its manifest: each is read and followed once.
+        let mut summaries: HashMap<Digest, Option<Summary>> = HashMap::new();
+        refs.into_iter()
+            .map(|r| {
+                let found = match r.manifest() {
+                    None => Found::NoManifest,
+                    Some(m) => {
+                        let s = summaries
+                            .entry(m.clone())
+                            .or_insert_with(|| graph::summarize(&ctx.store, m).ok());
+                        s.clone().map_or(Found::Unreadable, Found::Summary)
+                    }
+                };
+                (r, found)
+            })
+            .collect()
     };
-    // Tags of one artifact share its manifest: each is read and followed once.
-    let mut summaries: HashMap<Digest, Summary> = HashMap::new();
-    let mut rows: Vec<(&StoredRef, Option<Summary>)> = Vec::with_capacity(refs.len());
-    for r in &refs {
-        let summary = match r.manifest() {
-            Some(m) => match summaries.get(m) {
-                Some(s) => Some(s.clone()),
-                None => {
-                    let s = graph::summarize(&ctx.store, m)?;
-                    summaries.insert(m.clone(), s.clone());
-                    Some(s)
-                }
-            },
-            None => None,
-        };
-        rows.push((r, summary));
-    }
     let mut out = std::io::stdout().lock();
     match output {
         OutputFormat::Json => {
             let items: Vec<ListItem> = rows
                 .iter()
-                .map(|(r, s)| ListItem {
+                .map(|(r, f)| ListItem {
                     reference: r.reference().to_string(),
-                    kind: s.as_ref().map_or("helm chart", |s| s.kind.label()),
-                    media_type: s.as_ref().map(|s| s.media_type.as_str()),
-                    artifact_type: s.as_ref().and_then(|s| s.artifact_type.as_deref()),
+                    kind: f.kind(),
+                    media_type: f.summary().map(|s| s.media_type.as_str()),
+                    artifact_type: f.summary().and_then(|s| s.artifact_type.as_deref()),
                     digest: r.manifest(),
-                    size: s.as_ref().map_or(0, |s| s.size),
+                    size: f.summary().map(|s| s.size),
                 })
                 .collect();
             serde_json::to_writer_pretty(&mut out, &items)?;
@@ -77,14 +105,12 @@ fn list(ctx: &Context, prefix: Option<&str>, output: OutputFormat) -> Result<()>
         }
         OutputFormat::Table => {
             let mut table = Table::new(&["REF", "TYPE", "DIGEST", "SIZE"]);
-            for (r, s) in &rows {
+            for (r, f) in &rows {
                 table.row(vec![
                     r.reference().to_string(),
-                    s.as_ref()
-                        .map_or("helm chart", |s| s.kind.label())
-                        .to_string(),
+                    f.kind().to_string(),
                     r.manifest().map_or("-", |d| d.short()).to_string(),
-                    s.as_ref().map_or("-".to_string(), |s| human_size(s.size)),
+                    f.summary().map_or("-".to_string(), |s| human_size(s.size)),
                 ]);
             }
             write!(out, "{table}")?;

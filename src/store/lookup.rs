@@ -33,11 +33,14 @@ const WINDOW: usize = 4096;
 pub(super) fn sorted_end(store: &Store, file: &File) -> Option<u64> {
     let text = fs::read_to_string(store.root().join(SORTED)).ok()?;
     let (inode, end) = text.trim().split_once(' ')?;
-    (inode.parse::<u64>().ok()? == inode_of(file)?).then_some(())?;
+    if inode.parse::<u64>().ok() != inode_of(file) {
+        return None;
+    }
     end.parse().ok()
 }
 
-/// Records that the index at `path` is sorted up to `end` (called once it is in place).
+/// Records that `index.json` is sorted up to byte `end` (called once a rebuilt one is in place).
+/// A crash before the record is written leaves the old record, which names another inode.
 pub(super) fn record(store: &Store, end: u64) -> Result<()> {
     let path = store.root().join("index.json");
     let Some(inode) = File::open(&path).ok().as_ref().and_then(inode_of) else {
@@ -105,9 +108,10 @@ impl IndexFile<'_> {
         if let Some(at) = splice::find(&self.read(from, self.len)?, entry) {
             return Ok(Some(from + at as u64));
         }
-        if from == 0 {
+        if tail_start <= run_start {
             return Ok(None);
         }
+        // The record was wrong: everything.
         Ok(splice::find(&self.read(0, self.len)?, entry).map(|at| at as u64))
     }
 
@@ -206,4 +210,66 @@ pub(super) fn write_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result
     use std::io::{Seek, SeekFrom, Write};
     file.seek(SeekFrom::Start(offset))?;
     file.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn entry(name: &str) -> String {
+        format!(
+            r#"{{"mediaType":"m","digest":"d","size":1,"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn entries_are_found_in_the_sorted_run_and_in_the_tail() {
+        let head = r#"{"schemaVersion":2,"manifests":["#;
+        let run: Vec<String> = (0..600).map(|i| format!("h/r:{i:04}")).collect();
+        let tail = ["h/z:1", "h/a:1", "h/m:1"];
+        let blanked = "h/r:0100";
+        let mut text = head.to_string();
+        text.push_str(&run.iter().map(|n| entry(n)).collect::<Vec<_>>().join(","));
+        let sorted_end = text.len() as u64;
+        for n in tail {
+            text.push(',');
+            text.push_str(&entry(n));
+        }
+        text.push_str("]}");
+        let gone = format!(",{}", entry(blanked));
+        let text = text.replace(&gone, &" ".repeat(gone.len()));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap();
+
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(text.as_bytes()).unwrap();
+        let file = tmp.reopen().unwrap();
+        let index = IndexFile {
+            file: &file,
+            len: text.len() as u64,
+        };
+        let run_start = head.len() as u64;
+        let wrong = Some(text.len() as u64 / 3);
+        for name in run.iter().map(String::as_str).chain(tail) {
+            let e = entry(name);
+            let want = (name != blanked)
+                .then(|| text.find(&e).map(|at| at as u64))
+                .flatten();
+            for record in [Some(sorted_end), None, wrong] {
+                assert_eq!(
+                    index.locate(record, run_start, e.as_bytes()).unwrap(),
+                    want,
+                    "{name} with the record {record:?}"
+                );
+            }
+        }
+        // Same name, other bytes: not this entry.
+        let other = entry("h/r:0200").replace("\"size\":1", "\"size\":2");
+        assert_eq!(
+            index
+                .locate(Some(sorted_end), run_start, other.as_bytes())
+                .unwrap(),
+            None
+        );
+    }
 }
