@@ -332,3 +332,32 @@ fn no_referrers_and_referrers_type_choose() {
     let both = String::from_utf8_lossy(&both.stderr);
     assert!(both.contains("cannot be used with"), "{both}");
 }
+
+#[test]
+fn a_pulled_chart_keeps_its_referrers_in_the_cache_and_pushes_them_on() {
+    let reg = Registry::plain();
+    let publisher = Sandbox::new();
+    let signed = signed_chart(&publisher, &reg);
+
+    let sb = Sandbox::new();
+    sb.ok(&["chart", "pull", &format!("{}/charts/app:1.0.0", reg.host())]);
+    // The cache lists the chart as a chart, and what refers to it among its other artifacts.
+    let charts = sb.ok(&["chart", "list"]);
+    assert!(charts.contains("charts/app:1.0.0"), "{charts}");
+    let all = sb.ok(&["cache", "list", "-o", "json"]);
+    assert!(all.contains(&fallback_tag(&signed.chart.digest)), "{all}");
+    sb.ok(&["chart", "verify"]);
+    // Out of the cache into another repository: everything arrives with its digests.
+    let out = sb.ok(&[
+        "sync",
+        &format!("cache:{}/charts/app", reg.host()),
+        &format!("{}/from-cache", reg.host()),
+    ]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    assert_all_there(
+        &reg,
+        "from-cache/app",
+        &signed,
+        "registry → cache → registry",
+    );
+}

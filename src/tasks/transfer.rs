@@ -15,7 +15,6 @@ use crate::digest::Digest;
 use crate::engine::cache::CachePlace;
 use crate::engine::copy::{Copied, Job, copy, copy_fetched};
 use crate::engine::places::RegistryPlace;
-use crate::engine::referrers::ReferrerPolicy;
 use crate::engine::{EngineError, Sink, Source};
 use crate::oci::{INDEX_MEDIA_TYPE, LEGACY_CHART_LAYER_MEDIA_TYPE, Manifest};
 use crate::reference::Reference;
@@ -154,8 +153,9 @@ pub async fn pull(
     if let Some(entry) = cached(store, &cache, &local, &digest).await? {
         return Ok(up_to_date(entry));
     }
-    // The cache keeps charts only, so far: a chart's referrers stay at the registry.
-    let job = Job::default().with_referrers(ReferrerPolicy::none());
+    // The chart's referrers (signatures, SBOMs) come along, kept in the cache's referrers
+    // tag schema.
+    let job = Job::default();
     match copy_fetched(registry, reference, Some(bytes), &cache, &local, &job).await {
         Ok(_) => {}
         // What the cache refuses (its config and archive disagree, a hostile archive) is not
