@@ -16,15 +16,11 @@ use serde::Deserialize;
 use super::referrers::ReferrerPolicy;
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
+#[cfg(test)]
+use crate::oci::DOCKER_LIST_MEDIA_TYPE;
 use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
-
-/// Docker's manifest list: an index by another name.
-pub const DOCKER_LIST_MEDIA_TYPE: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker's schema 2 image manifest.
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// How deep indexes may nest (an index of indexes of …): real ones have one level.
 const MAX_DEPTH: usize = 4;

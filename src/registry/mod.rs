@@ -60,11 +60,9 @@ use crate::digest::Digest;
 use crate::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
 
-/// Docker's schema 2 manifest: not a chart, but `sync` copies whatever a repository holds.
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker's manifest list: asked for so a registry never hands one platform's manifest instead.
-pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::oci::{
+    DOCKER_LIST_MEDIA_TYPE as DOCKER_MANIFEST_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE,
+};
 
 /// The manifest types asked for: every type a copy can carry.
 const MANIFEST_TYPES: [&str; 4] = [
