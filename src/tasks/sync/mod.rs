@@ -361,6 +361,21 @@ async fn signed(
     }
 }
 
+/// An item the destination has already (as `digest`): only what refers to it may be new.
+async fn referrers_of(
+    source: &dyn Source,
+    item: &Item,
+    sink: &dyn Sink,
+    digest: &Digest,
+    job: &Job,
+) -> Outcome {
+    match copy_referrers_of(source, &item.source, sink, &item.target, digest, job).await {
+        Ok(c) if c.referrers > 0 => Outcome::Done,
+        Ok(_) => Outcome::Skipped,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
 /// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
 /// each one call into the copy engine. Without `keep_going`, a failure stops new copies. An
@@ -374,42 +389,10 @@ pub async fn sync(
     mut report: impl FnMut(&Item, &Outcome),
 ) -> Result<Vec<Outcome>, EngineError> {
     let jobs = options.jobs.max(1);
-    // HEAD requests are cheap for a registry: check several per copy slot.
-    let checks = (jobs * 4).clamp(8, 64);
+    // A registry answers a HEAD in about the time it takes to open a connection: a few checks
+    // at once, each on a kept-alive connection, beat many each on a new one.
+    let checks = jobs.clamp(4, 16);
     let existing = existing(sink, items, checks).await?;
-    let stop = AtomicBool::new(false);
-    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
-
-    // Items to copy (`None`), and items there already whose referrers are still to be
-    // checked (the digest they have).
-    let mut to_copy: Vec<(usize, Option<Digest>)> = Vec::new();
-    {
-        let existing = &existing;
-        let mut plans = futures_util::stream::iter(items.iter().enumerate())
-            .map(|(i, item)| async move { (i, plan(source, sink, item, existing, options).await) })
-            .buffered(checks);
-        while let Some((i, planned)) = plans.next().await {
-            let outcome = match planned {
-                Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
-                Ok(Plan::Have(Some(d))) if options.referrers.enabled && !options.dry_run => {
-                    to_copy.push((i, Some(d)));
-                    continue;
-                }
-                Ok(Plan::Copy) => {
-                    to_copy.push((i, None));
-                    continue;
-                }
-                Ok(Plan::Have(_)) => Outcome::Skipped,
-                Err(e) => Outcome::Failed(e.to_string()),
-            };
-            if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
-                stop.store(true, Ordering::Relaxed);
-            }
-            report(&items[i], &outcome);
-            outcomes[i] = outcome;
-        }
-    }
-
     // Repositories the destination does not have yet: no blob of theirs is asked about.
     let new_repositories = existing
         .iter()
@@ -419,9 +402,54 @@ pub async fn sync(
     let job = &Job::new(new_repositories)
         .with_platforms(options.platforms.clone())
         .with_referrers(options.referrers.clone());
-    let stop = &stop;
+    let stop = &AtomicBool::new(false);
+    let failed = |outcome: &Outcome| {
+        if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
+
+    // The plan: what is there already is done with here (only what refers to it may still
+    // be new), as each check ends; what is not is copied next.
+    let mut to_copy: Vec<usize> = Vec::new();
+    {
+        let existing = &existing;
+        let mut plans = futures_util::stream::iter(items.iter().enumerate())
+            .map(|(i, item)| async move {
+                let outcome = match plan(source, sink, item, existing, options).await {
+                    Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
+                    Ok(Plan::Copy) => return (i, None),
+                    Ok(Plan::Have(Some(digest)))
+                        if options.referrers.enabled && !options.dry_run =>
+                    {
+                        match sink {
+                            Some(sink) => referrers_of(source, item, sink, &digest, job).await,
+                            None => Outcome::Skipped,
+                        }
+                    }
+                    Ok(Plan::Have(_)) => Outcome::Skipped,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                (i, Some(outcome))
+            })
+            .buffer_unordered(checks);
+        while let Some((i, planned)) = plans.next().await {
+            match planned {
+                None => to_copy.push(i),
+                Some(outcome) => {
+                    failed(&outcome);
+                    report(&items[i], &outcome);
+                    outcomes[i] = outcome;
+                }
+            }
+        }
+    }
+    // In the order the items came (newest first), whatever order the checks ended in.
+    to_copy.sort_unstable();
+
     let mut copies = futures_util::stream::iter(to_copy)
-        .map(|(i, have)| async move {
+        .map(|i| async move {
             if stop.load(Ordering::Relaxed) {
                 return (i, Outcome::NotAttempted);
             }
@@ -432,28 +460,14 @@ pub async fn sync(
                     Outcome::Failed(format!("{}: no destination", item.target)),
                 );
             };
-            let outcome = match have {
-                None => match signed(source, item, &options.signatures).await {
-                    Some(refused) => refused,
-                    None => match copy(source, &item.source, sink, &item.target, job).await {
-                        Ok(_) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
+            let outcome = match signed(source, item, &options.signatures).await {
+                Some(refused) => refused,
+                None => match copy(source, &item.source, sink, &item.target, job).await {
+                    Ok(_) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e.to_string()),
                 },
-                // There already: only what refers to it may be new.
-                Some(digest) => {
-                    match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job)
-                        .await
-                    {
-                        Ok(c) if c.referrers > 0 => Outcome::Done,
-                        Ok(_) => Outcome::Skipped,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    }
-                }
             };
-            if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
-                stop.store(true, Ordering::Relaxed);
-            }
+            failed(&outcome);
             (i, outcome)
         })
         .buffer_unordered(jobs);
