@@ -57,16 +57,17 @@ pub(super) async fn route(
             (header::CACHE_CONTROL, "no-cache".to_string()),
             (header::VARY, "Accept-Encoding".to_string()),
         ];
-        let (bytes, etag) = if http::accepts_gzip(req.headers()) {
+        let (body, etag) = if http::accepts_gzip(req.headers()) {
             extra.push((header::CONTENT_ENCODING, "gzip".to_string()));
-            (encoded.gzip.clone(), &encoded.gzip_etag)
+            (Source::Memory(encoded.gzip.clone()), &encoded.gzip_etag)
         } else {
-            (encoded.plain.clone(), &encoded.etag)
+            (encoded.plain.source(), &encoded.etag)
         };
+        // `view` is held until the body is open: a rebuild meanwhile cannot remove its file.
         return Ok(http::serve(
             req.method(),
             req.headers(),
-            Source::Memory(bytes),
+            body,
             content_type,
             etag,
             &extra,

@@ -16,7 +16,8 @@
 //! newest first, `generated` = the newest `created`), so ETags survive rebuilds and restarts,
 //! and replicas over the same charts agree on them. Every view is rendered and gzip-compressed
 //! once per build (views in parallel), and the items are dropped after: what stays in memory
-//! is the rendered bytes and the download map, not the parsed metadata.
+//! is the compressed bytes and the download map. A large view's plain bytes wait in a
+//! temporary file ([`Plain`]), never the parsed metadata.
 //!
 //! Chart URLs ([`ChartUrls`]): relative to the index that lists them (Helm resolves them
 //! against the repository URL and sends its login along), absolute under `--base-url`, or
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::http::Source;
 use crate::digest::Digest;
 use crate::version::{self, version_to_tag};
 
@@ -40,8 +42,9 @@ pub struct ChartItem {
     pub tag: String,
     pub name: String,
     pub version: String,
-    /// Chart.yaml metadata as the OCI config holds it (shared: configs are memoised).
-    pub metadata: Arc<Map<String, Value>>,
+    /// The OCI config (Chart.yaml metadata as JSON), as stored: parsed only while the item's
+    /// entries are rendered, so the memo of configs between builds is compact JSON, not trees.
+    pub metadata: Arc<[u8]>,
     /// The chart archive (the OCI chart layer), and its provenance file if signed.
     pub content: Digest,
     pub prov: Option<Digest>,
@@ -70,10 +73,63 @@ pub struct Rendered {
 /// representations of one resource need different strong ETags).
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    pub plain: Bytes,
+    pub plain: Plain,
     pub gzip: Bytes,
     pub etag: String,
     pub gzip_etag: String,
+}
+
+/// Plain bodies larger than this are kept in a temporary file, not in memory.
+const SPILL_OVER: usize = 1024 * 1024;
+
+/// The uncompressed bytes of an index: in memory when small, else in a temporary file (private
+/// to this user, removed with the last view naming it). A large repository then costs the
+/// server about its compressed size in memory; the page cache serves the plain file to the
+/// clients that want it (Helm).
+#[derive(Debug, Clone)]
+pub enum Plain {
+    Memory(Bytes),
+    File {
+        path: Arc<tempfile::TempPath>,
+        len: u64,
+    },
+}
+
+impl Plain {
+    /// Keeps `bytes` in memory, or in a file when they are large (and a file can be written).
+    fn keep(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= SPILL_OVER {
+            return Plain::Memory(Bytes::from(bytes));
+        }
+        let spilled = tempfile::NamedTempFile::new().and_then(|mut file| {
+            use std::io::Write;
+            file.write_all(&bytes)?;
+            Ok(file.into_temp_path())
+        });
+        match spilled {
+            Ok(path) => Plain::File {
+                path: Arc::new(path),
+                len: bytes.len() as u64,
+            },
+            Err(_) => Plain::Memory(Bytes::from(bytes)),
+        }
+    }
+
+    /// The body to send.
+    pub fn source(&self) -> Source {
+        match self {
+            Plain::Memory(bytes) => Source::Memory(bytes.clone()),
+            Plain::File { path, len } => Source::File(path.to_path_buf(), *len),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Plain::Memory(bytes) => bytes.to_vec(),
+            Plain::File { path, .. } => std::fs::read(path.as_ref() as &std::path::Path).unwrap(),
+        }
+    }
 }
 
 impl Encoded {
@@ -81,7 +137,7 @@ impl Encoded {
         let hex = Digest::of(&plain).hex()[..32].to_string();
         Encoded {
             gzip: Bytes::from(gzip(&plain)),
-            plain: Bytes::from(plain),
+            plain: Plain::keep(plain),
             etag: format!("\"{hex}\""),
             gzip_etag: format!("\"{hex}-gzip\""),
         }
@@ -98,7 +154,10 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     );
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
+    let mut out = enc.finish().unwrap_or_default();
+    // Kept as long as the view is: without the room reserved for a worse ratio.
+    out.shrink_to_fit();
+    out
 }
 
 /// How index entries point at chart archives.
@@ -294,22 +353,27 @@ fn chart_file(item: &ChartItem, digest: &Digest) -> ChartFile {
 }
 
 /// One index entry: the chart's metadata plus `urls`, `digest` and `created`, keys sorted.
-fn entry<'a>(item: &'a ChartItem, url: &str) -> BTreeMap<&'a str, Value> {
-    let mut fields: BTreeMap<&str, Value> = item
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    fields.insert("name", Value::String(item.name.clone()));
-    fields.insert("version", Value::String(item.version.clone()));
+fn entry(item: &ChartItem, url: &str) -> BTreeMap<String, Value> {
+    // A config that is not a JSON object was refused when it was stored; here it gives an
+    // entry of the fields below only.
+    let metadata: Map<String, Value> = serde_json::from_slice(&item.metadata).unwrap_or_default();
+    let mut fields: BTreeMap<String, Value> = metadata.into_iter().collect();
+    fields.insert("name".into(), Value::String(item.name.clone()));
+    fields.insert("version".into(), Value::String(item.version.clone()));
     // Helm reads a chart without apiVersion as v1; say so rather than leave it empty.
     fields
-        .entry("apiVersion")
+        .entry("apiVersion".into())
         .or_insert_with(|| Value::String("v1".into()));
-    fields.insert("urls", Value::Array(vec![Value::String(url.to_string())]));
-    fields.insert("digest", Value::String(item.content.hex().to_string()));
+    fields.insert(
+        "urls".into(),
+        Value::Array(vec![Value::String(url.to_string())]),
+    );
+    fields.insert(
+        "digest".into(),
+        Value::String(item.content.hex().to_string()),
+    );
     if let Some(created) = &item.created {
-        fields.insert("created", Value::String(created.clone()));
+        fields.insert("created".into(), Value::String(created.clone()));
     }
     fields
 }
@@ -382,17 +446,18 @@ mod tests {
     use super::*;
 
     fn item(repo: &str, tag: &str, name: &str, version: &str, seed: &str) -> ChartItem {
-        let mut metadata = Map::new();
-        metadata.insert("apiVersion".into(), "v2".into());
-        metadata.insert("description".into(), format!("chart {seed}").into());
-        metadata.insert("name".into(), name.into());
-        metadata.insert("version".into(), version.into());
+        let metadata = serde_json::json!({
+            "apiVersion": "v2",
+            "description": format!("chart {seed}"),
+            "name": name,
+            "version": version,
+        });
         ChartItem {
             repo: repo.into(),
             tag: tag.into(),
             name: name.into(),
             version: version.into(),
-            metadata: Arc::new(metadata),
+            metadata: serde_json::to_vec(&metadata).unwrap().into(),
             content: Digest::of(seed.as_bytes()),
             prov: None,
             created: Some(format!("2026-01-0{}T00:00:00Z", seed.len() % 9 + 1)),
@@ -400,7 +465,7 @@ mod tests {
     }
 
     fn yaml(view: &Rendered) -> serde_json::Value {
-        serde_norway::from_slice(&view.yaml.plain).unwrap()
+        serde_norway::from_slice(&view.yaml.plain.bytes()).unwrap()
     }
 
     #[test]
@@ -511,6 +576,27 @@ mod tests {
     }
 
     #[test]
+    fn a_large_plain_body_is_kept_in_a_file_that_goes_with_the_view() {
+        let small = Encoded::new(b"apiVersion: v1\n".to_vec());
+        assert!(matches!(small.plain, Plain::Memory(_)));
+        let body: Vec<u8> = (0..SPILL_OVER + 1).map(|i| b'a' + (i % 26) as u8).collect();
+        let large = Encoded::new(body.clone());
+        let Plain::File { path, len } = &large.plain else {
+            panic!("a body over {SPILL_OVER} bytes stays in memory");
+        };
+        let path = path.to_path_buf();
+        assert_eq!(*len, body.len() as u64);
+        assert_eq!(large.plain.bytes(), body);
+        assert!(large.gzip.len() < body.len() / 10);
+        // A clone (a response being sent) keeps the file; the last one removes it.
+        let sending = large.clone();
+        drop(large);
+        assert!(path.exists());
+        drop(sending);
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn oci_urls_name_the_served_repository_and_the_tag_helm_pushed() {
         let items = [
             item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),
@@ -559,7 +645,7 @@ mod tests {
             build(items.to_vec(), &ChartUrls::Relative),
         );
         let (xv, yv) = (x.view("").unwrap(), y.view("").unwrap());
-        assert_eq!(xv.yaml.plain, yv.yaml.plain);
+        assert_eq!(xv.yaml.plain.bytes(), yv.yaml.plain.bytes());
         assert_eq!(
             xv.yaml.gzip, yv.yaml.gzip,
             "compressed the same way every time"
@@ -573,7 +659,7 @@ mod tests {
             &mut unzipped,
         )
         .unwrap();
-        assert_eq!(unzipped, xv.yaml.plain);
+        assert_eq!(unzipped, xv.yaml.plain.bytes());
         let root = yaml(&x.view("").unwrap());
         assert_eq!(root["generated"], "2026-01-03T00:00:00Z");
 
@@ -586,7 +672,7 @@ mod tests {
     #[test]
     fn the_yaml_put_together_per_entry_is_one_valid_document_equal_to_the_json() {
         let mut tricky = item("reg/a/web", "1.0.0", "web", "1.0.0", "x");
-        let mut metadata = (*tricky.metadata).clone();
+        let mut metadata: Map<String, Value> = serde_json::from_slice(&tricky.metadata).unwrap();
         metadata.insert(
             "description".into(),
             "line one\n  indented: line two\n\nafter a blank: - dash # hash".into(),
@@ -598,13 +684,13 @@ mod tests {
             serde_json::json!({"example.com/x": "yes", "n": "123"}),
         );
         metadata.insert("keywords".into(), serde_json::json!(["a: b", "- c", ""]));
-        tricky.metadata = Arc::new(metadata.clone());
+        tricky.metadata = serde_json::to_vec(&metadata).unwrap().into();
         let odd_name = item("reg/a/1.0", "2.0.0", "true", "2.0.0", "odd");
         let idx = build(vec![tricky, odd_name], &ChartUrls::Relative);
         let view = idx.view("").unwrap();
         let from_yaml = yaml(&view);
         let from_json: serde_json::Value =
-            serde_json::from_slice(&view.json.as_ref().unwrap().plain).unwrap();
+            serde_json::from_slice(&view.json.as_ref().unwrap().plain.bytes()).unwrap();
         assert_eq!(from_yaml, from_json);
         let web = &from_yaml["entries"]["web"][0];
         assert_eq!(web["description"], metadata["description"]);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::UpstreamSpec;
 use super::blobcache::BlobCache;
@@ -80,7 +80,7 @@ pub struct Library {
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
     pub(super) rebuilding: tokio::sync::Mutex<()>,
     /// Config digest → chart metadata; manifest digest → `created`.
-    pub(super) metadata: Mutex<HashMap<Digest, Arc<Map<String, Value>>>>,
+    pub(super) metadata: Mutex<HashMap<Digest, Arc<[u8]>>>,
     pub(super) created: Mutex<HashMap<Digest, Option<String>>>,
     pub(super) blobs: BlobCache,
     /// Whole-blob reads in flight; past this, blobs stream from disk instead.
@@ -251,7 +251,9 @@ impl Library {
         })
     }
 
-    pub(super) fn cached_metadata(&self, config: &Digest) -> Arc<Map<String, Value>> {
+    /// A chart's config as stored (empty when it cannot be read: the entry then has the
+    /// fields the ref itself gives).
+    pub(super) fn cached_metadata(&self, config: &Digest) -> Arc<[u8]> {
         if let Some(m) = self
             .metadata
             .lock()
@@ -260,17 +262,11 @@ impl Library {
         {
             return m;
         }
-        let parsed: Map<String, Value> = self
-            .store
-            .read_blob(config)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let parsed = Arc::new(parsed);
+        let bytes: Arc<[u8]> = self.store.read_blob(config).unwrap_or_default().into();
         if let Ok(mut m) = self.metadata.lock() {
-            m.insert(config.clone(), Arc::clone(&parsed));
+            m.insert(config.clone(), Arc::clone(&bytes));
         }
-        parsed
+        bytes
     }
 
     /// `created` of a cached chart: the manifest's annotation, else when the chart was stored.

@@ -192,13 +192,13 @@ impl Library {
                 let r = repo.with_tag(&tag).ok()?;
                 let (bytes, _) = registry.manifest(&r).await.ok()?;
                 let manifest = Manifest::parse_chart(&bytes).ok()?;
-                let metadata = self.upstream_metadata(registry, &repo, &manifest).await?;
+                let (metadata, parsed) = self.upstream_metadata(registry, &repo, &manifest).await?;
                 let layer = manifest.chart_layer()?;
                 Some(ChartItem {
                     repo: name,
                     tag,
-                    name: metadata.get("name")?.as_str()?.to_string(),
-                    version: metadata.get("version")?.as_str()?.to_string(),
+                    name: parsed.get("name")?.as_str()?.to_string(),
+                    version: parsed.get("version")?.as_str()?.to_string(),
                     metadata,
                     content: layer.digest.clone(),
                     prov: manifest.prov_layer().map(|d| d.digest.clone()),
@@ -217,7 +217,7 @@ impl Library {
         registry: &Registry,
         repo: &Reference,
         manifest: &Manifest,
-    ) -> Option<Arc<Map<String, Value>>> {
+    ) -> Option<(Arc<[u8]>, Map<String, Value>)> {
         let digest = &manifest.config.digest;
         if let Some(m) = self
             .metadata
@@ -225,7 +225,8 @@ impl Library {
             .ok()
             .and_then(|m| m.get(digest).cloned())
         {
-            return Some(m);
+            let parsed = serde_json::from_slice(&m).ok()?;
+            return Some((m, parsed));
         }
         if manifest.config.size > 1024 * 1024 {
             return None;
@@ -238,11 +239,12 @@ impl Library {
         if Digest::of(&bytes) != *digest {
             return None;
         }
-        let parsed: Arc<Map<String, Value>> = Arc::new(serde_json::from_slice(&bytes).ok()?);
+        let parsed: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+        let bytes: Arc<[u8]> = bytes.into();
         if let Ok(mut m) = self.metadata.lock() {
-            m.insert(digest.clone(), Arc::clone(&parsed));
+            m.insert(digest.clone(), Arc::clone(&bytes));
         }
-        Some(parsed)
+        Some((bytes, parsed))
     }
 
     /// The cached ref for `served:object`, fetching it from the upstream first when it is not
