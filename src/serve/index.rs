@@ -97,8 +97,10 @@ pub enum Plain {
 
 impl Plain {
     /// Keeps `bytes` in memory, or in a file when they are large (and a file can be written).
-    fn keep(bytes: Vec<u8>) -> Self {
+    fn keep(mut bytes: Vec<u8>) -> Self {
         if bytes.len() <= SPILL_OVER {
+            // Kept as long as the view is: without the room the rendering grew into.
+            bytes.shrink_to_fit();
             return Plain::Memory(Bytes::from(bytes));
         }
         let spilled = tempfile::NamedTempFile::new().and_then(|mut file| {
