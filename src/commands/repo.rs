@@ -151,7 +151,7 @@ async fn migrate(
         reporter.item(&what, &outcome);
         outcomes.push(outcome);
     }
-    let done = sync::sync(source, Some(sink), &items, options, |item, outcome| {
+    let done = sync::sync(source, Some(sink), &items, options, None, |item, outcome, _| {
         reporter.item(&item.target.to_string(), outcome)
     })
     .await?;

@@ -10,9 +10,11 @@
 //! cheaply, or with `immutable_tags` trusted; only what differs is copied, `jobs` at a time,
 //! each copy one call of [`crate::engine::copy::copy`]. Destination names follow skopeo:
 //! `DEST/<last path element>:<tag>`, or with `scoped` the whole source path, host included
-//! (a `:port` written `_port`, which skopeo cannot do at all).
+//! (a `:port` written `_port`, which skopeo cannot do at all). With `--images`, each chart's
+//! images go first, to the same destination under the same naming ([`images`]).
 
 pub mod config;
+pub mod images;
 pub mod policy;
 
 use std::cmp::Ordering as CmpOrdering;
@@ -24,7 +26,7 @@ use futures_util::StreamExt;
 use super::Outcome;
 use crate::constraint::Constraint;
 use crate::digest::Digest;
-use crate::engine::copy::{Job, copy, copy_referrers_of};
+use crate::engine::copy::{Job, copy_fetched, copy_referrers_of};
 use crate::engine::referrers::{ReferrerPolicy, is_referrer_tag};
 use crate::engine::{EngineError, Sink, Source, Tags};
 use crate::reference::{Reference, escape_host};
@@ -363,15 +365,18 @@ async fn signed(
 
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
 /// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
-/// each one call into the copy engine. Without `keep_going`, a failure stops new copies. An
-/// error (nothing was copied) when the destination cannot say what it holds. `sink` is
-/// `None` only for a dry run whose destination does not exist yet.
+/// each one call into the copy engine. With `images`, every chart's images are made present
+/// (or, in a dry run, planned) before the chart, and a chart whose images fail is not copied.
+/// Without `keep_going`, a failure stops new copies. An error (nothing was copied) when the
+/// destination cannot say what it holds. `sink` is `None` only for a dry run whose
+/// destination does not exist yet.
 pub async fn sync(
     source: &dyn Source,
     sink: Option<&dyn Sink>,
     items: &[Item],
     options: &SyncOptions,
-    mut report: impl FnMut(&Item, &Outcome),
+    images: Option<&images::Images>,
+    mut report: impl FnMut(&Item, &Outcome, &images::ChartImages),
 ) -> Result<Vec<Outcome>, EngineError> {
     let jobs = options.jobs.max(1);
     // HEAD requests are cheap for a registry: check several per copy slot.
@@ -379,10 +384,14 @@ pub async fn sync(
     let existing = existing(sink, items, checks).await?;
     let stop = AtomicBool::new(false);
     let mut outcomes = vec![Outcome::NotAttempted; items.len()];
+    let no_images = images::ChartImages::default();
+    if let Some(images) = images {
+        images.reserve(items);
+    }
 
-    // Items to copy (`None`), and items there already whose referrers are still to be
-    // checked (the digest they have).
-    let mut to_copy: Vec<(usize, Option<Digest>)> = Vec::new();
+    // Items to work on further, with their plan: what is to be copied, what is there already
+    // but whose referrers (or, with images, whose images) are still to be checked.
+    let mut to_copy: Vec<(usize, Plan)> = Vec::new();
     {
         let existing = &existing;
         let mut plans = futures_util::stream::iter(items.iter().enumerate())
@@ -390,13 +399,17 @@ pub async fn sync(
             .buffered(checks);
         while let Some((i, planned)) = plans.next().await {
             let outcome = match planned {
+                Ok(plan) if images.is_some() => {
+                    to_copy.push((i, plan));
+                    continue;
+                }
                 Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
-                Ok(Plan::Have(Some(d))) if options.referrers.enabled && !options.dry_run => {
-                    to_copy.push((i, Some(d)));
+                Ok(plan @ Plan::Have(Some(_))) if options.referrers.enabled && !options.dry_run => {
+                    to_copy.push((i, plan));
                     continue;
                 }
                 Ok(Plan::Copy) => {
-                    to_copy.push((i, None));
+                    to_copy.push((i, Plan::Copy));
                     continue;
                 }
                 Ok(Plan::Have(_)) => Outcome::Skipped,
@@ -405,7 +418,7 @@ pub async fn sync(
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
-            report(&items[i], &outcome);
+            report(&items[i], &outcome, &no_images);
             outcomes[i] = outcome;
         }
     }
@@ -421,47 +434,87 @@ pub async fn sync(
         .with_referrers(options.referrers.clone());
     let stop = &stop;
     let mut copies = futures_util::stream::iter(to_copy)
-        .map(|(i, have)| async move {
+        .map(|(i, plan)| async move {
             if stop.load(Ordering::Relaxed) {
-                return (i, Outcome::NotAttempted);
+                return (i, Outcome::NotAttempted, images::ChartImages::default());
             }
             let item = &items[i];
-            let Some(sink) = sink else {
-                return (
-                    i,
-                    Outcome::Failed(format!("{}: no destination", item.target)),
-                );
-            };
-            let outcome = match have {
-                None => match signed(source, item, &options.signatures).await {
-                    Some(refused) => refused,
-                    None => match copy(source, &item.source, sink, &item.target, job).await {
-                        Ok(_) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                },
-                // There already: only what refers to it may be new.
-                Some(digest) => {
-                    match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job)
-                        .await
-                    {
-                        Ok(c) if c.referrers > 0 => Outcome::Done,
-                        Ok(_) => Outcome::Skipped,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    }
-                }
-            };
+            let (outcome, found) = work(source, sink, item, plan, images, job, options).await;
             if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
                 stop.store(true, Ordering::Relaxed);
             }
-            (i, outcome)
+            (i, outcome, found)
         })
         .buffer_unordered(jobs);
-    while let Some((i, outcome)) = copies.next().await {
-        report(&items[i], &outcome);
+    while let Some((i, outcome, found)) = copies.next().await {
+        report(&items[i], &outcome, &found);
         outcomes[i] = outcome;
     }
     Ok(outcomes)
+}
+
+/// One item after planning: its signatures checked (`--require-signed`), its images made
+/// present (`--images`), then the item copied, or only its referrers when it is there.
+async fn work(
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
+    item: &Item,
+    plan: Plan,
+    images: Option<&images::Images>,
+    job: &Job,
+    options: &SyncOptions,
+) -> (Outcome, images::ChartImages) {
+    let mut found = images::ChartImages::default();
+    // Nothing of a refused chart moves, its images neither.
+    if plan == Plan::Copy
+        && !options.dry_run
+        && let Some(refused) = signed(source, item, &options.signatures).await
+    {
+        return (refused, found);
+    }
+    let mut manifest = None;
+    if let Some(images) = images {
+        match images
+            .of_chart(source, &item.source, sink, job, options)
+            .await
+        {
+            Ok((chart_images, bytes)) => {
+                found = chart_images;
+                manifest = Some(bytes);
+            }
+            Err(e) => {
+                source.release(&item.source);
+                return (Outcome::Failed(e.to_string()), found);
+            }
+        }
+        if let Some(failure) = found.failure() {
+            source.release(&item.source);
+            return (Outcome::Failed(failure), found);
+        }
+    }
+    let outcome = match (plan, sink) {
+        (Plan::Copy, _) if options.dry_run => Outcome::Planned,
+        (Plan::Have(_), _) if options.dry_run => Outcome::Skipped,
+        (_, None) => Outcome::Failed(format!("{}: no destination", item.target)),
+        (Plan::Copy, Some(sink)) => {
+            match copy_fetched(source, &item.source, manifest, sink, &item.target, job).await {
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+        // There already: only what refers to it may be new.
+        (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
+            match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await
+            {
+                Ok(c) if c.referrers > 0 => Outcome::Done,
+                Ok(_) => Outcome::Skipped,
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+        (Plan::Have(_), Some(_)) => Outcome::Skipped,
+    };
+    source.release(&item.source);
+    (outcome, found)
 }
 
 #[cfg(test)]
