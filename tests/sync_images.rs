@@ -200,21 +200,21 @@ fn expected(
             &w.web,
             &[
                 "values.yaml: image",
-                "templates/deployment.yaml:13 (.Values.image.registry, .Values.image.repository, .Values.image.tag)",
+                "templates/deployment.yaml:13 (.Values.image)",
             ],
         ),
         f(
             &w.worker,
             &[
                 "values.yaml: worker.image (tag from appVersion)",
-                "templates/deployment.yaml:15 (.Values.worker.image.repository, .Values.worker.image.tag)",
+                "templates/deployment.yaml:15 (.Values.worker.image.repository)",
             ],
         ),
         f(
             &w.init,
             &[
                 "templates/deployment.yaml:10",
-                "Chart.yaml: annotations.artifacthub.io/images[0]",
+                r#"Chart.yaml: annotations["artifacthub.io/images"][0]"#,
             ],
         ),
     ]
@@ -308,7 +308,10 @@ fn dry_run_prints_the_image_plan_and_copies_nothing() {
             )
             .as_str(),
             &format!("  image {} -> {mirror}/web:1.0: up to date", w.web.name),
-            &format!("  image {} -> {mirror}/worker:2.1: would copy", w.worker.name),
+            &format!(
+                "  image {} -> {mirror}/worker:2.1: would copy",
+                w.worker.name
+            ),
             &format!("  image {} -> {mirror}/init:0.3: would copy", w.init.name),
             &format!(
                 "To sync: 1, skipped: 0, failed: 0 (of 1 references from {}/charts/app); images: 2 to copy, 1 up to date, 0 failed",
@@ -366,7 +369,11 @@ fn an_image_that_cannot_be_copied_fails_its_chart_and_keep_going_goes_on() {
             "Error: {host}/charts/app:2.0.0 -> {mirror}/app:2.0.0: image {host}/team/missing:9.9: not found at {host}"
         )
     );
-    assert_eq!(served_digest(&dest, "m/app", "2.0.0"), None, "no chart without its images");
+    assert_eq!(
+        served_digest(&dest, "m/app", "2.0.0"),
+        None,
+        "no chart without its images"
+    );
     assert_eq!(served_digest(&dest, "m/app", "1.0.0"), None);
 
     // With --keep-going the rest go on; the chart that failed is still not there, its images
@@ -384,7 +391,10 @@ fn an_image_that_cannot_be_copied_fails_its_chart_and_keep_going_goes_on() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    assert_eq!((report["done"].as_u64(), report["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (report["done"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
     let failed = &report["items"][0];
     assert_eq!(failed["source"], format!("{src_repo}:2.0.0"));
     assert_eq!(failed["outcome"], "failed");
@@ -434,8 +444,14 @@ fn two_images_on_one_name_fail_rather_than_overwrite() {
     let error = report["items"][0]["error"].as_str().expect("an error");
     let (first, second) = (&w.web.name, &other.name);
     assert!(
-        error == format!("image {second}: {first} would be written to {mirror}/web:1.0 too; sync them apart or use --scoped")
-            || error == format!("image {first}: {second} would be written to {mirror}/web:1.0 too; sync them apart or use --scoped"),
+        error
+            == format!(
+                "image {second}: {first} would be written to {mirror}/web:1.0 too; sync them apart or use --scoped"
+            )
+            || error
+                == format!(
+                    "image {first}: {second} would be written to {mirror}/web:1.0 too; sync them apart or use --scoped"
+                ),
         "{error}"
     );
 
@@ -451,7 +467,10 @@ fn two_images_on_one_name_fail_rather_than_overwrite() {
     ]);
     let item = &report["items"][0];
     assert_eq!(item["outcome"], "done", "{item:#}");
-    assert_eq!(item["target"], format!("{mirror}/{scoped_host}/charts/app:1.0.0"));
+    assert_eq!(
+        item["target"],
+        format!("{mirror}/{scoped_host}/charts/app:1.0.0")
+    );
     let mut got = images_of(item);
     let listed = got.pop().expect("the listed image comes last");
     assert_eq!(
@@ -497,14 +516,30 @@ fn platform_keeps_only_the_platforms_asked_for() {
 #[test]
 fn images_go_to_the_cache_under_their_own_names() {
     let w = World::new();
-    let report = w.json(&["--images", &format!("{}/charts/app", w.src.host()), "cache:"]);
+    // A cache that does not hold the chart yet (the world's saved it).
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "sync",
+        "--images",
+        &format!("{}/charts/app", w.src.host()),
+        "cache:",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     let item = &report["items"][0];
     assert_eq!(item["outcome"], "done", "{item:#}");
     assert_eq!(images_of(item), expected(&w, |i| i.name.clone(), "copied"));
     for image in w.images() {
-        assert_eq!(w.sb.manifest_digest(&image.name), image.digest);
+        assert_eq!(sb.manifest_digest(&image.name), image.digest);
     }
-    assert_eq!(w.sb.manifest_digest(&w.chart), w.chart_digest);
+    assert_eq!(sb.manifest_digest(&w.chart), w.chart_digest);
+    // `cache list` shows the images beside the chart.
+    let listed = sb.ok(&["cache", "list", "-o", "json"]);
+    for image in w.images() {
+        assert!(listed.contains(&image.name), "{listed}");
+    }
 }
 
 /// The `index.json` of an OCI archive, read from the tar.
@@ -550,7 +585,10 @@ fn one_oci_archive_holds_charts_and_images_for_the_air_gap() {
         .iter()
         .map(|d| {
             (
-                d["annotations"][REF_NAME].as_str().expect("a ref name").to_string(),
+                d["annotations"][REF_NAME]
+                    .as_str()
+                    .expect("a ref name")
+                    .to_string(),
                 d["digest"].as_str().expect("a digest").to_string(),
             )
         })
@@ -560,7 +598,11 @@ fn one_oci_archive_holds_charts_and_images_for_the_air_gap() {
         (w.chart.clone(), w.chart_digest.clone()),
         (pinned_name.clone(), pinned.digest.clone()),
     ];
-    want.extend(w.images().iter().map(|i| (i.name.clone(), i.digest.clone())));
+    want.extend(
+        w.images()
+            .iter()
+            .map(|i| (i.name.clone(), i.digest.clone())),
+    );
     want.sort();
     assert_eq!(names, want);
 
@@ -575,9 +617,11 @@ fn one_oci_archive_holds_charts_and_images_for_the_air_gap() {
         assert_eq!(raw.as_bytes(), image.index.as_slice(), "{}", image.name);
     }
     let out = w.sb.path().join("skopeo-out");
+    // (skopeo would gzip the test's uncompressed layers on the way into a layout.)
     skopeo.run_ok(&[
         "copy",
         "--all",
+        "--dest-oci-accept-uncompressed-layers",
         &format!("oci-archive:{}:{}", bundle.display(), w.web.name),
         &format!("oci:{}:web", out.display()),
     ]);
@@ -623,6 +667,12 @@ fn bad_image_lists_are_refused_before_anything_moves() {
         "{line}"
     );
     // --images-from needs --images.
-    let out = sb.run(&["sync", "--images-from", "x.txt", "a.example.com/r", "b.example.com/m"]);
+    let out = sb.run(&[
+        "sync",
+        "--images-from",
+        "x.txt",
+        "a.example.com/r",
+        "b.example.com/m",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }

@@ -183,8 +183,7 @@ impl<'a> Reporter<'a> {
         let what = format!("{source} -> {target}");
         if self.json.is_none() {
             for w in &images.warnings {
-                self.bar
-                    .suspend(|| self.ctx.warn(format!("{source}: {w}")));
+                self.bar.suspend(|| self.ctx.warn(format!("{source}: {w}")));
             }
         }
         // A chart that was never looked at (not attempted, refused) has no image counts.

@@ -791,7 +791,10 @@ mod tests {
         assert_eq!(artifact_name(Path::new("x"), &ref_name(&r)), Some(r));
         let pinned = format!("localhost:5000/team/web@{}", Digest::of(b"x"));
         let pinned = Reference::parse(&pinned).unwrap();
-        assert_eq!(artifact_name(Path::new("x"), &ref_name(&pinned)), Some(pinned));
+        assert_eq!(
+            artifact_name(Path::new("x"), &ref_name(&pinned)),
+            Some(pinned)
+        );
         let skopeo = artifact_name(Path::new("/tmp/My App.tar"), "latest").unwrap();
         assert_eq!(skopeo.to_string(), "localhost/my-app:latest");
     }

@@ -213,7 +213,8 @@ impl ChartImages {
 
     /// How many images were copied (or, in a dry run, would be), and how many were there.
     pub fn counts(&self) -> (usize, usize) {
-        let count = |f: fn(&ImageOutcome) -> bool| self.images.iter().filter(|i| f(&i.outcome)).count();
+        let count =
+            |f: fn(&ImageOutcome) -> bool| self.images.iter().filter(|i| f(&i.outcome)).count();
         (
             count(|o| matches!(o, ImageOutcome::Copied | ImageOutcome::Planned)),
             count(|o| matches!(o, ImageOutcome::UpToDate)),
@@ -281,10 +282,7 @@ impl Images {
         job: &Job,
         options: &SyncOptions,
     ) -> Result<(ChartImages, Vec<u8>), ImageError> {
-        let (manifest, _) = source
-            .manifest(name)
-            .await
-            .map_err(ImageError::ReadChart)?;
+        let (manifest, _) = source.manifest(name).await.map_err(ImageError::ReadChart)?;
         let (wanted, warnings) = self.find(source, name, &manifest).await?;
         let jobs = options.jobs.max(1);
         let images = futures_util::stream::iter(wanted)
@@ -511,7 +509,10 @@ mod tests {
         );
         let err = parse_list("extra.txt", "ok:1\nNot A Ref\n").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.to_string().starts_with("extra.txt:2: \"Not A Ref\""), "{err}");
+        assert!(
+            err.to_string().starts_with("extra.txt:2: \"Not A Ref\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -504,8 +504,7 @@ async fn work(
         }
         // There already: only what refers to it may be new.
         (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
-            match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await
-            {
+            match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await {
                 Ok(c) if c.referrers > 0 => Outcome::Done,
                 Ok(_) => Outcome::Skipped,
                 Err(e) => Outcome::Failed(e.to_string()),
