@@ -227,7 +227,12 @@ struct Wanted {
     image: String,
     source: Reference,
     target: Reference,
+}
+
+/// An image a chart runs, and why; named at both ends, unless it cannot be.
+struct Needed {
     why: Vec<Why>,
+    wanted: Result<Wanted, (String, ImageError)>,
 }
 
 /// Who holds a destination name in this sync, and what became of the copy there.
@@ -286,18 +291,19 @@ impl Images {
         let (wanted, warnings) = self.find(source, name, &manifest).await?;
         let jobs = options.jobs.max(1);
         let images = futures_util::stream::iter(wanted)
-            .map(|w| async move {
-                match w {
+            .map(|n: Needed| async move {
+                let (image, target, outcome) = match n.wanted {
                     Ok(w) => {
                         let outcome = self.make_present(&w, sink, job, options).await;
-                        ImageResult {
-                            image: w.image,
-                            target: Some(w.target),
-                            why: w.why,
-                            outcome,
-                        }
+                        (w.image, Some(w.target), outcome)
                     }
-                    Err(failed) => failed,
+                    Err((image, e)) => (image, None, ImageOutcome::Failed(Arc::new(e))),
+                };
+                ImageResult {
+                    image,
+                    target,
+                    why: n.why,
+                    outcome,
                 }
             })
             .buffered(jobs)
@@ -313,7 +319,7 @@ impl Images {
         source: &dyn Source,
         name: &Reference,
         manifest: &[u8],
-    ) -> Result<(Vec<Result<Wanted, ImageResult>>, Vec<Warning>), ImageError> {
+    ) -> Result<(Vec<Needed>, Vec<Warning>), ImageError> {
         let mut found: Vec<(ImageRef, Vec<Why>)> = Vec::new();
         let mut warnings = Vec::new();
         // Not a Helm chart (an image synced as such): it runs no images of its own.
@@ -352,41 +358,32 @@ impl Images {
         }
         let wanted = found
             .into_iter()
-            .map(|(image, why)| self.name(&image, why))
+            .map(|(image, why)| Needed {
+                why,
+                wanted: self.name(&image).map_err(|e| (image.to_string(), e)),
+            })
             .collect();
         Ok((wanted, warnings))
     }
 
     /// Where `image` is read from and written to. An image with a tag and a digest is read by
     /// its digest (what the chart runs) and written under its tag.
-    fn name(&self, image: &ImageRef, why: Vec<Why>) -> Result<Wanted, ImageResult> {
+    fn name(&self, image: &ImageRef) -> Result<Wanted, ImageError> {
         let shown = image.to_string();
-        let fail = |e: ImageError, why: Vec<Why>| ImageResult {
-            image: shown.clone(),
-            target: None,
-            why,
-            outcome: ImageOutcome::Failed(Arc::new(e)),
-        };
-        let source = match Reference::parse(&shown) {
-            Ok(r) => r,
-            Err(e) => return Err(fail(ImageError::Name(e.to_string()), why)),
-        };
+        let source = Reference::parse(&shown).map_err(|e| ImageError::Name(e.to_string()))?;
         let named = match source.tag() {
             Some(tag) => source.without_object().with_tag(tag),
             None => Ok(source.clone()),
         };
         let target = named
             .map_err(|e| e.to_string())
-            .and_then(|n| self.destination.target(&n));
-        match target {
-            Ok(target) => Ok(Wanted {
-                image: shown,
-                source,
-                target,
-                why,
-            }),
-            Err(e) => Err(fail(ImageError::Name(e), why)),
-        }
+            .and_then(|n| self.destination.target(&n))
+            .map_err(ImageError::Name)?;
+        Ok(Wanted {
+            image: shown,
+            source,
+            target,
+        })
     }
 
     /// The registry `host`, connected once.
@@ -532,9 +529,9 @@ mod tests {
         );
         let named = |text: &str| {
             let image = ImageRef::parse(text).unwrap();
-            match plain.name(&image, Vec::new()) {
+            match plain.name(&image) {
                 Ok(w) => (w.source.to_string(), w.target.to_string()),
-                Err(r) => panic!("{text}: {:?}", r.outcome),
+                Err(e) => panic!("{text}: {e}"),
             }
         };
         assert_eq!(
