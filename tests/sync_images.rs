@@ -282,6 +282,19 @@ fn a_chart_and_its_multi_platform_images_sync_registry_to_registry() {
         out.contains("images: 0 copied, 3 up to date, 0 failed"),
         "{out}"
     );
+
+    // A chart already there without its images: the images come, the chart stays.
+    let other = format!("{}/other", dest.host());
+    w.sb.ok(&["sync", &src_repo, &other]);
+    let out = w.sb.ok(&["sync", "--images", &src_repo, &other]);
+    assert!(
+        out.contains(&format!(
+            "{} -> {other}/app:1.0.0: up to date, skipped (images: 3 copied, 0 up to date)",
+            w.chart
+        )),
+        "{out}"
+    );
+    arrived(&dest, "other/web", "1.0", &w.web);
 }
 
 #[test]
