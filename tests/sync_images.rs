@@ -657,6 +657,36 @@ fn one_oci_archive_holds_charts_and_images_for_the_air_gap() {
         served_digest(&inside, "vendor/app", "1.0.0").as_deref(),
         Some(w.chart_digest.as_str())
     );
+
+    // With --images too, and the images' own registry gone: they are read from the archive.
+    let web = (w.web.name.clone(), w.web.digest.clone());
+    let chart = w.chart.clone();
+    let World { src, sb, .. } = w;
+    drop(src);
+    let out = sb.run(&[
+        "sync",
+        "--images",
+        &format!("oci-archive:{}", bundle.display()),
+        &format!("{}/again", inside.host()),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let item = report["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["source"] == chart.as_str())
+        .expect("the chart is an item");
+    assert_eq!(item["outcome"], "done", "{item:#}");
+    assert_eq!(item["images"].as_array().map(Vec::len), Some(3), "{item:#}");
+    assert_eq!(
+        served_digest(&inside, "again/web", "1.0").as_deref(),
+        Some(web.1.as_str()),
+        "{}",
+        web.0
+    );
 }
 
 #[test]

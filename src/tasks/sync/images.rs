@@ -35,6 +35,7 @@ use crate::engine::{EngineError, Sink, Source, blocking};
 use crate::oci::Manifest;
 use crate::reference::Reference;
 use crate::registry::{Registry, RegistryError, Transport};
+use crate::tasks::Outcome;
 
 /// Why an image, or the images of a chart, could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +223,9 @@ impl ChartImages {
     }
 }
 
+/// Images of one chart copied at once.
+const IMAGES_AT_ONCE: usize = 4;
+
 /// An image to make present, named at both ends.
 struct Wanted {
     image: String,
@@ -264,14 +268,50 @@ impl Images {
         }
     }
 
-    /// Marks the names charts are written to, so no image is written over one.
-    pub fn reserve(&self, charts: &[super::Item]) {
+    /// Marks the names the items of a sync (charts, or the images an archive holds) are
+    /// written to, so no other image is written over one.
+    pub fn reserve(&self, items: &[super::Item]) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        for item in charts {
+        for item in items {
             slots.entry(item.target.clone()).or_insert_with(|| Slot {
-                owner: format!("the chart {}", item.source),
+                owner: item.source.to_string(),
                 done: Arc::new(tokio::sync::OnceCell::new()),
             });
+        }
+    }
+
+    /// Runs `copy`, the copy of an item of the sync, once with the copy of an image of the
+    /// same name (an archive's images are items, and images of its charts): whichever comes
+    /// first copies, the other is told what became of it.
+    pub async fn item_once(
+        &self,
+        target: &Reference,
+        copy: impl std::future::Future<Output = Result<Outcome, EngineError>>,
+    ) -> Outcome {
+        let cell = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.get(target).map(|s| Arc::clone(&s.done))
+        };
+        let Some(cell) = cell else {
+            return copy
+                .await
+                .unwrap_or_else(|e| Outcome::Failed(e.to_string()));
+        };
+        let done = cell
+            .get_or_init(|| async {
+                match copy.await {
+                    Ok(Outcome::Done) => ImageOutcome::Copied,
+                    Ok(Outcome::Planned) => ImageOutcome::Planned,
+                    Ok(_) => ImageOutcome::UpToDate,
+                    Err(e) => ImageOutcome::Failed(Arc::new(ImageError::Copy(e))),
+                }
+            })
+            .await;
+        match done {
+            ImageOutcome::Copied => Outcome::Done,
+            ImageOutcome::Planned => Outcome::Planned,
+            ImageOutcome::UpToDate => Outcome::Skipped,
+            ImageOutcome::Failed(e) => Outcome::Failed(e.to_string()),
         }
     }
 
@@ -289,12 +329,13 @@ impl Images {
     ) -> Result<(ChartImages, Vec<u8>), ImageError> {
         let (manifest, _) = source.manifest(name).await.map_err(ImageError::ReadChart)?;
         let (wanted, warnings) = self.find(source, name, &manifest).await?;
-        let jobs = options.jobs.max(1);
+        // Charts already run `jobs` at a time: a few images of each at once is enough.
+        let jobs = options.jobs.clamp(1, IMAGES_AT_ONCE);
         let images = futures_util::stream::iter(wanted)
             .map(|n: Needed| async move {
                 let (image, target, outcome) = match n.wanted {
                     Ok(w) => {
-                        let outcome = self.make_present(&w, sink, job, options).await;
+                        let outcome = self.make_present(&w, source, sink, job, options).await;
                         (w.image, Some(w.target), outcome)
                     }
                     Err((image, e)) => (image, None, ImageOutcome::Failed(Arc::new(e))),
@@ -402,6 +443,7 @@ impl Images {
     async fn make_present(
         &self,
         w: &Wanted,
+        source: &dyn Source,
         sink: Option<&dyn Sink>,
         job: &Job,
         options: &SyncOptions,
@@ -421,7 +463,7 @@ impl Images {
             Arc::clone(&slot.done)
         };
         done.get_or_init(|| async {
-            match self.copy_one(w, sink, job, options).await {
+            match self.copy_one(w, source, sink, job, options).await {
                 Ok(outcome) => outcome,
                 Err(e) => ImageOutcome::Failed(Arc::new(e)),
             }
@@ -431,23 +473,37 @@ impl Images {
     }
 
     /// Makes one image present at `sink` unless it is there (then only its referrers may be
-    /// new); in a dry run, says what would happen.
+    /// new); in a dry run, says what would happen. The image is read from the chart's own
+    /// place when that is a layout, an archive or the cache holding it under its name (inside
+    /// an air gap nothing else is reachable), else from its registry.
     async fn copy_one(
         &self,
         w: &Wanted,
+        chart_source: &dyn Source,
         sink: Option<&dyn Sink>,
         job: &Job,
         options: &SyncOptions,
     ) -> Result<ImageOutcome, ImageError> {
-        let registry = self.registry(w.source.host()).await?;
-        let src: &dyn Source = registry.as_ref();
-        let want: Digest = match w.source.digest() {
-            Some(d) => d.clone(),
-            None => src
-                .digest(&w.source)
-                .await
-                .map_err(ImageError::Copy)?
-                .ok_or_else(|| ImageError::NotFound(w.source.host().to_string()))?,
+        let held = match chart_source.registry() {
+            // A registry answers for its own host only.
+            Some(_) => None,
+            None => chart_source.digest(&w.source).await.ok().flatten(),
+        };
+        let registry;
+        let (src, want): (&dyn Source, Digest) = match held {
+            Some(digest) => (chart_source, digest),
+            None => {
+                registry = self.registry(w.source.host()).await?;
+                let want = match w.source.digest() {
+                    Some(d) => d.clone(),
+                    None => registry
+                        .digest(&w.source)
+                        .await
+                        .map_err(ImageError::Copy)?
+                        .ok_or_else(|| ImageError::NotFound(w.source.host().to_string()))?,
+                };
+                (registry.as_ref(), want)
+            }
         };
         let Some(sink) = sink else {
             return Ok(ImageOutcome::Planned);

@@ -492,28 +492,51 @@ async fn work(
             return (Outcome::Failed(failure), found);
         }
     }
-    let outcome = match (plan, sink) {
-        (Plan::Copy, _) if options.dry_run => Outcome::Planned,
-        (Plan::Have(_), _) if options.dry_run => Outcome::Skipped,
-        (_, None) => Outcome::Failed(format!("{}: no destination", item.target)),
-        (Plan::Copy, Some(sink)) => {
-            match copy_fetched(source, &item.source, manifest, sink, &item.target, job).await {
-                Ok(_) => Outcome::Done,
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
-        }
-        // There already: only what refers to it may be new.
-        (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
-            match copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await {
-                Ok(c) if c.referrers > 0 => Outcome::Done,
-                Ok(_) => Outcome::Skipped,
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
-        }
-        (Plan::Have(_), Some(_)) => Outcome::Skipped,
+    let copied = copy_item(source, sink, item, plan, manifest, job, options);
+    let outcome = match images {
+        // The same name may be an image of a chart of this sync too: copied once.
+        Some(images) => images.item_once(&item.target, copied).await,
+        None => copied
+            .await
+            .unwrap_or_else(|e| Outcome::Failed(e.to_string())),
     };
     source.release(&item.source);
     (outcome, found)
+}
+
+/// The copy of one item itself, after planning: `Done`, `Skipped` (there already, with no
+/// new referrers) or, in a dry run, `Planned`.
+async fn copy_item(
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
+    item: &Item,
+    plan: Plan,
+    manifest: Option<Vec<u8>>,
+    job: &Job,
+    options: &SyncOptions,
+) -> Result<Outcome, EngineError> {
+    match (plan, sink) {
+        (Plan::Copy, _) if options.dry_run => Ok(Outcome::Planned),
+        (Plan::Have(_), _) if options.dry_run => Ok(Outcome::Skipped),
+        (_, None) => Err(EngineError::Unsupported {
+            what: item.target.to_string(),
+            reason: "no destination".into(),
+        }),
+        (Plan::Copy, Some(sink)) => {
+            copy_fetched(source, &item.source, manifest, sink, &item.target, job).await?;
+            Ok(Outcome::Done)
+        }
+        // There already: only what refers to it may be new.
+        (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
+            let c =
+                copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await?;
+            Ok(match c.referrers {
+                0 => Outcome::Skipped,
+                _ => Outcome::Done,
+            })
+        }
+        (Plan::Have(_), Some(_)) => Ok(Outcome::Skipped),
+    }
 }
 
 #[cfg(test)]
