@@ -3,10 +3,11 @@
 //! the appVersion, a literal in a template, an Artifact Hub annotation) and point them at a
 //! real registry (CNCF distribution on loopback), where the tests push multi-platform images
 //! of random layers. Checked: where each image lands (skopeo's naming, `--scoped`), that it
-//! arrives whole with the source's digests, the exact places each was found (`--why`) in the
-//! JSON report, the dry-run plan, reruns that copy nothing, failures naming the image (and
-//! `--keep-going`), `--images-from`, `--platform`, `cache:`, and one `oci-archive:` holding
-//! charts and images that skopeo reads and `sync` restores.
+//! arrives whole with the source's digests and its referrers (an SBOM), the exact places each
+//! was found (`--why`) in the JSON report, the dry-run plan, reruns that copy nothing, failures
+//! naming the image (and `--keep-going`), `--images-from`, `--platform`, `cache:`, and one
+//! `oci-archive:` holding charts and images that skopeo reads and `sync` restores (with
+//! `--images` too, the images' registry gone).
 
 mod fault;
 mod support;
@@ -15,7 +16,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use fault::{Sandbox, error_line_of, push_random_image, served_digest};
+use fault::{
+    OCI_INDEX, OCI_MANIFEST, Sandbox, error_line_of, push_random_image, served_digest, sha256_hex,
+    upload_blob,
+};
 use serde_json::Value;
 use support::{Registry, Skopeo, describe};
 
@@ -220,6 +224,43 @@ fn expected(
     ]
 }
 
+/// An SBOM of `image` (an OCI 1.1 artifact whose `subject` is its index), recorded in the
+/// referrers tag schema as a registry without the referrers API needs; returns its digest.
+fn push_sbom(reg: &Registry, image: &Image) -> String {
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#;
+    let config = upload_blob(reg, &image.repo, b"{}");
+    let layer = upload_blob(reg, &image.repo, sbom);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": layer, "size": sbom.len()}],
+        "subject": {"mediaType": OCI_INDEX, "digest": image.digest, "size": image.index.len()},
+    })
+    .to_string()
+    .into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&manifest));
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(), "artifactType": "application/spdx+json"},
+    ]})
+    .to_string()
+    .into_bytes();
+    for (reference, media_type, bytes) in [
+        (digest.as_str(), OCI_MANIFEST, &manifest),
+        (&image.digest.replace(':', "-"), OCI_INDEX, &index),
+    ] {
+        let resp = reg.request(
+            "PUT",
+            &format!("/v2/{}/manifests/{reference}", image.repo),
+            &[("Content-Type", media_type)],
+            bytes,
+        );
+        assert_eq!(resp.status, 201, "put {reference}: {}", resp.text());
+    }
+    digest
+}
+
 /// `name`'s image arrived at `reg` as `repo:tag` whole: the index with the source's digest,
 /// and every platform's manifest.
 fn arrived(reg: &Registry, repo: &str, tag: &str, image: &Image) {
@@ -241,6 +282,7 @@ fn arrived(reg: &Registry, repo: &str, tag: &str, image: &Image) {
 #[test]
 fn a_chart_and_its_multi_platform_images_sync_registry_to_registry() {
     let w = World::new();
+    let sbom = push_sbom(&w.src, &w.web);
     let dest = Registry::plain();
     let src_repo = format!("{}/charts/app", w.src.host());
     let mirror = format!("{}/mirror", dest.host());
@@ -268,6 +310,18 @@ fn a_chart_and_its_multi_platform_images_sync_registry_to_registry() {
         served_digest(&dest, "mirror/app", "1.0.0").as_deref(),
         Some(w.chart_digest.as_str())
     );
+    // The image's SBOM came along, and the referrers tag schema names it there.
+    assert!(served_digest(&dest, "mirror/web", &sbom).is_some());
+    let listed = dest.request(
+        "GET",
+        &format!(
+            "/v2/mirror/web/manifests/{}",
+            w.web.digest.replace(':', "-")
+        ),
+        &[("Accept", OCI_INDEX)],
+        &[],
+    );
+    assert!(listed.text().contains(&sbom), "{}", listed.text());
 
     // Again: nothing to copy, and the table says so per chart.
     let out = w.sb.ok(&["sync", "--images", &src_repo, &mirror]);
