@@ -29,6 +29,7 @@ pub mod env;
 pub mod fsx;
 pub mod gojson;
 pub mod layout;
+pub mod manifest;
 pub mod oci;
 pub mod output;
 pub mod reference;

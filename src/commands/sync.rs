@@ -268,6 +268,29 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         cert_dir: &args.dest_cert_dir,
     };
 
+    // Two registries are reached at once: each costs a round trip or two before anything else.
+    let (src_registry, dest_registry) = tokio::join!(
+        async {
+            match &source {
+                SourceArg::Registry(r) => {
+                    let transport = src_flags.transport();
+                    Some(connect(ctx, r.host(), &transport, src_creds.clone()).await).transpose()
+                }
+                _ => Ok(None),
+            }
+        },
+        async {
+            match &dest {
+                DestArg::Registry { host, .. } => {
+                    let transport = dest_flags.transport();
+                    Some(connect(ctx, host, &transport, dest_creds.clone()).await).transpose()
+                }
+                _ => Ok(None),
+            }
+        },
+    );
+    let (mut src_registry, mut dest_registry) = (src_registry?, dest_registry?);
+
     // The destination. A layout is opened (or created) here; an archive is written to a
     // temporary file and only renamed into place once every copy is done. A dry run does not
     // create a layout that is not there.
@@ -301,7 +324,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             },
         ),
         DestArg::Registry { host, base } => {
-            let registry = connect(ctx, &host, &dest_flags.transport(), dest_creds).await?;
+            let registry = match dest_registry.take() {
+                Some(registry) => registry,
+                None => connect(ctx, &host, &dest_flags.transport(), dest_creds).await?,
+            };
             (
                 Some(Box::new(RegistryPlace::new(registry))),
                 Destination {
@@ -421,8 +447,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             });
         }
         SourceArg::Registry(r) => {
-            let registry =
-                connect(ctx, r.host(), &src_flags.transport(), src_creds.clone()).await?;
+            let registry = match src_registry.take() {
+                Some(registry) => registry,
+                None => connect(ctx, r.host(), &src_flags.transport(), src_creds.clone()).await?,
+            };
             let place = RegistryPlace::new(registry);
             let refs = if r.tag().is_some() || r.digest().is_some() {
                 match place.registry.manifest_digest(&r).await? {

@@ -15,9 +15,9 @@ use futures_util::future::BoxFuture;
 
 use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking};
 use crate::digest::Digest;
+use crate::manifest::{Kind, Node};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::Reference;
-use crate::store::graph::{Kind, Node};
 use crate::store::{RefTarget, StagedBlob, Store, StoreError, StoredRef};
 
 /// The cache at `store`.

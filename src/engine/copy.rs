@@ -11,14 +11,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use serde::Deserialize;
 
 use super::referrers::ReferrerPolicy;
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
-#[cfg(test)]
-use crate::oci::DOCKER_LIST_MEDIA_TYPE;
-use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::manifest::Node;
+use crate::oci::Descriptor;
 use crate::reference::Reference;
 use crate::registry::RegistryError;
 
@@ -49,57 +47,12 @@ impl Copied {
     }
 }
 
-/// A manifest or index, as far as the walk cares.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Shape {
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-}
-
-impl Shape {
-    fn parse(bytes: &[u8], what: &Reference) -> Result<Self> {
-        let shape: Shape =
-            serde_json::from_slice(bytes).map_err(|e| EngineError::NotAManifest {
-                what: what.to_string(),
-                reason: e.to_string(),
-            })?;
-        if shape.manifests.is_none() && shape.config.is_none() {
-            return Err(EngineError::NotAManifest {
-                what: what.to_string(),
-                reason: "it has neither `manifests` nor `config`".into(),
-            });
-        }
-        Ok(shape)
-    }
-
-    fn is_index(&self) -> bool {
-        self.manifests.is_some()
-    }
-
-    /// The media type to send it with: its own, else what its shape says (Helm writes chart
-    /// manifests without one).
-    fn media_type(&self) -> &str {
-        match &self.media_type {
-            Some(m) if !m.is_empty() => m,
-            _ if self.is_index() => INDEX_MEDIA_TYPE,
-            _ => MANIFEST_MEDIA_TYPE,
-        }
-    }
-
-    fn blobs(&self) -> Vec<Descriptor> {
-        self.config
-            .iter()
-            .chain(self.layers.iter().flatten())
-            .cloned()
-            .collect()
-    }
+/// Reads `bytes` as a manifest or index; an error names `what`.
+fn parse(bytes: &[u8], what: &Reference) -> Result<Node> {
+    Node::parse(bytes).map_err(|reason| EngineError::NotAManifest {
+        what: what.to_string(),
+        reason,
+    })
 }
 
 /// A platform to keep from image indexes: `OS/ARCH[/VARIANT]`, as `docker --platform` and
@@ -238,10 +191,10 @@ impl Job {
     fn select(
         &self,
         bytes: Vec<u8>,
-        shape: &Shape,
+        node: &Node,
         what: &Reference,
     ) -> Result<(Vec<u8>, Vec<Descriptor>)> {
-        let children = shape.manifests.clone().unwrap_or_default();
+        let children = node.children.clone();
         if self.platforms.is_empty() {
             return Ok((bytes, children));
         }
@@ -346,9 +299,9 @@ fn walk<'a>(
             None => src.manifest(from).await?.0,
         };
         let source_digest = Digest::of(&bytes);
-        let shape = Shape::parse(&bytes, from)?;
-        let (bytes, children) = match shape.is_index() {
-            true => job.select(bytes, &shape, from)?,
+        let node = parse(&bytes, from)?;
+        let (bytes, children) = match node.index {
+            true => job.select(bytes, &node, from)?,
             false => (bytes, Vec::new()),
         };
         // A rewritten index (some platforms left out) is a new document with a digest of its
@@ -364,7 +317,7 @@ fn walk<'a>(
             sent: 0,
             referrers: 0,
         };
-        if shape.is_index() {
+        if node.index {
             if depth >= MAX_DEPTH {
                 return Err(EngineError::Unsupported {
                     what: from.to_string(),
@@ -381,20 +334,19 @@ fn walk<'a>(
                 copied.add(&c);
             }
         } else {
-            let blobs = shape.blobs();
-            copied.blobs = blobs.len();
-            copied.sent = copy_blobs(src, from, dst, to, &blobs, Some(job)).await?;
+            copied.blobs = node.blobs.len();
+            copied.sent = copy_blobs(src, from, dst, to, &node.blobs, Some(job)).await?;
         }
         let mut round = 0;
         let pushed = loop {
-            match dst.put_manifest(to, &bytes, shape.media_type()).await {
+            match dst.put_manifest(to, &bytes, &node.media_type).await {
                 // Another writer into the same repository can make a registry lose a blob
                 // link: check the blobs again, send what is missing, and retry.
                 Err(EngineError::Registry(RegistryError::BlobUnknown { .. }))
-                    if round < BLOB_UNKNOWN_ROUNDS && !shape.is_index() =>
+                    if round < BLOB_UNKNOWN_ROUNDS && !node.index =>
                 {
                     round += 1;
-                    copy_blobs(src, from, dst, to, &shape.blobs(), None).await?;
+                    copy_blobs(src, from, dst, to, &node.blobs, None).await?;
                 }
                 other => break other?,
             }
@@ -619,27 +571,5 @@ mod tests {
         for bad in ["amd64", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
             assert!(Platform::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn shapes() {
-        let r = Reference::parse("h/a:1").unwrap();
-        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
-        let s = Shape::parse(index, &r).unwrap();
-        assert!(s.is_index() && s.media_type() == INDEX_MEDIA_TYPE);
-        let list = format!(r#"{{"mediaType":"{DOCKER_LIST_MEDIA_TYPE}","manifests":[]}}"#);
-        assert_eq!(
-            Shape::parse(list.as_bytes(), &r).unwrap().media_type(),
-            DOCKER_LIST_MEDIA_TYPE
-        );
-        let chart = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{}","size":1}},"layers":[]}}"#,
-            Digest::of(b"x")
-        );
-        let s = Shape::parse(chart.as_bytes(), &r).unwrap();
-        assert!(!s.is_index() && s.media_type() == MANIFEST_MEDIA_TYPE);
-        assert_eq!(s.blobs().len(), 1);
-        assert!(Shape::parse(b"{}", &r).is_err());
-        assert!(Shape::parse(b"[", &r).is_err());
     }
 }

@@ -210,6 +210,9 @@ pub struct RegistryPlace {
     pub registry: std::sync::Arc<Registry>,
     /// Whether the registry has the referrers API, once a request has told.
     referrers_api: std::sync::OnceLock<bool>,
+    /// Held while the first request tells whether the registry has the referrers API, so
+    /// concurrent copies ask once.
+    probing: tokio::sync::Mutex<()>,
 }
 
 impl RegistryPlace {
@@ -217,6 +220,7 @@ impl RegistryPlace {
         RegistryPlace {
             registry: std::sync::Arc::new(registry),
             referrers_api: std::sync::OnceLock::new(),
+            probing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -226,9 +230,17 @@ impl RegistryPlace {
         repo: &Reference,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>> {
-        if self.referrers_api.get() == Some(&false) {
-            return Ok(None);
-        }
+        let _probing = match self.referrers_api.get() {
+            Some(false) => return Ok(None),
+            Some(true) => None,
+            None => {
+                let held = self.probing.lock().await;
+                if self.referrers_api.get() == Some(&false) {
+                    return Ok(None);
+                }
+                Some(held)
+            }
+        };
         let found = self.registry.referrers(repo, digest).await?;
         let _ = self.referrers_api.set(found.is_some());
         Ok(found)

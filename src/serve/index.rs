@@ -511,6 +511,44 @@ mod tests {
     }
 
     #[test]
+    fn oci_urls_name_the_served_repository_and_the_tag_helm_pushed() {
+        let items = [
+            item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),
+            item("reg/a/web", "1.1.0_build.7", "web", "1.1.0+build.7", "bb"),
+            item("solo", "0.1.0", "solo", "0.1.0", "ccc"),
+        ];
+        let idx = build(
+            items.to_vec(),
+            &ChartUrls::Oci("charts.example.com:8443".into()),
+        );
+        let a = yaml(&idx.view("reg/a").unwrap());
+        let urls: Vec<&str> = a["entries"]["web"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["urls"][0].as_str().unwrap())
+            .collect();
+        // The `+` of a version is `_` in its tag, as Helm pushes it.
+        assert_eq!(
+            urls,
+            [
+                "oci://charts.example.com:8443/reg/a/web:1.1.0_build.7",
+                "oci://charts.example.com:8443/reg/a/web:1.0.0",
+            ]
+        );
+        // The root lists the same URLs (no relative path to resolve), and an unprefixed
+        // chart is at the top of the server's namespace.
+        let root = yaml(&idx.view("").unwrap());
+        assert_eq!(root["entries"]["web"][0]["urls"][0], urls[0]);
+        assert_eq!(
+            root["entries"]["solo"][0]["urls"][0],
+            "oci://charts.example.com:8443/solo:0.1.0"
+        );
+        // Archives stay downloadable by path for clients that still ask for them.
+        assert_eq!(idx.files["charts/web-1.0.0.tgz"].digest, Digest::of(b"a"));
+    }
+
+    #[test]
     fn rebuilding_gives_the_same_bytes_and_an_empty_index_is_valid() {
         let items = [
             item("reg/a/web", "1.0.0", "web", "1.0.0", "a"),

@@ -223,3 +223,55 @@ fn chart_urls(
         (None, false) => Ok(ChartUrls::Relative),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_chart_urls_name_this_server() {
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        // By the host of --base-url (its port kept, its path dropped) ...
+        assert_eq!(
+            chart_urls(
+                Some("https://charts.example.com:8443/team".into()),
+                true,
+                any
+            )
+            .unwrap(),
+            ChartUrls::Oci("charts.example.com:8443".into())
+        );
+        assert_eq!(
+            chart_urls(Some("https://charts.example.com/".into()), true, any).unwrap(),
+            ChartUrls::Oci("charts.example.com".into())
+        );
+        // ... else by the one address it listens on; never by 0.0.0.0, which no client can use.
+        assert_eq!(
+            chart_urls(None, true, local).unwrap(),
+            ChartUrls::Oci("127.0.0.1:8080".into())
+        );
+        assert!(matches!(
+            chart_urls(None, true, any),
+            Err(ServeError::OciHost(_))
+        ));
+        for bad in [
+            "charts.example.com",
+            "ftp://charts.example.com/",
+            "https://",
+        ] {
+            assert!(
+                matches!(
+                    chart_urls(Some(bad.into()), true, local),
+                    Err(ServeError::BaseUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            chart_urls(Some("https://c.example/x".into()), false, local).unwrap(),
+            ChartUrls::Absolute("https://c.example/x".into())
+        );
+        assert_eq!(chart_urls(None, false, any).unwrap(), ChartUrls::Relative);
+    }
+}

@@ -43,12 +43,12 @@ use std::fs::{self, File};
 use std::io;
 use std::time::{Duration, SystemTime};
 
-use super::graph::Node;
 use super::lookup::{self, IndexFile, write_at};
 use super::refs::StoredRef;
 use super::splice::{self, Append, Edit};
 use super::{Result, Store, atomic_write, io_err, walk};
 use crate::digest::Digest;
+use crate::manifest::Node;
 use crate::oci::{ANNOTATION_REF_NAME, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
 

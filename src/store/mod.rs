@@ -60,6 +60,7 @@ pub use gc::{PruneReport, VerifyReport};
 pub use refs::{ArtifactRef, RefEntry, RefTarget, StoredRef};
 
 use crate::digest::Digest;
+use crate::manifest::{Kind, Node};
 use crate::reference::Reference;
 
 /// Errors from the cache. Each names the path or ref involved.
@@ -306,7 +307,7 @@ impl Writer<'_> {
             });
         }
         let bytes = self.store.read_blob(manifest)?;
-        if graph::Node::parse(&bytes).is_ok_and(|n| n.kind == graph::Kind::HelmChart) {
+        if Node::parse(&bytes).is_ok_and(|n| n.kind == Kind::HelmChart) {
             return Err(StoreError::Corrupt {
                 path: self.store.blob_path(manifest),
                 reason: format!(

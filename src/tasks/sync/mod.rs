@@ -363,6 +363,29 @@ async fn signed(
     }
 }
 
+/// An item the destination has already (as `digest`): only what refers to it may be new.
+async fn referrers_of(
+    source: &dyn Source,
+    item: &Item,
+    sink: &dyn Sink,
+    digest: &Digest,
+    job: &Job,
+) -> Result<Outcome, EngineError> {
+    let c = copy_referrers_of(source, &item.source, sink, &item.target, digest, job).await?;
+    Ok(match c.referrers {
+        0 => Outcome::Skipped,
+        _ => Outcome::Done,
+    })
+}
+
+/// What the plan says comes next for an item.
+enum Next {
+    /// Nothing: it has ended so.
+    Ended(Outcome),
+    /// Its copy (or, with images, its images and then its copy).
+    Work(Plan),
+}
+
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
 /// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
 /// each one call into the copy engine. With `images`, every chart's images are made present
@@ -379,50 +402,10 @@ pub async fn sync(
     mut report: impl FnMut(&Item, &Outcome, &images::ChartImages),
 ) -> Result<Vec<Outcome>, EngineError> {
     let jobs = options.jobs.max(1);
-    // HEAD requests are cheap for a registry: check several per copy slot.
-    let checks = (jobs * 4).clamp(8, 64);
+    // A registry answers a HEAD in about the time it takes to open a connection: a few checks
+    // at once, each on a kept-alive connection, beat many each on a new one.
+    let checks = jobs.clamp(4, 16);
     let existing = existing(sink, items, checks).await?;
-    let stop = AtomicBool::new(false);
-    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
-    let no_images = images::ChartImages::default();
-    if let Some(images) = images {
-        images.reserve(items);
-    }
-
-    // Items to work on further, with their plan: what is to be copied, what is there already
-    // but whose referrers (or, with images, whose images) are still to be checked.
-    let mut to_copy: Vec<(usize, Plan)> = Vec::new();
-    {
-        let existing = &existing;
-        let mut plans = futures_util::stream::iter(items.iter().enumerate())
-            .map(|(i, item)| async move { (i, plan(source, sink, item, existing, options).await) })
-            .buffered(checks);
-        while let Some((i, planned)) = plans.next().await {
-            let outcome = match planned {
-                Ok(plan) if images.is_some() => {
-                    to_copy.push((i, plan));
-                    continue;
-                }
-                Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
-                Ok(plan @ Plan::Have(Some(_))) if options.referrers.enabled && !options.dry_run => {
-                    to_copy.push((i, plan));
-                    continue;
-                }
-                Ok(Plan::Copy) => {
-                    to_copy.push((i, Plan::Copy));
-                    continue;
-                }
-                Ok(Plan::Have(_)) => Outcome::Skipped,
-                Err(e) => Outcome::Failed(e.to_string()),
-            };
-            if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
-                stop.store(true, Ordering::Relaxed);
-            }
-            report(&items[i], &outcome, &no_images);
-            outcomes[i] = outcome;
-        }
-    }
-
     // Repositories the destination does not have yet: no blob of theirs is asked about.
     let new_repositories = existing
         .iter()
@@ -432,7 +415,60 @@ pub async fn sync(
     let job = &Job::new(new_repositories)
         .with_platforms(options.platforms.clone())
         .with_referrers(options.referrers.clone());
-    let stop = &stop;
+    let stop = &AtomicBool::new(false);
+    let failed = |outcome: &Outcome| {
+        if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let mut outcomes = vec![Outcome::NotAttempted; items.len()];
+    let no_images = images::ChartImages::default();
+    if let Some(images) = images {
+        images.reserve(items);
+    }
+
+    // The plan: what is there already is done with here (only what refers to it may still
+    // be new), as each check ends; what is not is copied next. With images, every item goes
+    // on, there or not: its images are still to be checked.
+    let mut to_copy: Vec<(usize, Plan)> = Vec::new();
+    {
+        let existing = &existing;
+        let mut plans = futures_util::stream::iter(items.iter().enumerate())
+            .map(|(i, item)| async move {
+                let outcome = match plan(source, sink, item, existing, options).await {
+                    Ok(plan) if images.is_some() => return (i, Next::Work(plan)),
+                    Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
+                    Ok(Plan::Copy) => return (i, Next::Work(Plan::Copy)),
+                    Ok(Plan::Have(Some(digest)))
+                        if options.referrers.enabled && !options.dry_run =>
+                    {
+                        match sink {
+                            Some(sink) => referrers_of(source, item, sink, &digest, job)
+                                .await
+                                .unwrap_or_else(|e| Outcome::Failed(e.to_string())),
+                            None => Outcome::Skipped,
+                        }
+                    }
+                    Ok(Plan::Have(_)) => Outcome::Skipped,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                (i, Next::Ended(outcome))
+            })
+            .buffer_unordered(checks);
+        while let Some((i, next)) = plans.next().await {
+            match next {
+                Next::Work(plan) => to_copy.push((i, plan)),
+                Next::Ended(outcome) => {
+                    failed(&outcome);
+                    report(&items[i], &outcome, &no_images);
+                    outcomes[i] = outcome;
+                }
+            }
+        }
+    }
+    // In the order the items came (newest first), whatever order the checks ended in.
+    to_copy.sort_unstable_by_key(|(i, _)| *i);
+
     let mut copies = futures_util::stream::iter(to_copy)
         .map(|(i, plan)| async move {
             if stop.load(Ordering::Relaxed) {
@@ -440,9 +476,7 @@ pub async fn sync(
             }
             let item = &items[i];
             let (outcome, found) = work(source, sink, item, plan, images, job, options).await;
-            if matches!(outcome, Outcome::Failed(_)) && !options.keep_going {
-                stop.store(true, Ordering::Relaxed);
-            }
+            failed(&outcome);
             (i, outcome, found)
         })
         .buffer_unordered(jobs);
@@ -528,12 +562,7 @@ async fn copy_item(
         }
         // There already: only what refers to it may be new.
         (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
-            let c =
-                copy_referrers_of(source, &item.source, sink, &item.target, &digest, job).await?;
-            Ok(match c.referrers {
-                0 => Outcome::Skipped,
-                _ => Outcome::Done,
-            })
+            referrers_of(source, item, sink, &digest, job).await
         }
         (Plan::Have(_), Some(_)) => Ok(Outcome::Skipped),
     }
