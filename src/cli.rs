@@ -622,9 +622,25 @@ pub struct SyncArgs {
     /// Read the sources from a skopeo sync YAML file
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Name destinations after the whole source path, host included
+    /// Name destinations after the whole source path, host included (images too)
     #[arg(long)]
     pub scoped: bool,
+    /// Copy each chart's images with it, to the same destination, before it: the images
+    /// `chart images` finds (annotations, values, templates, Images.lock; the chart's own
+    /// values), each read from its registry (reached with the --src-* TLS flags and the stored
+    /// logins), every platform or --platform, digests kept, referrers along. Images are named
+    /// as skopeo sync names: DEST/<last path element>:<tag> (docker.io/library/nginx:1.25 goes
+    /// to DEST/nginx:1.25), with --scoped DEST/<registry>/<whole path>:<tag>
+    /// (DEST/docker.io/library/nginx:1.25, a :port written _port); cache: and oci:/oci-archive:
+    /// without a prefix keep the full reference. An image with a tag and a digest is read by
+    /// its digest and written under its tag. A chart whose image cannot be copied fails, naming
+    /// the image and why, and is not copied (--keep-going goes on with the rest)
+    #[arg(long)]
+    pub images: bool,
+    /// With --images, also copy the images listed in FILE with every chart: one reference
+    /// per line, as `chart images -q` prints them (blank lines and # comments skipped)
+    #[arg(long, value_name = "FILE", requires = "images")]
+    pub images_from: Option<PathBuf>,
     /// Only tags whose version matches this Helm constraint (`_` read as `+`)
     #[arg(long, value_name = "C")]
     pub constraint: Option<String>,
@@ -634,7 +650,8 @@ pub struct SyncArgs {
     /// Copies to run at once
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// Print the plan and change nothing
+    /// Print the plan and change nothing (with --images: each chart's images, where each
+    /// would go, and whether it is there already)
     #[arg(long)]
     pub dry_run: bool,
     /// After a failure, finish the rest before exiting non-zero

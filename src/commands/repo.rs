@@ -151,9 +151,14 @@ async fn migrate(
         reporter.item(&what, &outcome);
         outcomes.push(outcome);
     }
-    let done = sync::sync(source, Some(sink), &items, options, |item, outcome| {
-        reporter.item(&item.target.to_string(), outcome)
-    })
+    let done = sync::sync(
+        source,
+        Some(sink),
+        &items,
+        options,
+        None,
+        |item, outcome, _| reporter.item(&item.target.to_string(), outcome),
+    )
     .await?;
     outcomes.extend(done);
     reporter.finish(&outcomes, "chart versions", &source.describe())

@@ -21,7 +21,11 @@ use crate::reference::Reference;
 use crate::registry::{Registry, Transport};
 use crate::tasks::Outcome;
 use crate::tasks::sync::config::{self, Select};
+use crate::tasks::sync::images::{self, Connector, Images};
 use crate::tasks::sync::{self, Destination, SyncOptions, TagFilter};
+
+/// The largest `--images-from` list read.
+const MAX_IMAGE_LIST: u64 = 1024 * 1024;
 
 /// One side's TLS settings, from the `--src-*` or `--dest-*` flags.
 struct SideFlags<'a> {
@@ -195,6 +199,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         .as_deref()
         .map(|c| parse_creds(c, "--dest-creds"))
         .transpose()?;
+    let listed = match &args.images_from {
+        Some(path) => image_list(path)?,
+        None => Vec::new(),
+    };
     let source = match (source_arg, &args.config) {
         (_, Some(path)) => {
             let cfg = config::read(path).map_err(anyhow::Error::msg)?;
@@ -227,6 +235,10 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         (None, None) => unreachable!("checked above"),
     };
     let dest = parse_dest(dest_arg)?;
+    let source_host = match &source {
+        SourceArg::Registry(r) => Some(r.host().to_string()),
+        _ => None,
+    };
     match (&source, &dest) {
         (SourceArg::Cache(_), DestArg::Cache(_)) => bail!(
             "SRC and DEST are both the cache: use `chart tag` to give cached charts other names"
@@ -437,7 +449,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         SourceArg::Registry(r) => {
             let registry = match src_registry.take() {
                 Some(registry) => registry,
-                None => connect(ctx, r.host(), &src_flags.transport(), src_creds).await?,
+                None => connect(ctx, r.host(), &src_flags.transport(), src_creds.clone()).await?,
             };
             let place = RegistryPlace::new(registry);
             let refs = if r.tag().is_some() || r.digest().is_some() {
@@ -481,8 +493,28 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             bail!("{dest_arg}: :{r} names one artifact, and the source has {count}");
         }
     }
+    // With --images: images are read with the source side's TLS settings and the stored
+    // logins (--src-creds too, for the source registry's own host).
+    let images = args.images.then(|| {
+        let given = match (&source_host, &src_creds) {
+            (Some(host), Some(c)) => vec![(host.clone(), c.clone())],
+            _ => Vec::new(),
+        };
+        let connector = Connector {
+            transport: Transport {
+                timeouts: ctx.timeouts,
+                ..src_flags.transport()
+            },
+            credentials: ctx.credentials.clone(),
+            given,
+        };
+        Images::new(connector, listed, destination.clone())
+    });
     let total = sources.iter().map(|s| s.refs.len()).sum();
-    let reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC, args.output);
+    let mut reporter = Reporter::new(ctx, total, args.dry_run, super::report::SYNC, args.output);
+    if images.is_some() {
+        reporter = reporter.with_images();
+    }
     let mut outcomes: Vec<Outcome> = Vec::new();
     let from = sources
         .iter()
@@ -495,14 +527,19 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
             reporter.item(&what, &outcome);
             outcomes.push(outcome);
         }
-        let report = |item: &sync::Item, outcome: &Outcome| {
-            reporter.copied(&item.source.to_string(), &item.target.to_string(), outcome);
+        let report = |item: &sync::Item, outcome: &Outcome, found: &images::ChartImages| {
+            let (from, to) = (item.source.to_string(), item.target.to_string());
+            match images.is_some() {
+                true => reporter.copied_with_images(&from, &to, outcome, found),
+                false => reporter.copied(&from, &to, outcome),
+            }
         };
         let done = sync::sync(
             source.place.as_ref(),
             sink.as_deref(),
             &items,
             &options,
+            images.as_ref(),
             report,
         )
         .await;
@@ -528,6 +565,20 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         sink.finish()?;
     }
     reporter.finish(&outcomes, "references", &from)
+}
+
+/// The `--images-from` list: one image reference per line.
+fn image_list(path: &Path) -> Result<Vec<images::Listed>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let mut text = String::new();
+    file.take(MAX_IMAGE_LIST + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("{}: not a UTF-8 text file", path.display()))?;
+    if text.len() as u64 > MAX_IMAGE_LIST {
+        bail!("{}: larger than 1 MiB", path.display());
+    }
+    Ok(images::parse_list(&path.display().to_string(), &text)?)
 }
 
 /// The artifacts of a source of the copy engine that `filter` takes, newest first; an error

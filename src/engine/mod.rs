@@ -249,6 +249,18 @@ pub trait Sink: Send + Sync {
         ))
     }
 
+    /// Names the manifest `digest` (written already) `name`, a reference by digest only, for
+    /// places that list what they hold by name: a layout's `ref.name` may be a digest
+    /// reference, so `host/repo@sha256:…` stays listed and is read back. A registry holds
+    /// manifests by digest already.
+    fn name_artifact<'a>(
+        &'a self,
+        _name: &'a Reference,
+        _digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The registry behind this place, if it is one.
     fn registry(&self) -> Option<&Registry> {
         None

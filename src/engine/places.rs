@@ -93,13 +93,13 @@ pub fn ref_name(r: &Reference) -> String {
     r.to_string()
 }
 
-/// The artifact a layout's ref name stands for: a full reference with a tag as written by
-/// [`ref_name`], else (skopeo's `oci:DIR:latest`) `localhost/<layout name>:<ref>`.
+/// The artifact a layout's ref name stands for: a full reference with a tag, or with a digest
+/// only (an image a chart pins by digest), as written by [`ref_name`], else (skopeo's
+/// `oci:DIR:latest`) `localhost/<layout name>:<ref>`.
 pub fn artifact_name(layout: &Path, name: &str) -> Option<Reference> {
     let looks_like_a_host = |h: &str| h.contains(['.', ':']) || h == "localhost";
     if let Ok(r) = Reference::parse(name)
-        && r.tag().is_some()
-        && r.digest().is_none()
+        && r.tag().is_some() != r.digest().is_some()
         && looks_like_a_host(r.host())
     {
         return Some(r);
@@ -617,6 +617,8 @@ impl<R: LayoutRead> Source for LayoutSource<R> {
 pub struct LayoutSink<W> {
     writer: Mutex<Option<W>>,
     name: PlaceName,
+    /// The manifests written in this job, by digest (to name one later).
+    manifests: Mutex<std::collections::HashMap<Digest, Descriptor>>,
 }
 
 impl LayoutSink<LayoutDir> {
@@ -629,6 +631,7 @@ impl LayoutSink<LayoutDir> {
         Ok(LayoutSink {
             writer: Mutex::new(Some(dir)),
             name,
+            manifests: Mutex::default(),
         })
     }
 }
@@ -639,6 +642,7 @@ impl LayoutSink<ArchiveWriter> {
         Ok(LayoutSink {
             writer: Mutex::new(Some(ArchiveWriter::create(name.path())?)),
             name,
+            manifests: Mutex::default(),
         })
     }
 }
@@ -731,9 +735,31 @@ impl<W: LayoutWrite> Sink for LayoutSink<W> {
                     if name.tag().is_some() {
                         w.write_ref(&target_ref(&self.name, name), &desc)?;
                     }
+                    self.manifests
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(desc.digest.clone(), desc.clone());
                     Ok(desc.digest)
                 })
             })
+        }
+        .boxed()
+    }
+
+    fn name_artifact<'a>(
+        &'a self,
+        name: &'a Reference,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let desc = self
+                .manifests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| not_found(&self.name.to_string(), name))?;
+            blocking(|| self.with(|w| w.write_ref(&target_ref(&self.name, name), &desc)))
         }
         .boxed()
     }
@@ -775,6 +801,12 @@ mod tests {
     fn layout_names_round_trip() {
         let r = Reference::parse("localhost:5000/charts/app:1.0.0").unwrap();
         assert_eq!(artifact_name(Path::new("x"), &ref_name(&r)), Some(r));
+        let pinned = format!("localhost:5000/team/web@{}", Digest::of(b"x"));
+        let pinned = Reference::parse(&pinned).unwrap();
+        assert_eq!(
+            artifact_name(Path::new("x"), &ref_name(&pinned)),
+            Some(pinned)
+        );
         let skopeo = artifact_name(Path::new("/tmp/My App.tar"), "latest").unwrap();
         assert_eq!(skopeo.to_string(), "localhost/my-app:latest");
     }

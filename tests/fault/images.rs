@@ -78,3 +78,86 @@ pub fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<S
         manifests.into_iter().map(|(d, _, _)| d).collect(),
     )
 }
+
+/// `size` bytes no earlier run can have made: SHA-256 blocks chained from a random seed, so a
+/// registry holds none of them before (nothing is mounted or skipped by accident).
+pub fn random_bytes(size: usize) -> Vec<u8> {
+    use sha2::{Digest as _, Sha256};
+    use std::hash::BuildHasher as _;
+    let seed = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    let mut block: [u8; 32] = Sha256::digest(seed.to_le_bytes()).into();
+    let mut out = Vec::with_capacity(size + 32);
+    while out.len() < size {
+        block = Sha256::digest(block).into();
+        out.extend_from_slice(&block);
+    }
+    out.truncate(size);
+    out
+}
+
+/// A multi-platform image: for each of `platforms` (`os/arch[/variant]`), a config and two
+/// random layers of `layer_size` bytes, one manifest; an index naming them, pushed to
+/// `repo:tag`. Returns the index digest, its bytes, and the manifest digests.
+pub fn push_random_image(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    platforms: &[&str],
+    layer_size: usize,
+) -> (String, Vec<u8>, Vec<String>) {
+    let mut manifests = Vec::new();
+    for platform in platforms {
+        let parts: Vec<&str> = platform.split('/').collect();
+        let mut p = json!({"os": parts[0], "architecture": parts[1]});
+        if let Some(v) = parts.get(2) {
+            p["variant"] = json!(v);
+        }
+        let layers: Vec<Vec<u8>> = (0..2).map(|_| random_bytes(layer_size)).collect();
+        let mut config = p.clone();
+        config["rootfs"] = json!({"type": "layers", "diff_ids": []});
+        let config = config.to_string().into_bytes();
+        let config_digest = upload_blob(reg, repo, &config);
+        let layer_descs: Vec<_> = layers
+            .iter()
+            .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": upload_blob(reg, repo, l), "size": l.len()}))
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": layer_descs,
+        })
+        .to_string()
+        .into_bytes();
+        let digest = format!("sha256:{}", sha256_hex(&manifest));
+        let resp = reg.request(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{digest}"),
+            &[("Content-Type", OCI_MANIFEST)],
+            &manifest,
+        );
+        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+        manifests.push((digest, manifest.len(), p));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests.iter().map(|(d, size, p)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": size, "platform": p,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let resp = reg.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Content-Type", OCI_INDEX)],
+        &index,
+    );
+    assert_eq!(resp.status, 201, "put index: {}", resp.text());
+    (
+        format!("sha256:{}", sha256_hex(&index)),
+        index,
+        manifests.into_iter().map(|(d, _, _)| d).collect(),
+    )
+}

@@ -12,7 +12,7 @@ mod sandbox;
 mod serve;
 mod server;
 
-pub use images::{OCI_INDEX, push_image_index, served_digest};
+pub use images::{OCI_INDEX, push_image_index, push_random_image, random_bytes, served_digest};
 pub use peers::{
     catalog, count_logged, get_manifest, logged_requests, put_manifest, registry_get, repo_tags,
     storage_snapshot, upload_blob, wait_logged,

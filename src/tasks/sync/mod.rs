@@ -10,9 +10,11 @@
 //! cheaply, or with `immutable_tags` trusted; only what differs is copied, `jobs` at a time,
 //! each copy one call of [`crate::engine::copy::copy`]. Destination names follow skopeo:
 //! `DEST/<last path element>:<tag>`, or with `scoped` the whole source path, host included
-//! (a `:port` written `_port`, which skopeo cannot do at all).
+//! (a `:port` written `_port`, which skopeo cannot do at all). With `--images`, each chart's
+//! images go first, to the same destination under the same naming ([`images`]).
 
 pub mod config;
+pub mod images;
 pub mod policy;
 
 use std::cmp::Ordering as CmpOrdering;
@@ -24,7 +26,7 @@ use futures_util::StreamExt;
 use super::Outcome;
 use crate::constraint::Constraint;
 use crate::digest::Digest;
-use crate::engine::copy::{Job, copy, copy_referrers_of};
+use crate::engine::copy::{Job, copy_fetched, copy_referrers_of};
 use crate::engine::referrers::{ReferrerPolicy, is_referrer_tag};
 use crate::engine::{EngineError, Sink, Source, Tags};
 use crate::reference::{Reference, escape_host};
@@ -368,25 +370,36 @@ async fn referrers_of(
     sink: &dyn Sink,
     digest: &Digest,
     job: &Job,
-) -> Outcome {
-    match copy_referrers_of(source, &item.source, sink, &item.target, digest, job).await {
-        Ok(c) if c.referrers > 0 => Outcome::Done,
-        Ok(_) => Outcome::Skipped,
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
+) -> Result<Outcome, EngineError> {
+    let c = copy_referrers_of(source, &item.source, sink, &item.target, digest, job).await?;
+    Ok(match c.referrers {
+        0 => Outcome::Skipped,
+        _ => Outcome::Done,
+    })
+}
+
+/// What the plan says comes next for an item.
+enum Next {
+    /// Nothing: it has ended so.
+    Ended(Outcome),
+    /// Its copy (or, with images, its images and then its copy).
+    Work(Plan),
 }
 
 /// Syncs `items` from `source` to `sink`, calling `report` as each one ends: first the plan
 /// (what is already there is skipped, all checks at once), then the copies, `jobs` at a time,
-/// each one call into the copy engine. Without `keep_going`, a failure stops new copies. An
-/// error (nothing was copied) when the destination cannot say what it holds. `sink` is
-/// `None` only for a dry run whose destination does not exist yet.
+/// each one call into the copy engine. With `images`, every chart's images are made present
+/// (or, in a dry run, planned) before the chart, and a chart whose images fail is not copied.
+/// Without `keep_going`, a failure stops new copies. An error (nothing was copied) when the
+/// destination cannot say what it holds. `sink` is `None` only for a dry run whose
+/// destination does not exist yet.
 pub async fn sync(
     source: &dyn Source,
     sink: Option<&dyn Sink>,
     items: &[Item],
     options: &SyncOptions,
-    mut report: impl FnMut(&Item, &Outcome),
+    images: Option<&images::Images>,
+    mut report: impl FnMut(&Item, &Outcome, &images::ChartImages),
 ) -> Result<Vec<Outcome>, EngineError> {
     let jobs = options.jobs.max(1);
     // A registry answers a HEAD in about the time it takes to open a connection: a few checks
@@ -409,73 +422,150 @@ pub async fn sync(
         }
     };
     let mut outcomes = vec![Outcome::NotAttempted; items.len()];
+    let no_images = images::ChartImages::default();
+    if let Some(images) = images {
+        images.reserve(items);
+    }
 
     // The plan: what is there already is done with here (only what refers to it may still
-    // be new), as each check ends; what is not is copied next.
-    let mut to_copy: Vec<usize> = Vec::new();
+    // be new), as each check ends; what is not is copied next. With images, every item goes
+    // on, there or not: its images are still to be checked.
+    let mut to_copy: Vec<(usize, Plan)> = Vec::new();
     {
         let existing = &existing;
         let mut plans = futures_util::stream::iter(items.iter().enumerate())
             .map(|(i, item)| async move {
                 let outcome = match plan(source, sink, item, existing, options).await {
+                    Ok(plan) if images.is_some() => return (i, Next::Work(plan)),
                     Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
-                    Ok(Plan::Copy) => return (i, None),
+                    Ok(Plan::Copy) => return (i, Next::Work(Plan::Copy)),
                     Ok(Plan::Have(Some(digest)))
                         if options.referrers.enabled && !options.dry_run =>
                     {
                         match sink {
-                            Some(sink) => referrers_of(source, item, sink, &digest, job).await,
+                            Some(sink) => referrers_of(source, item, sink, &digest, job)
+                                .await
+                                .unwrap_or_else(|e| Outcome::Failed(e.to_string())),
                             None => Outcome::Skipped,
                         }
                     }
                     Ok(Plan::Have(_)) => Outcome::Skipped,
                     Err(e) => Outcome::Failed(e.to_string()),
                 };
-                (i, Some(outcome))
+                (i, Next::Ended(outcome))
             })
             .buffer_unordered(checks);
-        while let Some((i, planned)) = plans.next().await {
-            match planned {
-                None => to_copy.push(i),
-                Some(outcome) => {
+        while let Some((i, next)) = plans.next().await {
+            match next {
+                Next::Work(plan) => to_copy.push((i, plan)),
+                Next::Ended(outcome) => {
                     failed(&outcome);
-                    report(&items[i], &outcome);
+                    report(&items[i], &outcome, &no_images);
                     outcomes[i] = outcome;
                 }
             }
         }
     }
     // In the order the items came (newest first), whatever order the checks ended in.
-    to_copy.sort_unstable();
+    to_copy.sort_unstable_by_key(|(i, _)| *i);
 
     let mut copies = futures_util::stream::iter(to_copy)
-        .map(|i| async move {
+        .map(|(i, plan)| async move {
             if stop.load(Ordering::Relaxed) {
-                return (i, Outcome::NotAttempted);
+                return (i, Outcome::NotAttempted, images::ChartImages::default());
             }
             let item = &items[i];
-            let Some(sink) = sink else {
-                return (
-                    i,
-                    Outcome::Failed(format!("{}: no destination", item.target)),
-                );
-            };
-            let outcome = match signed(source, item, &options.signatures).await {
-                Some(refused) => refused,
-                None => match copy(source, &item.source, sink, &item.target, job).await {
-                    Ok(_) => Outcome::Done,
-                    Err(e) => Outcome::Failed(e.to_string()),
-                },
-            };
+            let (outcome, found) = work(source, sink, item, plan, images, job, options).await;
             failed(&outcome);
-            (i, outcome)
+            (i, outcome, found)
         })
         .buffer_unordered(jobs);
-    while let Some((i, outcome)) = copies.next().await {
-        report(&items[i], &outcome);
+    while let Some((i, outcome, found)) = copies.next().await {
+        report(&items[i], &outcome, &found);
         outcomes[i] = outcome;
     }
     Ok(outcomes)
+}
+
+/// One item after planning: its signatures checked (`--require-signed`), its images made
+/// present (`--images`), then the item copied, or only its referrers when it is there.
+async fn work(
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
+    item: &Item,
+    plan: Plan,
+    images: Option<&images::Images>,
+    job: &Job,
+    options: &SyncOptions,
+) -> (Outcome, images::ChartImages) {
+    let mut found = images::ChartImages::default();
+    // Nothing of a refused chart moves, its images neither.
+    if plan == Plan::Copy
+        && !options.dry_run
+        && let Some(refused) = signed(source, item, &options.signatures).await
+    {
+        return (refused, found);
+    }
+    let mut manifest = None;
+    if let Some(images) = images {
+        match images
+            .of_chart(source, &item.source, sink, job, options)
+            .await
+        {
+            Ok((chart_images, bytes)) => {
+                found = chart_images;
+                manifest = Some(bytes);
+            }
+            Err(e) => {
+                source.release(&item.source);
+                return (Outcome::Failed(e.to_string()), found);
+            }
+        }
+        if let Some(failure) = found.failure() {
+            source.release(&item.source);
+            return (Outcome::Failed(failure), found);
+        }
+    }
+    let copied = copy_item(source, sink, item, plan, manifest, job, options);
+    let outcome = match images {
+        // The same name may be an image of a chart of this sync too: copied once.
+        Some(images) => images.item_once(&item.target, copied).await,
+        None => copied
+            .await
+            .unwrap_or_else(|e| Outcome::Failed(e.to_string())),
+    };
+    source.release(&item.source);
+    (outcome, found)
+}
+
+/// The copy of one item itself, after planning: `Done`, `Skipped` (there already, with no
+/// new referrers) or, in a dry run, `Planned`.
+async fn copy_item(
+    source: &dyn Source,
+    sink: Option<&dyn Sink>,
+    item: &Item,
+    plan: Plan,
+    manifest: Option<Vec<u8>>,
+    job: &Job,
+    options: &SyncOptions,
+) -> Result<Outcome, EngineError> {
+    match (plan, sink) {
+        (Plan::Copy, _) if options.dry_run => Ok(Outcome::Planned),
+        (Plan::Have(_), _) if options.dry_run => Ok(Outcome::Skipped),
+        (_, None) => Err(EngineError::Unsupported {
+            what: item.target.to_string(),
+            reason: "no destination".into(),
+        }),
+        (Plan::Copy, Some(sink)) => {
+            copy_fetched(source, &item.source, manifest, sink, &item.target, job).await?;
+            Ok(Outcome::Done)
+        }
+        // There already: only what refers to it may be new.
+        (Plan::Have(Some(digest)), Some(sink)) if options.referrers.enabled => {
+            referrers_of(source, item, sink, &digest, job).await
+        }
+        (Plan::Have(_), Some(_)) => Ok(Outcome::Skipped),
+    }
 }
 
 #[cfg(test)]
