@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::referrers::ReferrerPolicy;
+use super::referrers::{self, ReferrerPolicy};
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
 #[cfg(test)]
@@ -415,10 +415,6 @@ fn walk<'a>(
     })
 }
 
-/// How deep referrers of referrers are followed (a signature of an SBOM of an image of an
-/// index is four).
-const MAX_REFERRER_DEPTH: usize = 8;
-
 /// Copies what refers to `digest` (copied already, from `from` to `to`): its referrers,
 /// each recorded at the destination, and cosign's tags for it, each under its tag; and
 /// recursively what refers to those.
@@ -441,14 +437,25 @@ pub fn copy_referrers<'a>(
             sent: 0,
             referrers: 0,
         };
-        if !job.referrers.enabled || depth >= MAX_REFERRER_DEPTH {
+        if !job.referrers.enabled || depth >= referrers::MAX_DEPTH {
             return Ok(copied);
         }
         let (from_repo, to_repo) = (from.without_object(), to.without_object());
         let tags = job.tags_of(src, &from_repo).await?;
         let found = src.referrers(&from_repo, digest, &tags).await?;
+        // A hostile listing is refused whole, before anything of it is copied.
+        referrers::check_listing(&src.describe(), &from_repo, digest, &found)?;
         for referrer in found.referrers.iter().filter(|d| job.referrers.takes(d)) {
             if seen.insert(referrer.digest.clone()) {
+                if seen.len() > referrers::MAX_PER_ARTIFACT {
+                    return Err(EngineError::Unsupported {
+                        what: to.to_string(),
+                        reason: format!(
+                            "more than {} referrers and manifests in one copy",
+                            referrers::MAX_PER_ARTIFACT
+                        ),
+                    });
+                }
                 let (f, t) = (
                     by_digest(from, &referrer.digest),
                     by_digest(to, &referrer.digest),
@@ -460,8 +467,12 @@ pub fn copy_referrers<'a>(
                             .await?
                     }
                     _ => {
+                        // Checked against its listing before it is copied: its size, and
+                        // that it refers to `digest` indeed.
+                        let (bytes, _) = src.manifest(&f).await?;
+                        referrers::check_referrer(referrer, digest, &bytes, &f)?;
                         copied.referrers += 1;
-                        walk(src, &f, None, dst, &t, depth + 1, seen, job).await?
+                        walk(src, &f, Some(bytes), dst, &t, depth + 1, seen, job).await?
                     }
                 };
                 copied.add(&c);
