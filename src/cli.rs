@@ -567,6 +567,18 @@ pub struct ServeArgs {
     /// With --upstream: check a cached tag against the upstream before serving it
     #[arg(long)]
     pub revalidate: bool,
+    /// With a registry --upstream: serve only charts whose signatures verify, their Helm
+    /// provenance (signed by a key of --keyring) and/or, with --cosign-key, their cosign
+    /// signature; any other chart is refused (403 DENIED, saying why) and never stored
+    #[arg(long)]
+    pub require_signed: bool,
+    /// With --require-signed: the OpenPGP public keyring provenance is checked against
+    /// (default: Helm's ~/.gnupg/pubring.gpg)
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// With --require-signed: check cosign signatures with this public key (PEM, ECDSA P-256)
+    #[arg(long, value_name = "FILE")]
+    pub cosign_key: Option<PathBuf>,
     /// With --upstream: seconds before the upstream is listed (or its index.yaml read) again
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub index_ttl: u64,

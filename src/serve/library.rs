@@ -548,8 +548,9 @@ impl Library {
         self: &Arc<Self>,
         file: &ChartFile,
     ) -> Result<super::http::Source, ApiError> {
+        // With --require-signed, a cached chart is checked too.
         if let Some(up) = &self.upstream
-            && !self.store.has_blob(&file.digest)
+            && (!self.store.has_blob(&file.digest) || !up.options.signatures.is_empty())
             && let Some(repo) = self.namespace.repository(&file.repo)
         {
             self.pull_through(up, &file.repo, &repo, &Object::Tag(file.tag.clone()))

@@ -23,6 +23,7 @@
 //! - [`attached`]: what refers to the charts (signatures, SBOMs), from the cache's referrers
 //!   tag schema and cosign tags, and the referrers API answered from it;
 //! - [`upstream`]: the pull-through, one copy of the copy engine per chart first asked for;
+//!   [`signed`]: with `--require-signed`, only charts whose signatures verify;
 //! - [`http`]: byte serving (ranges, ETags, the write-rate floor); [`blobcache`]: small blobs
 //!   in memory.
 //!
@@ -75,6 +76,7 @@ pub mod metrics;
 mod names;
 mod registry_api;
 mod router;
+mod signed;
 mod upstream;
 
 use std::path::PathBuf;
