@@ -446,6 +446,15 @@ pub fn copy_referrers<'a>(
         // A hostile listing is refused whole, before anything of it is copied.
         referrers::check_listing(&src.describe(), &from_repo, digest, &found)?;
         for referrer in found.referrers.iter().filter(|d| job.referrers.takes(d)) {
+            let (f, t) = (
+                by_digest(from, &referrer.digest),
+                by_digest(to, &referrer.digest),
+            );
+            // Checked against its listing before anything of it is copied or recorded: its
+            // size, and that it refers to `digest` indeed (so a listing cannot make a chain
+            // loop, or claim an unrelated manifest).
+            let (bytes, _) = src.manifest(&f).await?;
+            referrers::check_referrer(referrer, digest, &bytes, &f)?;
             if seen.insert(referrer.digest.clone()) {
                 if seen.len() > referrers::MAX_PER_ARTIFACT {
                     return Err(EngineError::Unsupported {
@@ -456,10 +465,6 @@ pub fn copy_referrers<'a>(
                         ),
                     });
                 }
-                let (f, t) = (
-                    by_digest(from, &referrer.digest),
-                    by_digest(to, &referrer.digest),
-                );
                 let c = match dst.digest_of(&t).await? {
                     // There already (an earlier copy): only what refers to it may be new.
                     Some(d) if d == referrer.digest => {
@@ -467,10 +472,6 @@ pub fn copy_referrers<'a>(
                             .await?
                     }
                     _ => {
-                        // Checked against its listing before it is copied: its size, and
-                        // that it refers to `digest` indeed.
-                        let (bytes, _) = src.manifest(&f).await?;
-                        referrers::check_referrer(referrer, digest, &bytes, &f)?;
                         copied.referrers += 1;
                         walk(src, &f, Some(bytes), dst, &t, depth + 1, seen, job).await?
                     }
