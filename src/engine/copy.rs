@@ -596,12 +596,19 @@ async fn copy_blob(
     if ask && dst.has_blob(to_repo, &desc.digest).await? {
         return Ok(false);
     }
-    if let (Some(from_reg), Some(to_reg)) = (src.registry(), dst.registry()) {
-        if from_reg.host() == to_reg.host()
-            && to_reg.mount_blob(to_repo, from_repo, &desc.digest).await
-        {
-            return Ok(false);
-        }
+    let registries = (src.registry(), dst.registry());
+    if let (Some(from_reg), Some(to_reg)) = registries
+        && from_reg.host() == to_reg.host()
+        && to_reg.mount_blob(to_repo, from_repo, &desc.digest).await
+    {
+        return Ok(false);
+    }
+    // Downloaded already (by a signature check): written from there.
+    if let Some(blob) = src.held(&desc.digest) {
+        dst.put_blob(to_repo, desc, blob).await?;
+        return Ok(true);
+    }
+    if let (Some(from_reg), Some(to_reg)) = registries {
         to_reg
             .copy_blob_from(from_reg, from_repo, to_repo, desc)
             .await?;

@@ -433,12 +433,24 @@ pub async fn sync(
                 );
             };
             let outcome = match have {
-                None => match signed(source, item, &options.signatures).await {
-                    Some(refused) => refused,
-                    None => match copy(source, &item.source, sink, &item.target, job).await {
-                        Ok(_) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    },
+                // What the signature check reads is kept for the copy (read once, and the
+                // copy takes exactly what was checked).
+                None if !options.signatures.is_empty() => {
+                    let checked = crate::tasks::recall::Recall::new(source);
+                    match signed(&checked, item, &options.signatures).await {
+                        Some(refused) => refused,
+                        None => {
+                            checked.done_checking();
+                            match copy(&checked, &item.source, sink, &item.target, job).await {
+                                Ok(_) => Outcome::Done,
+                                Err(e) => Outcome::Failed(e.to_string()),
+                            }
+                        }
+                    }
+                }
+                None => match copy(source, &item.source, sink, &item.target, job).await {
+                    Ok(_) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e.to_string()),
                 },
                 // There already: only what refers to it may be new.
                 Some(digest) => {
