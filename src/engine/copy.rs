@@ -219,7 +219,12 @@ impl Job {
     ) -> Result<()> {
         let key = (dst.describe(), repo.clone(), subject.clone());
         let mut written = self.referrer_indexes.lock().await;
-        let current = written.get(&key).cloned();
+        // A repository new at the destination has no index but what this job wrote.
+        let current = written.get(&key).cloned().or_else(|| {
+            self.new_repositories
+                .contains(repo)
+                .then(referrers::empty_index)
+        });
         if let Some(index) = dst.put_referrer(repo, subject, referrer, current).await? {
             written.insert(key, index);
         }
@@ -441,6 +446,8 @@ pub fn copy_referrers<'a>(
             return Ok(copied);
         }
         let (from_repo, to_repo) = (from.without_object(), to.without_object());
+        // A repository new at the destination holds nothing yet: nothing to ask it.
+        let new_there = job.new_repositories.contains(&to_repo);
         let tags = job.tags_of(src, &from_repo).await?;
         let found = src.referrers(&from_repo, digest, &tags).await?;
         // A hostile listing is refused whole, before anything of it is copied.
@@ -465,7 +472,11 @@ pub fn copy_referrers<'a>(
                         ),
                     });
                 }
-                let c = match dst.digest_of(&t).await? {
+                let there = match new_there {
+                    true => None,
+                    false => dst.digest_of(&t).await?,
+                };
+                let c = match there {
                     // There already (an earlier copy): only what refers to it may be new.
                     Some(d) if d == referrer.digest => {
                         copy_referrers(src, &f, dst, &t, &referrer.digest, depth + 1, seen, job)
@@ -485,11 +496,13 @@ pub fn copy_referrers<'a>(
                 let (Ok(f), Ok(t)) = (from_repo.with_tag(tag), to_repo.with_tag(tag)) else {
                     continue;
                 };
-                let (want, have) = tokio::join!(src.digest(&f), dst.digest_of(&t));
-                if let (Ok(Some(want)), Ok(Some(have))) = (want, have)
-                    && want == have
-                {
-                    continue;
+                if !new_there {
+                    let (want, have) = tokio::join!(src.digest(&f), dst.digest_of(&t));
+                    if let (Ok(Some(want)), Ok(Some(have))) = (want, have)
+                        && want == have
+                    {
+                        continue;
+                    }
                 }
                 let c = walk(src, &f, None, dst, &t, depth + 1, seen, job).await?;
                 copied.add(&c);

@@ -246,17 +246,22 @@ pub fn check_referrer(
     Ok(())
 }
 
+/// A referrers index listing nothing, as [`merge`] starts one.
+pub fn empty_index() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [],
+    }))
+    .unwrap_or_default()
+}
+
 /// Adds `referrer` to the referrers index `current` (or to a new one), keeping every other
 /// field and entry as it was; `None` when the index lists it already.
 pub fn merge(current: Option<&[u8]>, referrer: &Descriptor) -> Result<Option<Vec<u8>>, String> {
-    let mut index: Value = match current {
-        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
-        None => serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": INDEX_MEDIA_TYPE,
-            "manifests": [],
-        }),
-    };
+    let empty = empty_index();
+    let mut index: Value =
+        serde_json::from_slice(current.unwrap_or(&empty)).map_err(|e| e.to_string())?;
     let object = index
         .as_object_mut()
         .ok_or("the referrers index is not a JSON object")?;
