@@ -278,6 +278,68 @@ fn expand(
 mod tests {
     use super::*;
 
+    /// A cache holding, for the subject `s`: `r1` (whose subject is `s`), `r2` (no subject)
+    /// both listed in the tag schema index of `s`, and `r1` listed again.
+    #[test]
+    fn the_tag_schema_index_is_read_and_each_entry_judged_by_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("registry"));
+        let repo = Reference::parse("localhost:5000/charts/app").unwrap();
+        let s = Digest::of(b"subject");
+        let writer = store.write().unwrap();
+        let empty = writer.put_blob(b"{}").unwrap();
+        let manifest = |extra: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{MANIFEST_MEDIA_TYPE}","artifactType":"a/sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[]{extra}}}"#
+            )
+        };
+        let r1 = manifest(&format!(
+            r#","subject":{{"mediaType":"{MANIFEST_MEDIA_TYPE}","digest":"{s}","size":1}}"#
+        ));
+        let r2 = manifest("");
+        let (d1, d2) = (
+            writer.put_blob(r1.as_bytes()).unwrap(),
+            writer.put_blob(r2.as_bytes()).unwrap(),
+        );
+        let entry = |d: &Digest, len: usize| {
+            format!(r#"{{"mediaType":"{MANIFEST_MEDIA_TYPE}","digest":"{d}","size":{len}}}"#)
+        };
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{INDEX_MEDIA_TYPE}","manifests":[{},{},{}]}}"#,
+            entry(&d1, r1.len()),
+            entry(&d2, r2.len()),
+            entry(&d1, r1.len())
+        );
+        let index = writer.put_blob(index.as_bytes()).unwrap();
+        writer
+            .set_artifact_ref(&repo.with_tag(&fallback_tag(&s)).unwrap(), &index)
+            .unwrap();
+        drop(writer);
+
+        let guard = store.read().unwrap();
+        let found = direct(&store, &guard, &repo, &s).unwrap();
+        let seen: Vec<(&Digest, Via)> = found
+            .iter()
+            .map(|r| (&r.descriptor.digest, r.via))
+            .collect();
+        assert_eq!(seen, [(&d1, Via::Subject), (&d2, Via::TagSchema)]);
+        // The API answers those whose subject names it, filtered by type.
+        let listed = |t: Option<&str>| {
+            api_listing(&store, &guard, &repo, &s, t)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.digest)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(None), [d1.clone()]);
+        assert_eq!(listed(Some("a/sbom")), [d1.clone()]);
+        assert!(listed(Some("other/type")).is_empty());
+        // Nothing refers to anything else; the tree of `s` is one level deep.
+        assert!(direct(&store, &guard, &repo, &d1).unwrap().is_empty());
+        drop(guard);
+        assert_eq!(tree(&store, &repo, &s).unwrap().len(), 2);
+    }
+
     #[test]
     fn descriptors_are_made_as_the_referrers_api_makes_them() {
         let d = Digest::of(b"x");
