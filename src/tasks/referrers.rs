@@ -331,8 +331,8 @@ mod tests {
                 .map(|d| d.digest)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(listed(None), [d1.clone()]);
-        assert_eq!(listed(Some("a/sbom")), [d1.clone()]);
+        assert_eq!(listed(None), vec![d1.clone()]);
+        assert_eq!(listed(Some("a/sbom")), vec![d1.clone()]);
         assert!(listed(Some("other/type")).is_empty());
         // Nothing refers to anything else; the tree of `s` is one level deep.
         assert!(direct(&store, &guard, &repo, &d1).unwrap().is_empty());
