@@ -239,14 +239,27 @@ pub enum ChartCommand {
         #[arg(value_name = "DST_REF")]
         target: String,
     },
-    /// Print a cached chart's Chart.yaml, values.yaml or README
+    /// Print a cached chart's Chart.yaml, values.yaml or README, or its referrers
+    ///
+    /// With --referrers, lists what the cache holds that refers to the chart's manifest
+    /// (signatures, SBOMs, attestations a pull or sync brought along): each one's digest,
+    /// artifact type, size, how it was found (subject: listed in the referrers tag schema and
+    /// naming the chart as its subject; tag-schema: listed there without naming it;
+    /// cosign-tag: cosign's sha256-<hex>.sig/.att/.sbom tags) and when it was created, with
+    /// what refers to each indented under it.
     Show {
         /// The chart
         #[arg(value_name = "REF")]
         reference: String,
         /// What to print
-        #[arg(value_enum, default_value_t = ShowWhat::Chart)]
+        #[arg(value_enum, default_value_t = ShowWhat::Chart, conflicts_with = "referrers")]
         what: ShowWhat,
+        /// List the chart's referrers held in the cache instead
+        #[arg(long)]
+        referrers: bool,
+        /// Output format of --referrers
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table, requires = "referrers")]
+        output: OutputFormat,
     },
     /// List the images a chart runs, with where each was found
     ///
@@ -554,6 +567,18 @@ pub struct ServeArgs {
     /// With --upstream: check a cached tag against the upstream before serving it
     #[arg(long)]
     pub revalidate: bool,
+    /// With a registry --upstream: serve only charts whose signatures verify, their Helm
+    /// provenance (signed by a key of --keyring) and/or, with --cosign-key, their cosign
+    /// signature; any other chart is refused (403 DENIED, saying why) and never stored
+    #[arg(long)]
+    pub require_signed: bool,
+    /// With --require-signed: the OpenPGP public keyring provenance is checked against
+    /// (default: Helm's ~/.gnupg/pubring.gpg)
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// With --require-signed: check cosign signatures with this public key (PEM, ECDSA P-256)
+    #[arg(long, value_name = "FILE")]
+    pub cosign_key: Option<PathBuf>,
     /// With --upstream: seconds before the upstream is listed (or its index.yaml read) again
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub index_ttl: u64,

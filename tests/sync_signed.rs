@@ -186,3 +186,58 @@ fn cosign_key_requires_a_good_cosign_signature() {
     );
     assert_eq!(resp.status, 200, "the cosign signature was copied along");
 }
+
+#[test]
+fn what_the_check_downloads_is_not_downloaded_again() {
+    let reg = Registry::builder().log_level("info").start();
+    let dst = Registry::plain();
+    let sb = Sandbox::new();
+    let gpg = Gpg::new();
+    gpg.gen_key(SIGNER, "ed25519", "never", "", None);
+    let secret = gpg.export_secret(&sb.path().join("secret.gpg"), "");
+    let public = gpg.export_public(&sb.path().join("public.gpg"));
+    let signer = CosignSigner::new();
+    let key = signer.write_public_pem(&sb.path().join("cosign.pub"));
+    let digest = publish(&sb, &reg, "1.0.0", Some(&secret));
+    let repo = format!("{}/charts/app", reg.host());
+    let payload = CosignSigner::payload(&digest, &repo);
+    let signature = signer.sign(&payload);
+    push_cosign_signature(
+        &reg,
+        "charts/app",
+        &digest,
+        &[CosignLayer {
+            payload,
+            signature,
+            certificate: None,
+        }],
+    );
+
+    let out = sb.ok(&[
+        "sync",
+        "--require-signed",
+        "--keyring",
+        path(&public),
+        "--cosign-key",
+        path(&key),
+        &repo,
+        &format!("{}/signed", dst.host()),
+    ]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    // config, archive and provenance of the chart; config and payload of the signature.
+    let blobs = "/v2/charts/app/blobs/";
+    fault::wait_logged(&reg, "GET", blobs, 5);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut asked: Vec<String> = fault::logged_requests(&reg)
+        .into_iter()
+        .filter(|(m, u)| m == "GET" && u.starts_with(blobs))
+        .map(|(_, u)| u)
+        .collect();
+    asked.sort();
+    let mut once = asked.clone();
+    once.dedup();
+    assert_eq!(asked, once, "a blob was downloaded twice");
+    assert_eq!(once.len(), 5, "{once:?}");
+    let manifests = fault::count_logged(&reg, "GET", "/v2/charts/app/manifests/1.0.0");
+    assert_eq!(manifests, 1, "the chart's manifest was read once");
+}

@@ -34,7 +34,15 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
         } => export(ctx, reference, destination, *force, verify),
         ChartCommand::Remove { references } => remove(ctx, references),
         ChartCommand::Tag { source, target } => tag(ctx, source, target),
-        ChartCommand::Show { reference, what } => show(ctx, reference, *what),
+        ChartCommand::Show {
+            reference,
+            referrers: true,
+            output,
+            ..
+        } => super::referrers::show(ctx, reference, *output),
+        ChartCommand::Show {
+            reference, what, ..
+        } => show(ctx, reference, *what),
         ChartCommand::Images(args) => super::images::run(ctx, args),
         ChartCommand::Push {
             reference,
@@ -111,7 +119,7 @@ fn parse(reference: &str) -> Result<Reference> {
     Ok(Reference::parse(reference)?)
 }
 
-fn resolve(ctx: &Context, reference: &str) -> Result<RefEntry> {
+pub(super) fn resolve(ctx: &Context, reference: &str) -> Result<RefEntry> {
     let r = parse(reference)?;
     let guard = ctx.store.read()?;
     Ok(ctx.store.resolve(&guard, &r)?)

@@ -4,6 +4,7 @@
 mod cache;
 mod chart;
 mod images;
+mod referrers;
 mod registry;
 mod repo;
 mod report;

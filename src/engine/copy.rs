@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 
-use super::referrers::ReferrerPolicy;
+use super::referrers::{self, ReferrerPolicy};
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
 use crate::manifest::Node;
@@ -172,7 +172,12 @@ impl Job {
     ) -> Result<()> {
         let key = (dst.describe(), repo.clone(), subject.clone());
         let mut written = self.referrer_indexes.lock().await;
-        let current = written.get(&key).cloned();
+        // A repository new at the destination has no index but what this job wrote.
+        let current = written.get(&key).cloned().or_else(|| {
+            self.new_repositories
+                .contains(repo)
+                .then(referrers::empty_index)
+        });
         if let Some(index) = dst.put_referrer(repo, subject, referrer, current).await? {
             written.insert(key, index);
         }
@@ -367,10 +372,6 @@ fn walk<'a>(
     })
 }
 
-/// How deep referrers of referrers are followed (a signature of an SBOM of an image of an
-/// index is four).
-const MAX_REFERRER_DEPTH: usize = 8;
-
 /// Copies what refers to `digest` (copied already, from `from` to `to`): its referrers,
 /// each recorded at the destination, and cosign's tags for it, each under its tag; and
 /// recursively what refers to those.
@@ -393,19 +394,41 @@ pub fn copy_referrers<'a>(
             sent: 0,
             referrers: 0,
         };
-        if !job.referrers.enabled || depth >= MAX_REFERRER_DEPTH {
+        if !job.referrers.enabled || depth >= referrers::MAX_DEPTH {
             return Ok(copied);
         }
         let (from_repo, to_repo) = (from.without_object(), to.without_object());
+        // A repository new at the destination holds nothing yet: nothing to ask it.
+        let new_there = job.new_repositories.contains(&to_repo);
         let tags = job.tags_of(src, &from_repo).await?;
         let found = src.referrers(&from_repo, digest, &tags).await?;
+        // A hostile listing is refused whole, before anything of it is copied.
+        referrers::check_listing(&src.describe(), &from_repo, digest, &found)?;
         for referrer in found.referrers.iter().filter(|d| job.referrers.takes(d)) {
+            let (f, t) = (
+                by_digest(from, &referrer.digest),
+                by_digest(to, &referrer.digest),
+            );
+            // Checked against its listing before anything of it is copied or recorded: its
+            // size, and that it refers to `digest` indeed (so a listing cannot make a chain
+            // loop, or claim an unrelated manifest).
+            let (bytes, _) = src.manifest(&f).await?;
+            referrers::check_referrer(referrer, digest, &bytes, &f)?;
             if seen.insert(referrer.digest.clone()) {
-                let (f, t) = (
-                    by_digest(from, &referrer.digest),
-                    by_digest(to, &referrer.digest),
-                );
-                let c = match dst.digest_of(&t).await? {
+                if seen.len() > referrers::MAX_PER_ARTIFACT {
+                    return Err(EngineError::Unsupported {
+                        what: to.to_string(),
+                        reason: format!(
+                            "more than {} referrers and manifests in one copy",
+                            referrers::MAX_PER_ARTIFACT
+                        ),
+                    });
+                }
+                let there = match new_there {
+                    true => None,
+                    false => dst.digest_of(&t).await?,
+                };
+                let c = match there {
                     // There already (an earlier copy): only what refers to it may be new.
                     Some(d) if d == referrer.digest => {
                         copy_referrers(src, &f, dst, &t, &referrer.digest, depth + 1, seen, job)
@@ -413,7 +436,7 @@ pub fn copy_referrers<'a>(
                     }
                     _ => {
                         copied.referrers += 1;
-                        walk(src, &f, None, dst, &t, depth + 1, seen, job).await?
+                        walk(src, &f, Some(bytes), dst, &t, depth + 1, seen, job).await?
                     }
                 };
                 copied.add(&c);
@@ -425,11 +448,13 @@ pub fn copy_referrers<'a>(
                 let (Ok(f), Ok(t)) = (from_repo.with_tag(tag), to_repo.with_tag(tag)) else {
                     continue;
                 };
-                let (want, have) = tokio::join!(src.digest(&f), dst.digest_of(&t));
-                if let (Ok(Some(want)), Ok(Some(have))) = (want, have)
-                    && want == have
-                {
-                    continue;
+                if !new_there {
+                    let (want, have) = tokio::join!(src.digest(&f), dst.digest_of(&t));
+                    if let (Ok(Some(want)), Ok(Some(have))) = (want, have)
+                        && want == have
+                    {
+                        continue;
+                    }
                 }
                 let c = walk(src, &f, None, dst, &t, depth + 1, seen, job).await?;
                 copied.add(&c);
@@ -536,12 +561,19 @@ async fn copy_blob(
     if ask && dst.has_blob(to_repo, &desc.digest).await? {
         return Ok(false);
     }
-    if let (Some(from_reg), Some(to_reg)) = (src.registry(), dst.registry()) {
-        if from_reg.host() == to_reg.host()
-            && to_reg.mount_blob(to_repo, from_repo, &desc.digest).await
-        {
-            return Ok(false);
-        }
+    let registries = (src.registry(), dst.registry());
+    if let (Some(from_reg), Some(to_reg)) = registries
+        && from_reg.host() == to_reg.host()
+        && to_reg.mount_blob(to_repo, from_repo, &desc.digest).await
+    {
+        return Ok(false);
+    }
+    // Downloaded already (by a signature check): written from there.
+    if let Some(blob) = src.held(&desc.digest) {
+        dst.put_blob(to_repo, desc, blob).await?;
+        return Ok(true);
+    }
+    if let (Some(from_reg), Some(to_reg)) = registries {
         to_reg
             .copy_blob_from(from_reg, from_repo, to_repo, desc)
             .await?;

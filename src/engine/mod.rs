@@ -179,6 +179,13 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// A blob this place holds already, checked against its digest, at no cost (a source
+    /// that kept what a signature check downloaded): a copy writes it from there rather than
+    /// downloading it again.
+    fn held(&self, _digest: &Digest) -> Option<Blob> {
+        None
+    }
+
     /// The copy of `name` is over: a source that prepared it (downloaded a classic
     /// repository's archive) may let it go.
     fn release(&self, _name: &Reference) {}

@@ -12,16 +12,37 @@
 //!
 //! Digests never change: a referrer is copied byte for byte, so its `subject` still names the
 //! manifest it signs.
+//!
+//! A listing of referrers is outside input like any other, and a hostile registry can answer
+//! anything: an index too large to hold, thousands of entries, a chain that never ends or
+//! loops, descriptors that do not match what they name. So every listing is checked whole
+//! ([`check_listing`]) before anything of it is copied, and the walk is bounded:
+//! - an index (from the API or the tag schema) is at most [`MAX_INDEX_BYTES`];
+//! - one manifest has at most [`MAX_PER_SUBJECT`] referrers;
+//! - one copy takes at most [`MAX_PER_ARTIFACT`] referrers, recursion included;
+//! - referrers of referrers are followed [`MAX_DEPTH`] deep, and a digest once;
+//! - each entry must be a manifest or index of at most the manifest limit, and a referrer's
+//!   own `subject` must name the manifest it is listed for (checked when it is fetched), so a
+//!   listing cannot make up a chain.
 
 use serde_json::Value;
 
 use super::{EngineError, Result, Sink, Source};
 use crate::digest::Digest;
-use crate::oci::{Descriptor, INDEX_MEDIA_TYPE};
+use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::reference::Reference;
 
 /// cosign's tag suffixes: signatures, attestations, SBOMs.
 pub const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
+
+pub use crate::registry::referrers::MAX_INDEX_BYTES;
+/// The most referrers one manifest may have.
+pub const MAX_PER_SUBJECT: usize = 1000;
+/// The most referrers copied (or shown) with one artifact, referrers of referrers included.
+pub const MAX_PER_ARTIFACT: usize = 4096;
+/// How deep referrers of referrers are followed (a signature of an SBOM of an image of an
+/// index is four).
+pub const MAX_DEPTH: usize = 8;
 
 /// Which referrers a copy takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,12 +145,19 @@ pub async fn by_tags<S: Source + ?Sized>(
     let fallback = fallback_tag(digest);
     let referrers = if tags.contains(&fallback) {
         let (bytes, _) = src.manifest(&with_tag(repo, &fallback)?).await?;
-        crate::registry::referrers::parse_index(&bytes).map_err(|reason| {
-            EngineError::NotAManifest {
-                what: format!("{repo}:{fallback}"),
-                reason,
-            }
-        })?
+        let what = format!("{repo}:{fallback}");
+        if bytes.len() as u64 > MAX_INDEX_BYTES {
+            return Err(EngineError::Unsupported {
+                what,
+                reason: format!(
+                    "a referrers index of {} bytes, over the limit of {} KiB",
+                    bytes.len(),
+                    MAX_INDEX_BYTES >> 10
+                ),
+            });
+        }
+        crate::registry::referrers::parse_index(&bytes)
+            .map_err(|reason| EngineError::NotAManifest { what, reason })?
     } else {
         Vec::new()
     };
@@ -139,17 +167,101 @@ pub async fn by_tags<S: Source + ?Sized>(
     })
 }
 
+/// Checks a listing of the referrers of `subject` (in `repo`, at `place`) whole, before
+/// anything of it is copied: not more than [`MAX_PER_SUBJECT`] entries, each a manifest or an
+/// index (by media type) of a size a manifest can have, none of them `subject` itself.
+pub fn check_listing(place: &str, repo: &Reference, subject: &Digest, found: &Found) -> Result<()> {
+    let refuse = |reason: String| EngineError::Unsupported {
+        what: format!("referrers of {repo}@{subject} at {place}"),
+        reason,
+    };
+    let count = found.referrers.len() + found.cosign_tags.len();
+    if count > MAX_PER_SUBJECT {
+        return Err(refuse(format!(
+            "{count} referrers listed, more than the limit of {MAX_PER_SUBJECT}"
+        )));
+    }
+    for d in &found.referrers {
+        if !MANIFEST_TYPES.contains(&d.media_type.as_str()) {
+            return Err(refuse(format!(
+                "{} is listed as {:?}, not a manifest or an index",
+                d.digest, d.media_type
+            )));
+        }
+        if d.size > crate::registry::MAX_MANIFEST_BYTES {
+            return Err(refuse(format!(
+                "{} is listed as {} bytes, over the manifest limit of {} MiB",
+                d.digest,
+                d.size,
+                crate::registry::MAX_MANIFEST_BYTES >> 20
+            )));
+        }
+        if d.digest == *subject {
+            return Err(refuse(format!(
+                "{} is listed as a referrer of itself",
+                d.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The media types a referrer can have: OCI manifests and indexes.
+const MANIFEST_TYPES: [&str; 2] = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE];
+
+/// Checks a referrer's manifest, fetched by digest, against its listing: its size is the
+/// descriptor's, and its `subject` names the manifest it was listed for.
+pub fn check_referrer(
+    listed: &Descriptor,
+    subject: &Digest,
+    bytes: &[u8],
+    what: &Reference,
+) -> Result<()> {
+    let refuse = |reason: String| EngineError::Unsupported {
+        what: what.to_string(),
+        reason,
+    };
+    if bytes.len() as u64 != listed.size {
+        return Err(refuse(format!(
+            "listed as a referrer of {subject} with {} bytes, but it has {}",
+            listed.size,
+            bytes.len()
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct WithSubject {
+        #[serde(default)]
+        subject: Option<Descriptor>,
+    }
+    let named = serde_json::from_slice::<WithSubject>(bytes)
+        .map_err(|e| refuse(format!("not a manifest: {e}")))?
+        .subject
+        .map(|s| s.digest);
+    if named.as_ref() != Some(subject) {
+        return Err(refuse(format!(
+            "listed as a referrer of {subject}, but its subject is {}",
+            named.map_or_else(|| "missing".to_string(), |d| d.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// A referrers index listing nothing, as [`merge`] starts one.
+pub fn empty_index() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [],
+    }))
+    .unwrap_or_default()
+}
+
 /// Adds `referrer` to the referrers index `current` (or to a new one), keeping every other
 /// field and entry as it was; `None` when the index lists it already.
 pub fn merge(current: Option<&[u8]>, referrer: &Descriptor) -> Result<Option<Vec<u8>>, String> {
-    let mut index: Value = match current {
-        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
-        None => serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": INDEX_MEDIA_TYPE,
-            "manifests": [],
-        }),
-    };
+    let empty = empty_index();
+    let mut index: Value =
+        serde_json::from_slice(current.unwrap_or(&empty)).map_err(|e| e.to_string())?;
     let object = index
         .as_object_mut()
         .ok_or("the referrers index is not a JSON object")?;

@@ -8,10 +8,14 @@ use reqwest::Method;
 use reqwest::StatusCode;
 
 use super::transport::Body;
-use super::{MAX_ERROR_BODY, MAX_MANIFEST_BYTES, Registry, RegistryError};
+use super::{MAX_ERROR_BODY, Registry, RegistryError};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, INDEX_MEDIA_TYPE};
 use crate::reference::Reference;
+
+/// The largest referrers index read (from the referrers API or the tag schema): about 7,000
+/// descriptors, where real artifacts have a handful.
+pub const MAX_INDEX_BYTES: u64 = 1 << 20;
 
 impl Registry {
     /// The referrers of `digest` in `repo`, from the referrers API; `None` when the registry
@@ -53,7 +57,7 @@ impl Registry {
             }
             _ => return Err(self.failure(what, resp).await),
         }
-        let bytes = self.body(what, resp, MAX_MANIFEST_BYTES).await?;
+        let bytes = self.body(what, resp, MAX_INDEX_BYTES).await?;
         parse_index(&bytes)
             .map(Some)
             .map_err(|reason| RegistryError::Other {

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use serde_json::Value;
 
 use super::UpstreamSpec;
+use super::attached::{self, Attached, Reached};
 use super::blobcache::BlobCache;
 use super::bridge::Bridge;
 use super::index::{self, ChartFile, ChartItem, ChartUrls, Indexes, Rendered};
@@ -29,10 +29,10 @@ use super::metrics::Metrics;
 use super::names::{ApiError, Namespace, Object};
 use super::upstream::Upstream;
 use crate::digest::Digest;
-use crate::oci::{ANNOTATION_CREATED, MANIFEST_MEDIA_TYPE, Manifest};
+use crate::oci::{ANNOTATION_CREATED, Manifest};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
-use crate::store::{ChangeToken, RefEntry, Store};
+use crate::store::{ChangeToken, RefEntry, Store, StoredRef};
 
 /// The cache as the server sees it at one moment.
 pub struct Snapshot {
@@ -40,6 +40,8 @@ pub struct Snapshot {
     built: Instant,
     /// Served repository name → tag → ref.
     pub repos: BTreeMap<String, BTreeMap<String, RefEntry>>,
+    /// Served repository name → the referrers the cache holds there.
+    pub attached: BTreeMap<String, Attached>,
     pub indexes: Arc<Indexes>,
 }
 
@@ -82,6 +84,8 @@ pub struct Library {
     /// Config digest → chart metadata; manifest digest → `created`.
     pub(super) metadata: Mutex<HashMap<Digest, Arc<[u8]>>>,
     pub(super) created: Mutex<HashMap<Digest, Option<String>>>,
+    /// What each referrer tag's manifest reaches, read once.
+    pub(super) reached: Reached,
     pub(super) blobs: BlobCache,
     /// Whole-blob reads in flight; past this, blobs stream from disk instead.
     pub(super) reads: tokio::sync::Semaphore,
@@ -131,6 +135,7 @@ impl Library {
             token: None,
             built: Instant::now() - UNTRACKED_RESCAN * 2,
             repos: BTreeMap::new(),
+            attached: BTreeMap::new(),
             indexes: Arc::new(index::build(Vec::new(), &urls)),
         };
         Library {
@@ -141,6 +146,7 @@ impl Library {
             rebuilding: tokio::sync::Mutex::new(()),
             metadata: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
+            reached: Reached::default(),
             blobs: BlobCache::new(memory_cache),
             reads: tokio::sync::Semaphore::new(16),
             upstream: registry,
@@ -200,10 +206,24 @@ impl Library {
     }
 
     fn build_snapshot(&self, token: Option<ChangeToken>) -> Result<Snapshot, String> {
-        let entries = {
+        let refs = {
             let guard = self.store.read().map_err(|e| e.to_string())?;
-            self.store.list(&guard).map_err(|e| e.to_string())?
+            self.store
+                .list_under(&guard, "")
+                .map_err(|e| e.to_string())?
         };
+        let (mut entries, mut artifacts) = (Vec::new(), Vec::new());
+        for r in refs {
+            match r {
+                StoredRef::Chart(e) => entries.push(e),
+                StoredRef::Artifact(a) => {
+                    if let Some(served) = self.namespace.served(&a.reference.without_object()) {
+                        artifacts.push((served, a));
+                    }
+                }
+            }
+        }
+        let attached = attached::collect(&self.store, &self.reached, artifacts);
         let ours: Vec<(String, String, RefEntry)> = entries
             .into_iter()
             .filter_map(|e| {
@@ -247,6 +267,7 @@ impl Library {
             token,
             built: Instant::now(),
             repos,
+            attached,
             indexes: Arc::new(index::build(items, &self.urls)),
         })
     }
@@ -418,6 +439,14 @@ impl Library {
             .namespace
             .repository(served)
             .ok_or_else(|| ApiError::name_unknown(served))?;
+        // What refers to a chart is served from the cache, pull-through or not.
+        let referrer = match object {
+            Object::Tag(tag) => self.attached_tag(served, tag).await?,
+            Object::Digest(d) => self.attached_holds(served, d).await?.then(|| d.clone()),
+        };
+        if let Some(digest) = referrer {
+            return self.stored_manifest(served, object, digest).await;
+        }
         let entry = match (&self.upstream, &self.bridge, object) {
             (Some(up), _, _) => self.pull_through(up, served, &repo, object).await?,
             (None, Some(_), Object::Tag(tag)) => Some(self.bridge_pull(served, tag).await?),
@@ -435,15 +464,26 @@ impl Library {
         let digest = entry
             .and_then(|e| e.manifest)
             .ok_or_else(|| ApiError::manifest_unknown(served, &object.to_string()))?;
+        self.stored_manifest(served, object, digest).await
+    }
+
+    /// The stored manifest `digest`, ready to send, with the media type it says it has (or
+    /// its shape says: Helm writes none).
+    async fn stored_manifest(
+        &self,
+        served: &str,
+        object: &Object,
+        digest: Digest,
+    ) -> Result<ServedManifest, ApiError> {
+        let unknown = || ApiError::manifest_unknown(served, &object.to_string());
         let bytes = Bytes::from(
             tokio::fs::read(self.store.blob_path(&digest))
                 .await
-                .map_err(|_| ApiError::manifest_unknown(served, &object.to_string()))?,
+                .map_err(|_| unknown())?,
         );
-        let media_type = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string());
+        let media_type = crate::store::graph::Node::parse(&bytes)
+            .map_err(|_| unknown())?
+            .media_type;
         Ok(ServedManifest {
             bytes,
             digest,
@@ -458,10 +498,19 @@ impl Library {
         digest: &Digest,
     ) -> Result<super::http::Source, ApiError> {
         let snap = self.current().await?;
-        if self.upstream.is_none() && self.bridge.is_none() && !snap.repos.contains_key(served) {
+        if self.upstream.is_none()
+            && self.bridge.is_none()
+            && !snap.repos.contains_key(served)
+            && !snap.attached.contains_key(served)
+        {
             return Err(ApiError::name_unknown(served));
         }
-        if !snap.holds_blob(served, digest) {
+        if !snap.holds_blob(served, digest)
+            && !snap
+                .attached
+                .get(served)
+                .is_some_and(|a| a.content.contains(digest))
+        {
             return Err(ApiError::blob_unknown(digest));
         }
         self.blob_source(digest).await
@@ -494,8 +543,9 @@ impl Library {
         self: &Arc<Self>,
         file: &ChartFile,
     ) -> Result<super::http::Source, ApiError> {
+        // With --require-signed, a cached chart is checked too.
         if let Some(up) = &self.upstream
-            && !self.store.has_blob(&file.digest)
+            && (!self.store.has_blob(&file.digest) || !up.options.signatures.is_empty())
             && let Some(repo) = self.namespace.repository(&file.repo)
         {
             self.pull_through(up, &file.repo, &repo, &Object::Tag(file.tag.clone()))
@@ -508,8 +558,21 @@ impl Library {
     /// be reached).
     pub async fn tags(self: &Arc<Self>, served: &str) -> Result<Vec<String>, ApiError> {
         let snap = self.current().await?;
-        let local: Option<Vec<String>> =
-            snap.repos.get(served).map(|t| t.keys().cloned().collect());
+        // The charts' tags and the tags of what refers to them, sorted.
+        let charts = snap.repos.get(served).map(|t| t.keys().cloned());
+        let referrers = snap.attached.get(served).map(|a| a.tags.keys().cloned());
+        let local: Option<Vec<String>> = match (charts, referrers) {
+            (None, None) => None,
+            (c, r) => {
+                let mut all: Vec<String> = c
+                    .into_iter()
+                    .flatten()
+                    .chain(r.into_iter().flatten())
+                    .collect();
+                all.sort();
+                Some(all)
+            }
+        };
         if self.bridge.is_some() {
             let listed = match self.listing().await {
                 Ok(l) => l.tags(served),

@@ -9,6 +9,7 @@
 //! HEAD|GET /v2/<name>/manifests/<tag|digest>     …
 //! HEAD|GET /v2/<name>/blobs/<digest>
 //! GET  /v2/<name>/tags/list, /v2/_catalog        (with n, last and Link paging)
+//! GET  /v2/<name>/referrers/<digest>             the OCI 1.1 referrers API (?artifactType=)
 //! ```
 //!
 //! The parts, one job each:
@@ -19,7 +20,10 @@
 //!   view: [`chart_repo`] (the classic repository) or [`registry_api`] (the OCI pull API);
 //! - [`library`]: what is offered (with [`names`] for how served names map to references),
 //!   read from the cache as snapshots; [`index`] renders the classic view;
+//! - [`attached`]: what refers to the charts (signatures, SBOMs), from the cache's referrers
+//!   tag schema and cosign tags, and the referrers API answered from it;
 //! - [`upstream`]: the pull-through, one copy of the copy engine per chart first asked for;
+//!   [`signed`]: with `--require-signed`, only charts whose signatures verify;
 //! - [`http`]: byte serving (ranges, ETags, the write-rate floor); [`blobcache`]: small blobs
 //!   in memory.
 //!
@@ -58,6 +62,7 @@
 //! it stopped reading); one that trickles, within 30 s of waiting on it once its pace is under
 //! the floor (60 s if it slowed down in the middle of a window it then still passed).
 
+mod attached;
 pub mod auth;
 mod blobcache;
 pub mod bridge;
@@ -71,6 +76,7 @@ pub mod metrics;
 mod names;
 mod registry_api;
 mod router;
+mod signed;
 mod upstream;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! The OCI distribution pull API, read-only: `/v2/`, manifests and blobs (HEAD and GET, with
-//! ranges), tag lists and the catalog (with `n`, `last` and `Link` paging).
+//! ranges), tag lists and the catalog (with `n`, `last` and `Link` paging), and the referrers
+//! API (distribution-spec 1.1: an image index, `?artifactType=` filtering).
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName};
@@ -10,8 +11,11 @@ use super::metrics::Route;
 use super::names::{ApiError, Object};
 use super::router::State;
 use crate::digest::Digest;
+use crate::oci::INDEX_MEDIA_TYPE;
 
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+/// Says which filters a referrers answer applied.
+const FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// What a `/v2/…` path asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,6 +25,7 @@ enum ApiPath<'a> {
     Tags(&'a str),
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
 }
 
 /// The metrics route of a `/v2/…` path.
@@ -31,6 +36,7 @@ pub(super) fn route_of(path: &str) -> Route {
         Some(ApiPath::Tags(_)) => Route::Tags,
         Some(ApiPath::Manifest(..)) => Route::Manifest,
         Some(ApiPath::Blob(..)) => Route::Blob,
+        Some(ApiPath::Referrers(..)) => Route::Referrers,
         None => Route::Other,
     }
 }
@@ -53,6 +59,9 @@ fn parse_api_path(path: &str) -> Option<ApiPath<'_>> {
     if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
         return Some(ApiPath::Blob(name, digest));
     }
+    if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
+        return Some(ApiPath::Referrers(name, digest));
+    }
     None
 }
 
@@ -71,6 +80,21 @@ pub(super) async fn route(
             message: format!("{path}: not a registry API path"),
         }),
         Some(ApiPath::Base) => Ok(json_response(method, "{}".into(), None)),
+        Some(ApiPath::Referrers(name, digest)) => {
+            let digest = Digest::parse(digest).map_err(|e| ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "DIGEST_INVALID",
+                message: e.to_string(),
+            })?;
+            let artifact_type = artifact_type_filter(query);
+            let filtered = artifact_type.is_some();
+            let body = library.referrers(name, &digest, artifact_type).await?;
+            let mut resp = bytes_response(method, body, INDEX_MEDIA_TYPE);
+            if filtered {
+                http::set(&mut resp, FILTERS_APPLIED, "artifactType");
+            }
+            Ok(resp)
+        }
         Some(ApiPath::Catalog) => {
             let all = library.catalog().await?;
             let (page, next) = paginate(&all, query, "/v2/_catalog")?;
@@ -118,6 +142,34 @@ pub(super) async fn route(
             .await)
         }
     }
+}
+
+/// The `artifactType` a referrers request filters on: percent-decoded, with a `+` kept as
+/// itself (media types have no spaces, and `application/spdx+json` is often sent raw).
+fn artifact_type_filter(query: Option<&str>) -> Option<String> {
+    let raw = query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "artifactType")?
+        .1;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// `body` as `content_type`, with its length (no body for HEAD).
+fn bytes_response(method: &Method, body: Vec<u8>, content_type: &str) -> Response<Body> {
+    let len = body.len();
+    let mut resp = Response::new(if method == Method::HEAD {
+        http::empty()
+    } else {
+        http::full(body)
+    });
+    http::set(&mut resp, header::CONTENT_TYPE, content_type);
+    http::set(&mut resp, header::CONTENT_LENGTH, len.to_string());
+    resp
 }
 
 fn json_response(method: &Method, body: String, link: Option<String>) -> Response<Body> {
@@ -188,7 +240,26 @@ mod tests {
             parse_api_path("/v2/a/blobs/sha256:00"),
             Some(ApiPath::Blob("a", "sha256:00"))
         );
+        assert_eq!(
+            parse_api_path("/v2/a/b/referrers/sha256:00"),
+            Some(ApiPath::Referrers("a/b", "sha256:00"))
+        );
         assert_eq!(parse_api_path("/v2/a/other"), None);
+    }
+
+    #[test]
+    fn artifact_type_filters() {
+        assert_eq!(
+            artifact_type_filter(Some("artifactType=application%2Fspdx%2Bjson")).as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(
+            artifact_type_filter(Some("n=1&artifactType=application/spdx+json")).as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(artifact_type_filter(Some("artifactType=")), None);
+        assert_eq!(artifact_type_filter(Some("other=x")), None);
+        assert_eq!(artifact_type_filter(None), None);
     }
 
     #[test]

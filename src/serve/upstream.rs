@@ -24,7 +24,18 @@ use crate::oci::{ANNOTATION_CREATED, Manifest};
 use crate::reference::Reference;
 use crate::registry::{Registry, RegistryError, Transport};
 use crate::store::RefEntry;
-use crate::tasks::transfer::{self, TransferError};
+use crate::tasks::transfer::TransferError;
+use crate::tasks::verify::CheckError;
+
+use super::signed;
+
+/// The transfer error inside a pull's error, if that is what it is.
+fn transfer_error(e: &CheckError) -> Option<&TransferError> {
+    match e {
+        CheckError::Transfer(t) => Some(t),
+        _ => None,
+    }
+}
 
 /// The upstream registry of a pull-through server.
 pub struct UpstreamOptions {
@@ -38,6 +49,8 @@ pub struct UpstreamOptions {
     pub revalidate: bool,
     /// How long the upstream's index view is served before it is listed again.
     pub index_ttl: Duration,
+    /// `--require-signed`: the signatures a chart needs to be served (none when empty).
+    pub signatures: Box<crate::tasks::verify::Policy>,
 }
 
 pub(super) struct Upstream {
@@ -50,6 +63,8 @@ pub(super) struct Upstream {
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When the upstream last answered (anything, an error status included), for `/readyz`.
     answered: Mutex<Option<Instant>>,
+    /// With `--require-signed`: the manifests found to verify, checked once each.
+    verified: Mutex<std::collections::HashSet<Digest>>,
 }
 
 impl Upstream {
@@ -61,6 +76,7 @@ impl Upstream {
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
             inflight: Mutex::new(HashMap::new()),
             answered: Mutex::new(None),
+            verified: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -68,6 +84,19 @@ impl Upstream {
     fn answered(&self) {
         if let Ok(mut at) = self.answered.lock() {
             *at = Some(Instant::now());
+        }
+    }
+
+    /// Whether `--require-signed` found the manifest `digest` to verify already (or there
+    /// is no policy).
+    fn verified(&self, digest: Option<&Digest>) -> bool {
+        self.options.signatures.is_empty()
+            || digest.is_some_and(|d| self.verified.lock().is_ok_and(|v| v.contains(d)))
+    }
+
+    fn mark_verified(&self, digest: Digest) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.insert(digest);
         }
     }
 
@@ -258,14 +287,14 @@ impl Library {
     ) -> Result<Option<RefEntry>, ApiError> {
         let unknown = || ApiError::manifest_unknown(served, &object.to_string());
         let before = self.current().await?.find(served, object).cloned();
-        let hit = |entry: Option<RefEntry>| {
+        let hit = |entry: Option<RefEntry>| async move {
             self.metrics.lookup(true);
-            Ok(entry)
+            self.signed_entry(up, entry).await
         };
         if let Some(local) = &before {
             match object {
-                Object::Digest(_) => return hit(before),
-                Object::Tag(_) if !up.options.revalidate => return hit(before),
+                Object::Digest(_) => return hit(before).await,
+                Object::Tag(_) if !up.options.revalidate => return hit(before).await,
                 Object::Tag(_) => {
                     let upstream_ref = object.on(repo).ok_or_else(unknown)?;
                     let registry = match self.registry(up).await {
@@ -281,7 +310,9 @@ impl Library {
                         up.answered();
                     }
                     match asked {
-                        Ok(Some(d)) if local.manifest.as_ref() == Some(&d) => return hit(before),
+                        Ok(Some(d)) if local.manifest.as_ref() == Some(&d) => {
+                            return hit(before).await;
+                        }
                         Ok(Some(_)) => {}
                         Ok(None) => return Err(unknown()),
                         Err(e) => {
@@ -302,7 +333,7 @@ impl Library {
         // Someone else may have fetched it while this request waited.
         let now = self.current().await?.find(served, object).cloned();
         if now.is_some() && now != before {
-            return hit(now);
+            return hit(now).await;
         }
         self.metrics.lookup(false);
         let registry = match self.place(up).await {
@@ -312,28 +343,75 @@ impl Library {
                 return Err(ApiError::upstream(e));
             }
         };
-        let pulled = transfer::pull(&self.store, registry, &upstream_ref).await;
+        let policy = &up.options.signatures;
+        let pulled = signed::pull(&self.store, registry, &upstream_ref, policy).await;
         self.metrics.fetch(Fetch::Chart, pulled.is_ok());
         match &pulled {
             Ok(_) => up.answered(),
-            Err(TransferError::Engine(EngineError::Registry(e))) if is_answer(e) => up.answered(),
+            Err(e) if transfer_error(e).is_some_and(|t| {
+                matches!(t, TransferError::Engine(EngineError::Registry(r)) if is_answer(r))
+            }) =>
+            {
+                up.answered()
+            }
+            Err(e) if e.failure().is_some() => up.answered(),
             Err(_) => {}
         }
-        match pulled {
-            Ok(_) => {
+        let e = match pulled {
+            Ok(digest) => {
+                if !policy.is_empty() {
+                    up.mark_verified(digest);
+                }
                 self.log
                     .event(&format!("pulled {upstream_ref} into the cache"));
-                Ok(self.current().await?.find(served, object).cloned())
+                return Ok(self.current().await?.find(served, object).cloned());
             }
-            Err(TransferError::Engine(EngineError::Registry(RegistryError::NotFound {
+            Err(e) => e,
+        };
+        if let Some(refused) = signed::refusal(&upstream_ref, &e) {
+            self.log.event(&refused.message);
+            return Err(refused);
+        }
+        match transfer_error(&e) {
+            Some(TransferError::Engine(EngineError::Registry(RegistryError::NotFound {
                 ..
             }))) => Err(unknown()),
-            Err(TransferError::NotAChart { reason, .. }) => Err(ApiError::new(
+            Some(TransferError::NotAChart { reason, .. }) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "MANIFEST_UNKNOWN",
                 format!("{upstream_ref} is not a Helm chart: {reason}"),
             )),
-            Err(e) => Err(ApiError::upstream(e)),
+            _ => Err(ApiError::upstream(e)),
+        }
+    }
+
+    /// `entry` (a cached chart) if the signature policy lets it be served, checked from the
+    /// cache the first time.
+    async fn signed_entry(
+        &self,
+        up: &Upstream,
+        entry: Option<RefEntry>,
+    ) -> Result<Option<RefEntry>, ApiError> {
+        let Some(e) = entry else {
+            return Ok(None);
+        };
+        if up.verified(e.manifest.as_ref()) {
+            return Ok(Some(e));
+        }
+        match signed::check_cached(&self.store, &e, &up.options.signatures).await {
+            Ok(()) => {
+                if let Some(d) = &e.manifest {
+                    up.mark_verified(d.clone());
+                }
+                Ok(Some(e))
+            }
+            Err(err) => Err(signed::refusal(&e.reference, &err).unwrap_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    format!("{}: checking its signatures: {err}", e.reference),
+                )
+            })),
         }
     }
 }

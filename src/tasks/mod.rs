@@ -4,6 +4,8 @@
 
 pub mod export;
 pub mod fetch;
+pub mod recall;
+pub mod referrers;
 pub mod save;
 pub mod sync;
 pub mod transfer;

@@ -125,10 +125,15 @@ pub async fn cosign(
         .without_object()
         .with_tag(&tag)
         .map_err(|e| refuse(CosignError::MalformedManifest(e.to_string())))?;
-    if source.digest(&sig_ref).await?.is_none() {
-        return Err(refuse(CosignError::Unsigned { tag }));
-    }
-    let (bytes, _) = source.manifest(&sig_ref).await?;
+    // One request: a missing tag is an unsigned chart.
+    let bytes = match source.manifest(&sig_ref).await {
+        Ok((bytes, _)) => bytes,
+        Err(
+            EngineError::NotFound { .. }
+            | EngineError::Registry(crate::registry::RegistryError::NotFound { .. }),
+        ) => return Err(refuse(CosignError::Unsigned { tag })),
+        Err(e) => return Err(e.into()),
+    };
     let layers = SignatureLayer::parse_manifest(&bytes).map_err(refuse)?;
     let mut signatures = Vec::with_capacity(layers.len());
     for layer in layers {

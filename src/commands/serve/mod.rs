@@ -34,6 +34,12 @@ pub async fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         if args.revalidate {
             bail!("--revalidate is for --upstream");
         }
+        if args.require_signed {
+            bail!("--require-signed is for --upstream: it checks what is pulled through");
+        }
+    }
+    if !args.require_signed && (args.keyring.is_some() || args.cosign_key.is_some()) {
+        bail!("--keyring and --cosign-key are for --require-signed");
     }
     if args.tls_cert.is_some() != args.tls_key.is_some() {
         bail!("--tls-cert and --tls-key go together");
@@ -128,10 +134,17 @@ async fn upstream(ctx: &Context, args: &ServeArgs, text: &str) -> Result<Upstrea
         UpstreamKind::Classic if !url => {
             bail!("--upstream {text}: a classic repository is an http:// or https:// URL")
         }
+        UpstreamKind::Classic if args.require_signed => {
+            bail!("--require-signed needs a registry --upstream, not a classic repository")
+        }
         UpstreamKind::Classic => return Ok(UpstreamSpec::Classic(classic()?)),
         UpstreamKind::Auto if url => {
             let options = classic()?;
             match bridge::read_index(&options).await {
+                Ok(_) if args.require_signed => bail!(
+                    "--upstream {}: a classic repository; --require-signed needs a registry",
+                    redact_url(text)
+                ),
                 Ok(_) => return Ok(UpstreamSpec::Classic(options)),
                 Err(e) => ctx.warn(format!(
                     "--upstream {}: no classic repository there ({e}); serving it as a registry (--upstream-kind classic says otherwise)",
@@ -160,7 +173,18 @@ async fn upstream(ctx: &Context, args: &ServeArgs, text: &str) -> Result<Upstrea
         .unwrap_or("")
         .trim_end_matches('/');
     let credential = ctx.credentials.get(&host)?;
+    // Keys are read before the port opens; provenance is checked unless only a cosign key
+    // was given (as for `sync --require-signed`).
+    let signatures = match args.require_signed {
+        true => super::signing::policy(
+            args.keyring.is_some() || args.cosign_key.is_none(),
+            args.keyring.as_deref(),
+            args.cosign_key.as_deref(),
+        )?,
+        false => Default::default(),
+    };
     Ok(UpstreamSpec::Registry(UpstreamOptions {
+        signatures: Box::new(signatures),
         prefix: prefix.to_string(),
         transport: ctx.transport(&args.transport),
         credential,

@@ -499,13 +499,19 @@ async fn work(
     options: &SyncOptions,
 ) -> (Outcome, images::ChartImages) {
     let mut found = images::ChartImages::default();
-    // Nothing of a refused chart moves, its images neither.
-    if plan == Plan::Copy
-        && !options.dry_run
-        && let Some(refused) = signed(source, item, &options.signatures).await
-    {
-        return (refused, found);
-    }
+    // Nothing of a refused chart moves, its images neither. What the check reads is kept for
+    // the copy: read once, and the copy takes exactly what was checked.
+    let checked = crate::tasks::recall::Recall::new(source);
+    let source: &dyn Source =
+        if plan == Plan::Copy && !options.dry_run && !options.signatures.is_empty() {
+            if let Some(refused) = signed(&checked, item, &options.signatures).await {
+                return (refused, found);
+            }
+            checked.done_checking();
+            &checked
+        } else {
+            source
+        };
     let mut manifest = None;
     if let Some(images) = images {
         match images
