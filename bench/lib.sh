@@ -43,3 +43,28 @@ YML
 
 # ratio A B: A / B with two decimals.
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+
+# timed_cpu FILE COMMAND...: appends "WALL CPU" (seconds) of COMMAND to FILE; the command's
+# stderr goes to $work/last.err, shown if it fails. median_col FILE [COLUMN]: the median of a
+# column (1: wall, 2: CPU). ms SECONDS: in milliseconds.
+timed_cpu() { # FILE COMMAND...: appends "WALL CPU" of COMMAND in seconds (output discarded)
+  local out=$1
+  shift
+  python3 -c '
+import resource, subprocess, sys, time
+def cpu():  # of the children waited for (before python, a launcher may have had some)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+before = cpu()
+start = time.perf_counter()
+with open(sys.argv[1], "w") as err:
+    code = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+wall = time.perf_counter() - start
+print("%.6f %.6f" % (wall, cpu() - before))
+sys.exit(code)' "$work/last.err" "$@" >>"$out" \
+    || { echo "$(basename "$0"): failed: $*" >&2; cat "$work/last.err" >&2; exit 1; }
+}
+median_col() { # FILE [COLUMN]: the median of a column (1: wall, 2: CPU)
+  python3 -c 'import statistics,sys; print("%.4f" % statistics.median(float(l.split()[int(sys.argv[2]) - 1]) for l in open(sys.argv[1])))' "$1" "${2:-1}"
+}
+ms() { python3 -c 'import sys; print("%.1f" % (1000 * float(sys.argv[1])))' "$1"; }

@@ -63,28 +63,6 @@ python3 "$root/bench/lib/sign_tags.py" "$src" bench/app "$work/cosign.key" "${ve
   echo "    bench/app: [$(printf '"%s",' "${versions[@]}" | sed 's/,$//')]"
 } >"$work/skopeo.yml"
 
-timed() { # FILE COMMAND...: appends "WALL CPU" of COMMAND in seconds (output discarded)
-  local out=$1
-  shift
-  python3 -c '
-import resource, subprocess, sys, time
-def cpu():
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-before = cpu()
-start = time.perf_counter()
-with open(sys.argv[1], "w") as err:
-    code = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
-wall = time.perf_counter() - start
-print("%.6f %.6f" % (wall, cpu() - before))
-sys.exit(code)' "$work/last.err" "$@" >>"$out" \
-    || { echo "bench/sync-signed.sh: failed: $*" >&2; cat "$work/last.err" >&2; exit 1; }
-}
-median() { # FILE [COLUMN]: the median of a column (1: wall, 2: CPU)
-  python3 -c 'import statistics,sys; print("%.4f" % statistics.median(float(l.split()[int(sys.argv[2]) - 1]) for l in open(sys.argv[1])))' "$1" "${2:-1}"
-}
-ms() { python3 -c 'import sys; print("%.1f" % (1000 * float(sys.argv[1])))' "$1"; }
-
 for f in cc sig sk; do : >"$work/$f"; done
 running=()
 for i in $(seq "$runs"); do
@@ -93,9 +71,9 @@ for i in $(seq "$runs"); do
   start_registry "dst-sig$i"; dst_sig=$started; running+=("$started_pid")
   start_registry "dst-sk$i"; dst_sk=$started; running+=("$started_pid")
   mkdir -p "$work/sk-home$i"
-  cc=(timed "$work/cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
-  sig=(timed "$work/sig" "$bin" --home "$work/cc-home" -q sync --require-signed --cosign-key "$work/cosign.pub" "$src/bench/app" "$dst_sig/mirror")
-  sk=(timed "$work/sk" env HOME="$work/sk-home$i" skopeo --policy "$work/policy.json" sync --src yaml --dest docker --dest-tls-verify=false "$work/skopeo.yml" "$dst_sk/mirror")
+  cc=(timed_cpu "$work/cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
+  sig=(timed_cpu "$work/sig" "$bin" --home "$work/cc-home" -q sync --require-signed --cosign-key "$work/cosign.pub" "$src/bench/app" "$dst_sig/mirror")
+  sk=(timed_cpu "$work/sk" env HOME="$work/sk-home$i" skopeo --policy "$work/policy.json" sync --src yaml --dest docker --dest-tls-verify=false "$work/skopeo.yml" "$dst_sk/mirror")
   case $((i % 3)) in
     0) "${cc[@]}"; "${sig[@]}"; "${sk[@]}" ;;
     1) "${sig[@]}"; "${sk[@]}"; "${cc[@]}" ;;
@@ -126,8 +104,8 @@ for t in tags:
         assert len(index["manifests"]) == 1, index
 PY
 
-cc=$(median "$work/cc"); sig=$(median "$work/sig"); sk=$(median "$work/sk")
-cpu() { ms "$(median "$work/$1" 2)"; }
+cc=$(median_col "$work/cc"); sig=$(median_col "$work/sig"); sk=$(median_col "$work/sk")
+cpu() { ms "$(median_col "$work/$1" 2)"; }
 cat <<OUT
 
 chartcache signed sync benchmark ($runs runs each, median; $tags chart tags, each with a cosign signature and an SBOM referrer; $(skopeo --version); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)

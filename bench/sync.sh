@@ -56,28 +56,6 @@ seq 0 $((tags - 1)) | xargs -P 4 -I{} "$bin" --home "$seed" -q chart push "$src/
 listed=$(curl -sf "http://$src/v2/bench/app/tags/list" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tags"]))')
 [[ "$listed" == "$tags" ]] || { echo "bench/sync.sh: the source holds $listed tags, expected $tags" >&2; exit 1; }
 
-timed() { # FILE COMMAND...: appends "WALL CPU" of COMMAND in seconds (output discarded)
-  local out=$1
-  shift
-  python3 -c '
-import resource, subprocess, sys, time
-def cpu():  # of the children waited for (before python, a launcher may have had some)
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-before = cpu()
-start = time.perf_counter()
-with open(sys.argv[1], "w") as err:
-    code = subprocess.call(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
-wall = time.perf_counter() - start
-print("%.6f %.6f" % (wall, cpu() - before))
-sys.exit(code)' "$work/last.err" "$@" >>"$out" \
-    || { echo "bench/sync.sh: failed: $*" >&2; cat "$work/last.err" >&2; exit 1; }
-}
-median() { # FILE [COLUMN]: the median of a column (1: wall, 2: CPU)
-  python3 -c 'import statistics,sys; print("%.4f" % statistics.median(float(l.split()[int(sys.argv[2]) - 1]) for l in open(sys.argv[1])))' "$1" "${2:-1}"
-}
-ms() { python3 -c 'import sys; print("%.1f" % (1000 * float(sys.argv[1])))' "$1"; }
-
 for f in cold_cc cold_sk warm_cc warm_sk fixed_cc; do : >"$work/$f"; done
 dst_cc="" dst_sk="" pid_cc="" pid_sk=""
 for i in $(seq "$runs"); do
@@ -85,13 +63,13 @@ for i in $(seq "$runs"); do
   start_registry "dst-cc$i"; dst_cc=$started; pid_cc=$started_pid
   start_registry "dst-sk$i"; dst_sk=$started; pid_sk=$started_pid
   mkdir -p "$work/sk-home$i"
-  cc=(timed "$work/cold_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
-  sk=(timed "$work/cold_sk" env HOME="$work/sk-home$i" "${skopeo_sync[@]}" "$src/bench/app" "$dst_sk/mirror")
+  cc=(timed_cpu "$work/cold_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
+  sk=(timed_cpu "$work/cold_sk" env HOME="$work/sk-home$i" "${skopeo_sync[@]}" "$src/bench/app" "$dst_sk/mirror")
   if (( i % 2 )); then "${cc[@]}"; "${sk[@]}"; else "${sk[@]}"; "${cc[@]}"; fi
-  cc=(timed "$work/warm_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
-  sk=(timed "$work/warm_sk" env HOME="$work/sk-home$i" "${skopeo_sync[@]}" "$src/bench/app" "$dst_sk/mirror")
+  cc=(timed_cpu "$work/warm_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app" "$dst_cc/mirror")
+  sk=(timed_cpu "$work/warm_sk" env HOME="$work/sk-home$i" "${skopeo_sync[@]}" "$src/bench/app" "$dst_sk/mirror")
   if (( i % 2 )); then "${cc[@]}"; "${sk[@]}"; else "${sk[@]}"; "${cc[@]}"; fi
-  timed "$work/fixed_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app:1.0.0" "$dst_cc/mirror"
+  timed_cpu "$work/fixed_cc" "$bin" --home "$work/cc-home" -q sync "$src/bench/app:1.0.0" "$dst_cc/mirror"
 done
 
 # Both tools must have made the same thing: every tag, with the source's digests.
@@ -113,14 +91,14 @@ for dst in (dst_cc, dst_sk):
     assert got == want, f"{dst}/mirror/app differs from the source"
 PY
 
-c_cc=$(median "$work/cold_cc"); c_sk=$(median "$work/cold_sk")
-w_cc=$(median "$work/warm_cc"); w_sk=$(median "$work/warm_sk")
-cpu() { ms "$(median "$work/$1" 2)"; }
+c_cc=$(median_col "$work/cold_cc"); c_sk=$(median_col "$work/cold_sk")
+w_cc=$(median_col "$work/warm_cc"); w_sk=$(median_col "$work/warm_sk")
+cpu() { ms "$(median_col "$work/$1" 2)"; }
 cat <<EOF
 
 chartcache sync benchmark ($runs runs each, median; $tags chart tags; $(skopeo --version); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)
   cold  chartcache sync ${c_cc} s   skopeo sync ${c_sk} s   ratio $(ratio "$c_cc" "$c_sk")x  (goal <= 0.30x)
   warm  chartcache sync ${w_cc} s   skopeo sync ${w_sk} s   ratio $(ratio "$w_cc" "$w_sk")x  (goal <= 0.20x)
   CPU   cold chartcache $(cpu cold_cc) ms, skopeo $(cpu cold_sk) ms; warm chartcache $(cpu warm_cc) ms, skopeo $(cpu warm_sk) ms
-  fixed warm sync of one tag: $(ms "$(median "$work/fixed_cc")") ms wall, $(cpu fixed_cc) ms CPU  (goal < 5 ms CPU)
+  fixed warm sync of one tag: $(ms "$(median_col "$work/fixed_cc")") ms wall, $(cpu fixed_cc) ms CPU  (goal < 5 ms CPU)
 EOF

@@ -4,6 +4,8 @@
 //! A `subject` is not followed: a referrer names the artifact it refers to, not the other
 //! way round.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::oci::{
@@ -50,6 +52,9 @@ pub struct Node {
     pub children: Vec<Descriptor>,
     /// The config and layers a manifest names.
     pub blobs: Vec<Descriptor>,
+    /// What it refers to (a signature's or an SBOM's image), never followed as a child.
+    pub subject: Option<Descriptor>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +70,10 @@ struct Shape {
     layers: Option<Vec<Descriptor>>,
     #[serde(default)]
     manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    subject: Option<Descriptor>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 impl Node {
@@ -87,6 +96,8 @@ impl Node {
                 index: true,
                 children,
                 blobs: Vec::new(),
+                subject: shape.subject,
+                annotations: shape.annotations,
             });
         }
         let Some(config) = shape.config else {
@@ -114,7 +125,19 @@ impl Node {
             index: false,
             children: Vec::new(),
             blobs,
+            subject: shape.subject,
+            annotations: shape.annotations,
         })
+    }
+
+    /// Its artifact type as the referrers API gives it: its own, else its config's media
+    /// type (an index without one has none).
+    pub fn listed_artifact_type(&self) -> Option<String> {
+        match (&self.artifact_type, self.index) {
+            (Some(t), _) => Some(t.clone()),
+            (None, false) => self.blobs.first().map(|config| config.media_type.clone()),
+            (None, true) => None,
+        }
     }
 }
 

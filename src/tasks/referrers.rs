@@ -14,14 +14,13 @@
 //! are read within the manifest limit, an entry whose manifest the cache lacks is left out,
 //! and the walk is bounded as the copy engine bounds it (depth, count, each digest once).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
-
-use serde::Deserialize;
 
 use crate::digest::Digest;
 use crate::engine::referrers::{COSIGN_SUFFIXES, MAX_DEPTH, MAX_PER_ARTIFACT, fallback_tag};
-use crate::oci::{Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::manifest::Node;
+use crate::oci::Descriptor;
 use crate::reference::Reference;
 use crate::registry::MAX_MANIFEST_BYTES;
 use crate::store::{ReadGuard, Store, StoreError, StoredRef};
@@ -69,24 +68,6 @@ pub struct Referrer {
     pub referrers: Vec<Referrer>,
 }
 
-/// A manifest or index as far as describing it takes.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Head {
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    manifests: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    subject: Option<Descriptor>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
 /// A stored manifest read whole, within the manifest limit; `None` when the cache does not
 /// hold it (or holds something too large to be one).
 fn read_manifest(store: &Store, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
@@ -105,30 +86,11 @@ fn read_manifest(store: &Store, digest: &Digest) -> Result<Option<Vec<u8>>, Stor
 /// The descriptor the referrers API gives for the manifest `bytes` (`digest`), and the
 /// digest its `subject` names; `None` when it is not a manifest or an index.
 fn describe(bytes: &[u8], digest: &Digest) -> Option<(Descriptor, Option<Digest>)> {
-    let head: Head = serde_json::from_slice(bytes).ok()?;
-    let is_index = head.manifests.is_some();
-    if !is_index && head.config.is_none() {
-        return None;
-    }
-    let media_type = head
-        .media_type
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| {
-            if is_index {
-                INDEX_MEDIA_TYPE
-            } else {
-                MANIFEST_MEDIA_TYPE
-            }
-            .to_string()
-        });
-    let artifact_type = head
-        .artifact_type
-        .filter(|t| !t.is_empty())
-        .or_else(|| head.config.map(|c| c.media_type));
-    let mut descriptor = Descriptor::new(&media_type, digest.clone(), bytes.len() as u64);
-    descriptor.artifact_type = artifact_type;
-    descriptor.annotations = head.annotations;
-    Some((descriptor, head.subject.map(|s| s.digest)))
+    let node = Node::parse(bytes).ok()?;
+    let mut descriptor = Descriptor::new(&node.media_type, digest.clone(), bytes.len() as u64);
+    descriptor.artifact_type = node.listed_artifact_type();
+    descriptor.annotations = node.annotations;
+    Some((descriptor, node.subject.map(|s| s.digest)))
 }
 
 /// The manifest digest the tag `tag` of `repo` points at in the cache, if any.
@@ -277,6 +239,7 @@ fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
     /// A cache holding, for the subject `s`: `r1` (whose subject is `s`), `r2` (no subject)
     /// both listed in the tag schema index of `s`, and `r1` listed again.
