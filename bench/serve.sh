@@ -189,12 +189,24 @@ index_bytes=$(stat -c %s "$static/index.yaml")
 big_bytes=$(stat -c %s "$static/charts/big-1.0.0.tgz")
 huge_bytes=$(stat -c %s "$static/charts/huge-1.0.0.tgz")
 
-cc_index=$(rps "$cc/index.yaml" 16)
-ng_index=$(rps "$ng/index.yaml" 16)
+# rps_pair NAME URL_PATH [HEADER]: chartcache and nginx taking turns, three runs each (a single
+# run of a few seconds swings by 10-20% on a shared machine); sets cc_NAME and ng_NAME to the
+# medians.
+rps_pair() {
+  local name=$1 path=$2 header=${3:-} c=() n=()
+  for _ in 1 2 3; do
+    c+=("$(rps "$cc$path" 16 "$header")")
+    n+=("$(rps "$ng$path" 16 "$header")")
+  done
+  printf -v "cc_$name" '%s' "$(median "${c[@]}")"
+  printf -v "ng_$name" '%s' "$(median "${n[@]}")"
+}
+median() { python3 -c 'import statistics, sys; print("%.1f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+rps_pair index /index.yaml
 gz_bytes=$(stat -c %s "$static/index.yaml.gz")
 cmp -s <(curl -fs -H 'Accept-Encoding: gzip' "$ng/index.yaml") "$static/index.yaml.gz" || { echo "bench/serve.sh: nginx does not serve the .gz" >&2; exit 1; }
-cc_gz=$(rps "$cc/index.yaml" 16 "Accept-Encoding: gzip")
-ng_gz=$(rps "$ng/index.yaml" 16 "Accept-Encoding: gzip")
+rps_pair gz /index.yaml "Accept-Encoding: gzip"
 cc_big=$(rps "$cc/charts/big-1.0.0.tgz" 16)
 ng_big=$(rps "$ng/charts/big-1.0.0.tgz" 16)
 cc_rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$cc_pid/status")
@@ -215,7 +227,6 @@ printf '%s\n' "apiVersion: v1" "entries:" "  big:" "  - apiVersion: v2" \
   "generated: \"2026-01-01T00:00:00Z\"" >"$classic/index.yaml"
 # now_ms: a monotonic clock in milliseconds.
 now_ms() { python3 -c 'import time; print("%.3f" % (time.monotonic() * 1000))'; }
-median() { python3 -c 'import statistics, sys; print("%.1f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 bridge_runs=()
 curl_runs=()
 for run in 1 2 3 4 5; do
@@ -266,7 +277,7 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat <<EOF
 
-chartcache serve benchmark (wrk -t2, ${secs} s per run, keep-alive; $(nproc) cores, load $load)
+chartcache serve benchmark (wrk -t2, ${secs} s per run, index and gzip: median of 3 turns each, keep-alive; $(nproc) cores, load $load)
   index   GET /index.yaml ($entries entries, $((index_bytes / 1024)) KiB; first build ${first_index_ms} ms), 16 connections
           chartcache ${cc_index} req/s   nginx ${ng_index} req/s   ratio $(ratio "$cc_index" "$ng_index")x  (goal >= 0.50x)
   gzip    GET /index.yaml with Accept-Encoding: gzip ($((gz_bytes / 1024)) KiB on the wire), 16 connections
