@@ -260,7 +260,7 @@ impl Library {
             Arc::clone(inflight.entry(name.clone()).or_default())
         };
         let _one = lock.lock().await;
-        if let Some(entry) = current(&*self.current().await?) {
+        if let Some(entry) = current(&*self.fresh().await?) {
             self.metrics.lookup(true);
             return Ok(entry);
         }
@@ -273,7 +273,7 @@ impl Library {
         }
         bridge.answered();
         self.log.event(&format!("copied {name} into the cache"));
-        self.current()
+        self.fresh()
             .await?
             .find(served, &object)
             .cloned()

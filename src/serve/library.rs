@@ -3,7 +3,10 @@
 //!
 //! The cache is read as a [`Snapshot`] (every ref, grouped by served repository name, and the
 //! index views built from them), rebuilt only when the store's change token moves, so a busy
-//! server neither rescans the cache per request nor serves a stale view after a `chart save`.
+//! server does not rescan the cache per request. One rebuild runs at a time, as a task of its
+//! own; a request waits for it at most [`REBUILD_PATIENCE`], so a small cache shows a
+//! `chart save` at once and a large one keeps answering from the snapshot before while it
+//! rebuilds. What the server itself has just written, it waits for ([`Library::fresh`]).
 //! Chart metadata is memoised by config digest: configs are content-addressed, so a rebuild
 //! after one new chart reads one new config.
 //!
@@ -17,6 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use hyper::StatusCode;
 
 use super::UpstreamSpec;
@@ -38,6 +43,8 @@ use crate::store::{ChangeToken, RefEntry, Store, StoredRef};
 pub struct Snapshot {
     token: Option<ChangeToken>,
     built: Instant,
+    /// False only for the empty stand-in a server starts with.
+    scanned: bool,
     /// Served repository name → tag → ref.
     pub repos: BTreeMap<String, BTreeMap<String, RefEntry>>,
     /// Served repository name → the referrers the cache holds there.
@@ -80,7 +87,8 @@ pub struct Library {
     pub(super) namespace: Namespace,
     pub(super) urls: ChartUrls,
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
-    pub(super) rebuilding: tokio::sync::Mutex<()>,
+    /// The rebuild running, if one is: when it started, and its result for every waiter.
+    pub(super) rebuilding: Mutex<Option<Rebuild>>,
     /// Config digest → chart metadata; manifest digest → `created`.
     pub(super) metadata: Mutex<HashMap<Digest, Arc<[u8]>>>,
     pub(super) created: Mutex<HashMap<Digest, Option<String>>>,
@@ -105,6 +113,19 @@ const PROBE_LIMIT: Duration = Duration::from_secs(5);
 
 /// An unknown change token (no `index.json`): rescan at most this often.
 const UNTRACKED_RESCAN: Duration = Duration::from_secs(2);
+
+/// How long a request waits for a rebuild before it is answered from the snapshot before
+/// (counted from when the rebuild started). A small cache rebuilds well within it, so a
+/// client sees a change at once; a cache of 100,000 charts takes seconds, and its clients
+/// are not held for them.
+const REBUILD_PATIENCE: Duration = Duration::from_secs(1);
+
+/// A rebuild of the snapshot, shared by every request that waits for it.
+#[derive(Clone)]
+pub(super) struct Rebuild {
+    started: Instant,
+    done: Shared<BoxFuture<'static, Result<Arc<Snapshot>, ApiError>>>,
+}
 
 impl Library {
     pub fn new(
@@ -134,6 +155,7 @@ impl Library {
         let empty = Snapshot {
             token: None,
             built: Instant::now() - UNTRACKED_RESCAN * 2,
+            scanned: false,
             repos: BTreeMap::new(),
             attached: BTreeMap::new(),
             indexes: Arc::new(index::build(Vec::new(), &urls)),
@@ -143,7 +165,7 @@ impl Library {
             namespace,
             urls,
             snapshot: RwLock::new(Arc::new(empty)),
-            rebuilding: tokio::sync::Mutex::new(()),
+            rebuilding: Mutex::new(None),
             metadata: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
             reached: Reached::default(),
@@ -166,36 +188,105 @@ impl Library {
 
     // ---- the cache snapshot -------------------------------------------------------------
 
-    /// The current snapshot, rebuilt first if the cache changed since it was taken.
+    /// The current snapshot, rebuilt first if the cache changed since it was taken; while a
+    /// rebuild takes longer than [`REBUILD_PATIENCE`], the snapshot before it.
     pub async fn current(self: &Arc<Self>) -> Result<Arc<Snapshot>, ApiError> {
-        let token = self.store.change_token();
-        let fresh = |s: &Snapshot| match token {
-            Some(t) => s.token == Some(t),
-            None => s.token.is_none() && s.built.elapsed() < UNTRACKED_RESCAN,
-        };
-        let snap = self.snapshot_now();
-        if fresh(&snap) {
-            return Ok(snap);
+        self.snapshot(Some(REBUILD_PATIENCE)).await
+    }
+
+    /// The snapshot of the cache as it is now, however long the rebuild takes: for a request
+    /// that has just written to the cache and looks for what it wrote.
+    pub async fn fresh(self: &Arc<Self>) -> Result<Arc<Snapshot>, ApiError> {
+        self.snapshot(None).await
+    }
+
+    async fn snapshot(
+        self: &Arc<Self>,
+        patience: Option<Duration>,
+    ) -> Result<Arc<Snapshot>, ApiError> {
+        loop {
+            let token = self.store.change_token();
+            let snap = self.snapshot_now();
+            let fresh = match token {
+                Some(t) => snap.token == Some(t),
+                None => snap.token.is_none() && snap.built.elapsed() < UNTRACKED_RESCAN,
+            };
+            if fresh {
+                return Ok(snap);
+            }
+            let Rebuild { started, done } = self.rebuild(token);
+            // Until the cache has been read once there is nothing else to answer from.
+            let patience = patience.filter(|_| snap.scanned);
+            let Some(patience) = patience else {
+                let built = done.await?;
+                // Built from a token read before this request's own change, perhaps: again.
+                if built.token == token || token.is_none() {
+                    return Ok(built);
+                }
+                continue;
+            };
+            let left = patience.saturating_sub(started.elapsed());
+            return match tokio::time::timeout(left, done).await {
+                Ok(built) => built,
+                Err(_) => Ok(snap),
+            };
         }
-        let _one = self.rebuilding.lock().await;
-        let snap = self.snapshot_now();
-        if fresh(&snap) {
-            return Ok(snap);
+    }
+
+    /// The rebuild running, or a new one (as a task of its own, so a request that stops
+    /// waiting does not stop it).
+    fn rebuild(self: &Arc<Self>, token: Option<ChangeToken>) -> Rebuild {
+        let mut running = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = running.as_ref() {
+            return r.clone();
         }
         let me = Arc::clone(self);
-        let started = Instant::now();
-        let built = tokio::task::spawn_blocking(move || me.build_snapshot(token))
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
-            })?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e))?;
-        self.metrics.index_built(started.elapsed());
-        let built = Arc::new(built);
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = Arc::clone(&built);
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let worker = Arc::clone(&me);
+            let built = tokio::task::spawn_blocking(move || worker.build_snapshot(token)).await;
+            let result = match built {
+                Ok(Ok(snapshot)) => {
+                    me.metrics.index_built(started.elapsed());
+                    let snapshot = Arc::new(snapshot);
+                    if let Ok(mut s) = me.snapshot.write() {
+                        *s = Arc::clone(&snapshot);
+                    }
+                    Ok(snapshot)
+                }
+                Ok(Err(e)) => Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    e,
+                )),
+                Err(e) => Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    e.to_string(),
+                )),
+            };
+            if let Ok(mut running) = me.rebuilding.lock() {
+                *running = None;
+            }
+            result
+        });
+        let done = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    e.to_string(),
+                ))
+            })
         }
-        Ok(built)
+        .boxed()
+        .shared();
+        let rebuild = Rebuild {
+            started: Instant::now(),
+            done,
+        };
+        *running = Some(rebuild.clone());
+        rebuild
     }
 
     fn snapshot_now(&self) -> Arc<Snapshot> {
@@ -266,6 +357,7 @@ impl Library {
         Ok(Snapshot {
             token,
             built: Instant::now(),
+            scanned: true,
             repos,
             attached,
             indexes: Arc::new(index::build(items, &self.urls)),
@@ -639,5 +731,134 @@ impl Library {
             names.dedup();
         }
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::save::{SaveOptions, save};
+
+    fn library(home: &std::path::Path) -> Arc<Library> {
+        let store = Store::new(home.join("registry"));
+        let log = Log {
+            format: super::super::log::LogFormat::Plain,
+            access: false,
+        };
+        Arc::new(Library::new(
+            store,
+            ChartUrls::Relative,
+            None,
+            0,
+            log,
+            Arc::new(Metrics::new()),
+        ))
+    }
+
+    fn save_simple(library: &Library, reference: &str) {
+        let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/charts/simple");
+        save(
+            library.store(),
+            &chart,
+            Some(reference),
+            &SaveOptions::default(),
+        )
+        .expect("saves the test chart");
+    }
+
+    /// Stands in for a rebuild that is still running: it ends when `finish` is sent.
+    fn hold_rebuild(
+        library: &Library,
+        started: Instant,
+    ) -> tokio::sync::oneshot::Sender<Result<Arc<Snapshot>, ApiError>> {
+        let (finish, finished) = tokio::sync::oneshot::channel();
+        let done = async move {
+            finished.await.unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "dropped",
+                ))
+            })
+        }
+        .boxed()
+        .shared();
+        *library.rebuilding.lock().expect("not poisoned") = Some(Rebuild { started, done });
+        finish
+    }
+
+    #[tokio::test]
+    async fn a_slow_rebuild_is_waited_for_briefly_then_the_snapshot_before_is_served() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let library = library(home.path());
+        save_simple(&library, "localhost:5000/team/simple:0.1.0");
+        let before = library.current().await.expect("first scan");
+        assert!(before.repos.contains_key("localhost_5000/team/simple"));
+
+        // A change, and a rebuild for it that has run past the patience already.
+        save_simple(&library, "localhost:5000/team/other:0.1.0");
+        let finish = hold_rebuild(&library, Instant::now() - REBUILD_PATIENCE * 2);
+        let served = library.current().await.expect("answered at once");
+        assert!(
+            Arc::ptr_eq(&served, &before),
+            "the snapshot before is served"
+        );
+
+        // A request that wrote waits for the rebuild, whatever it takes.
+        let waiting = tokio::spawn({
+            let library = Arc::clone(&library);
+            async move { library.fresh().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let rebuilt = {
+            let library = Arc::clone(&library);
+            tokio::task::spawn_blocking(move || {
+                library.build_snapshot(library.store.change_token())
+            })
+            .await
+            .expect("joins")
+            .expect("builds")
+        };
+        let rebuilt = Arc::new(rebuilt);
+        *library.snapshot.write().expect("not poisoned") = Arc::clone(&rebuilt);
+        *library.rebuilding.lock().expect("not poisoned") = None;
+        finish.send(Ok(Arc::clone(&rebuilt))).ok();
+        let fresh = waiting.await.expect("joins").expect("rebuilt");
+        assert!(fresh.repos.contains_key("localhost_5000/team/other"));
+        // And from now on, every request sees it.
+        let now = library.current().await.expect("current");
+        assert!(Arc::ptr_eq(&now, &rebuilt));
+    }
+
+    #[tokio::test]
+    async fn a_quick_rebuild_is_waited_for_and_the_first_scan_always_is() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let library = library(home.path());
+        save_simple(&library, "localhost:5000/team/simple:0.1.0");
+        // The first scan: a rebuild "started" long ago does not make the server answer from
+        // the empty stand-in.
+        let finish = hold_rebuild(&library, Instant::now() - REBUILD_PATIENCE * 2);
+        let waiting = tokio::spawn({
+            let library = Arc::clone(&library);
+            async move { library.current().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        *library.rebuilding.lock().expect("not poisoned") = None;
+        let built = Arc::new(
+            library
+                .build_snapshot(library.store.change_token())
+                .expect("builds"),
+        );
+        *library.snapshot.write().expect("not poisoned") = Arc::clone(&built);
+        finish.send(Ok(built)).ok();
+        let first = waiting.await.expect("joins").expect("scanned");
+        assert!(first.repos.contains_key("localhost_5000/team/simple"));
+
+        // A change in a small cache: its rebuild ends within the patience, and is seen.
+        save_simple(&library, "localhost:5000/team/other:0.1.0");
+        let after = library.current().await.expect("rebuilt");
+        assert!(after.repos.contains_key("localhost_5000/team/other"));
     }
 }

@@ -331,7 +331,7 @@ impl Library {
         };
         let _one = lock.lock().await;
         // Someone else may have fetched it while this request waited.
-        let now = self.current().await?.find(served, object).cloned();
+        let now = self.fresh().await?.find(served, object).cloned();
         if now.is_some() && now != before {
             return hit(now).await;
         }
@@ -364,7 +364,7 @@ impl Library {
                 }
                 self.log
                     .event(&format!("pulled {upstream_ref} into the cache"));
-                return Ok(self.current().await?.find(served, object).cloned());
+                return Ok(self.fresh().await?.find(served, object).cloned());
             }
             Err(e) => e,
         };
