@@ -25,6 +25,7 @@
 //! this server's registry API.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -96,27 +97,6 @@ pub enum Plain {
 }
 
 impl Plain {
-    /// Keeps `bytes` in memory, or in a file when they are large (and a file can be written).
-    fn keep(mut bytes: Vec<u8>) -> Self {
-        if bytes.len() <= SPILL_OVER {
-            // Kept as long as the view is: without the room the rendering grew into.
-            bytes.shrink_to_fit();
-            return Plain::Memory(Bytes::from(bytes));
-        }
-        let spilled = tempfile::NamedTempFile::new().and_then(|mut file| {
-            use std::io::Write;
-            file.write_all(&bytes)?;
-            Ok(file.into_temp_path())
-        });
-        match spilled {
-            Ok(path) => Plain::File {
-                path: Arc::new(path),
-                len: bytes.len() as u64,
-            },
-            Err(_) => Plain::Memory(Bytes::from(bytes)),
-        }
-    }
-
     /// The body to send.
     pub fn source(&self) -> Source {
         match self {
@@ -136,30 +116,127 @@ impl Plain {
 
 impl Encoded {
     pub fn new(plain: Vec<u8>) -> Self {
-        let hex = Digest::of(&plain).hex()[..32].to_string();
-        Encoded {
-            gzip: Bytes::from(gzip(&plain)),
-            plain: Plain::keep(plain),
-            etag: format!("\"{hex}\""),
-            gzip_etag: format!("\"{hex}-gzip\""),
+        let mut w = EncodedWriter::new(plain.len() > SPILL_OVER);
+        let written = w.write_all(&plain);
+        match written.and_then(|()| w.finish()) {
+            Ok(encoded) => encoded,
+            Err(_) => {
+                // The temporary file failed: in memory, then (which cannot fail).
+                let mut w = EncodedWriter::new(false);
+                let _ = w.write_all(&plain);
+                w.finish().unwrap_or_else(|_| unreachable_in_memory())
+            }
         }
     }
 }
 
-/// `bytes` gzip-compressed at the best level: it is done once per build, and served many
-/// times. Deterministic (no name, no time in the header), so replicas send the same bytes.
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::best(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    let mut out = enc.finish().unwrap_or_default();
-    // Kept as long as the view is: without the room reserved for a worse ratio.
-    out.shrink_to_fit();
-    out
+/// Writing into memory only does not fail; should it, an empty index is still valid bytes.
+fn unreachable_in_memory() -> Encoded {
+    Encoded {
+        plain: Plain::Memory(Bytes::new()),
+        gzip: Bytes::new(),
+        etag: "\"\"".into(),
+        gzip_etag: "\"-gzip\"".into(),
+    }
+}
+
+/// One encoding of an index, written as it is rendered: hashed (for its ETag), gzip-compressed
+/// (at the best level: it is done once per build and served many times; with no name and no
+/// time in the header, so replicas send the same bytes), and kept: in memory up to
+/// [`SPILL_OVER`], past it (when `spill`) in a temporary file, so a large index is never
+/// whole in memory, not even while it is rendered.
+struct EncodedWriter {
+    plain: Spill,
+    gzip: flate2::write::GzEncoder<Vec<u8>>,
+    hash: crate::digest::HashingWriter<std::io::Sink>,
+}
+
+enum Spill {
+    Memory {
+        bytes: Vec<u8>,
+        spill: bool,
+    },
+    File {
+        file: std::io::BufWriter<tempfile::NamedTempFile>,
+        len: u64,
+    },
+}
+
+impl EncodedWriter {
+    fn new(spill: bool) -> Self {
+        EncodedWriter {
+            plain: Spill::Memory {
+                bytes: Vec::new(),
+                spill,
+            },
+            gzip: flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::best()),
+            hash: crate::digest::HashingWriter::new(std::io::sink()),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<Encoded> {
+        let (_, digest, _) = self.hash.finish();
+        let hex = &digest.hex()[..32];
+        let mut gzip = self.gzip.finish()?;
+        // Kept as long as the view is: without the room the writing grew into.
+        gzip.shrink_to_fit();
+        let plain = match self.plain {
+            Spill::Memory { mut bytes, .. } => {
+                bytes.shrink_to_fit();
+                Plain::Memory(Bytes::from(bytes))
+            }
+            Spill::File { file, len } => {
+                let file = file.into_inner().map_err(|e| e.into_error())?;
+                Plain::File {
+                    path: Arc::new(file.into_temp_path()),
+                    len,
+                }
+            }
+        };
+        Ok(Encoded {
+            plain,
+            gzip: Bytes::from(gzip),
+            etag: format!("\"{hex}\""),
+            gzip_etag: format!("\"{hex}-gzip\""),
+        })
+    }
+}
+
+impl std::io::Write for EncodedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.hash.write_all(buf)?;
+        self.gzip.write_all(buf)?;
+        match &mut self.plain {
+            Spill::Memory { bytes, spill } => {
+                bytes.extend_from_slice(buf);
+                if *spill && bytes.len() > SPILL_OVER {
+                    let mut file = std::io::BufWriter::with_capacity(
+                        256 * 1024,
+                        tempfile::NamedTempFile::new()?,
+                    );
+                    file.write_all(bytes)?;
+                    let len = bytes.len() as u64;
+                    self.plain = Spill::File { file, len };
+                }
+            }
+            Spill::File { file, len } => {
+                file.write_all(buf)?;
+                *len += buf.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How index entries point at chart archives.
@@ -186,7 +263,9 @@ struct View {
 #[derive(Debug, Default)]
 pub struct Indexes {
     views: HashMap<String, Arc<Rendered>>,
-    pub files: HashMap<String, ChartFile>,
+    /// A chart's archive and provenance are each one [`ChartFile`], shared by the paths that
+    /// name it (the prefix's and the root's).
+    pub files: HashMap<Box<str>, Arc<ChartFile>>,
 }
 
 impl Indexes {
@@ -274,10 +353,12 @@ pub fn build(items: Vec<ChartItem>, urls: &ChartUrls) -> Indexes {
             let file = format!("{}-{}.tgz", item.name, item.version);
             let in_prefix = join(prefix, &format!("charts/{file}"));
             let in_root = join(root_dir, &format!("charts/{file}"));
+            let archive = Arc::new(chart_file(item, &item.content));
+            let prov = item.prov.as_ref().map(|p| Arc::new(chart_file(item, p)));
             for path in [&in_prefix, &in_root] {
-                files.insert(path.clone(), chart_file(item, &item.content));
-                if let Some(prov) = &item.prov {
-                    files.insert(format!("{path}.prov"), chart_file(item, prov));
+                files.insert(path.as_str().into(), Arc::clone(&archive));
+                if let Some(prov) = &prov {
+                    files.insert(format!("{path}.prov").into(), Arc::clone(prov));
                 }
             }
             let created = item.created.as_deref().unwrap_or_default();
@@ -305,6 +386,7 @@ pub fn build(items: Vec<ChartItem>, urls: &ChartUrls) -> Indexes {
         .map(|(p, v)| (p.to_string(), v))
         .collect();
     views.push((String::new(), root));
+    files.shrink_to_fit();
     Indexes {
         views: render_all(&items, views),
         files,
@@ -388,15 +470,31 @@ fn yaml_scalar(s: &str) -> String {
         .to_string()
 }
 
-/// Renders a view entry by entry, so memory holds one entry's tree at a time, not the index's.
-/// The YAML is what a serializer writes for the whole document (keys sorted, sequences of
-/// mappings), put together from each entry's own document indented into place.
+/// Renders a view entry by entry, so memory holds one entry's tree at a time, not the index's,
+/// and writes it out as it goes ([`EncodedWriter`]): a large view is in memory only
+/// compressed. The YAML is what a serializer writes for the whole document (keys sorted,
+/// sequences of mappings), put together from each entry's own document indented into place.
+/// Should a temporary file fail, the view is rendered again in memory.
 fn render(items: &[ChartItem], view: &View) -> Rendered {
+    render_into(items, view, true).unwrap_or_else(|_| {
+        render_into(items, view, false).unwrap_or_else(|_| Rendered {
+            yaml: unreachable_in_memory(),
+            json: None,
+            entries: 0,
+        })
+    })
+}
+
+/// The text written between flushes into the encoders.
+const CHUNK: usize = 64 * 1024;
+
+fn render_into(items: &[ChartItem], view: &View, spill: bool) -> std::io::Result<Rendered> {
     let generated = if view.generated.is_empty() {
         "1970-01-01T00:00:00Z"
     } else {
         view.generated.as_str()
     };
+    let (mut yaml_out, mut json_out) = (EncodedWriter::new(spill), EncodedWriter::new(spill));
     let mut yaml = String::from("apiVersion: v1\n");
     let mut json = Vec::from(&br#"{"apiVersion":"v1","entries":{"#[..]);
     if view.entries.is_empty() {
@@ -427,6 +525,14 @@ fn render(items: &[ChartItem], view: &View) -> Rendered {
             }
             let _ = serde_json::to_writer(&mut json, &fields);
             count += 1;
+            if yaml.len() >= CHUNK {
+                yaml_out.write_all(yaml.as_bytes())?;
+                yaml.clear();
+            }
+            if json.len() >= CHUNK {
+                json_out.write_all(&json)?;
+                json.clear();
+            }
         }
         json.push(b']');
     }
@@ -436,11 +542,13 @@ fn render(items: &[ChartItem], view: &View) -> Rendered {
     json.extend_from_slice(b"},\"generated\":");
     let _ = serde_json::to_writer(&mut json, generated);
     json.push(b'}');
-    Rendered {
-        yaml: Encoded::new(yaml.into_bytes()),
-        json: Some(Encoded::new(json)),
+    yaml_out.write_all(yaml.as_bytes())?;
+    json_out.write_all(&json)?;
+    Ok(Rendered {
+        yaml: yaml_out.finish()?,
+        json: Some(json_out.finish()?),
         entries: count,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -596,6 +704,49 @@ mod tests {
         assert!(path.exists());
         drop(sending);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_view_rendered_into_a_file_as_it_goes_has_the_bytes_rendered_in_memory() {
+        // Enough entries for both encodings to pass the spill size several chunks over.
+        let items: Vec<ChartItem> = (0..12_000)
+            .map(|i| {
+                let version = format!("1.{}.{}", i / 100, i % 100);
+                let seed = format!("seed-{i}");
+                item("reg/team/web", &version, "web", &version, &seed)
+            })
+            .collect();
+        let mut view = View::default();
+        let versions = view.entries.entry("web".into()).or_default();
+        for (i, it) in items.iter().enumerate() {
+            versions.push((i, format!("charts/web-{}.tgz", it.version)));
+        }
+        let spilled = render_into(&items, &view, true).expect("renders");
+        let in_memory = render_into(&items, &view, false).expect("renders");
+        for (a, b) in [
+            (&spilled.yaml, &in_memory.yaml),
+            (
+                spilled.json.as_ref().unwrap(),
+                in_memory.json.as_ref().unwrap(),
+            ),
+        ] {
+            assert!(matches!(a.plain, Plain::File { .. }), "spilled to a file");
+            assert!(matches!(b.plain, Plain::Memory(_)));
+            let plain = b.plain.bytes();
+            assert!(plain.len() > 2 * SPILL_OVER);
+            assert_eq!(a.plain.bytes(), plain);
+            assert_eq!((&a.etag, &a.gzip_etag), (&b.etag, &b.gzip_etag));
+            assert_eq!(a.gzip, b.gzip);
+            let mut unzipped = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&a.gzip[..]),
+                &mut unzipped,
+            )
+            .expect("gunzips");
+            assert_eq!(unzipped, plain);
+            assert_eq!(a.etag, format!("\"{}\"", &Digest::of(&plain).hex()[..32]));
+        }
+        assert_eq!(spilled.entries, 12_000);
     }
 
     #[test]

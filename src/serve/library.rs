@@ -7,8 +7,8 @@
 //! own; a request waits for it at most [`REBUILD_PATIENCE`], so a small cache shows a
 //! `chart save` at once and a large one keeps answering from the snapshot before while it
 //! rebuilds. What the server itself has just written, it waits for ([`Library::fresh`]).
-//! Chart metadata is memoised by config digest: configs are content-addressed, so a rebuild
-//! after one new chart reads one new config.
+//! Between rebuilds the server keeps the index views and one small entry per ref; configs and
+//! manifests are read again by the next rebuild (from the page cache, mostly), not kept.
 //!
 //! Served names: over the cache, a repository `localhost:5000/myrepo/mychart` is served as
 //! `localhost_5000/myrepo/mychart` (the cache's own `refs/` path, which keeps charts from
@@ -45,8 +45,8 @@ pub struct Snapshot {
     built: Instant,
     /// False only for the empty stand-in a server starts with.
     scanned: bool,
-    /// Served repository name → tag → ref.
-    pub repos: BTreeMap<String, BTreeMap<String, RefEntry>>,
+    /// Served repository name → its refs, by tag.
+    pub repos: BTreeMap<String, Tags>,
     /// Served repository name → the referrers the cache holds there.
     pub attached: BTreeMap<String, Attached>,
     pub indexes: Arc<Indexes>,
@@ -74,6 +74,34 @@ impl Snapshot {
     }
 }
 
+/// The refs of one served repository, sorted by tag: a sorted list rather than a map, as a
+/// server over 100,000 charts holds 100,000 of them.
+#[derive(Default)]
+pub struct Tags(Vec<(String, RefEntry)>);
+
+impl Tags {
+    pub fn get(&self, tag: &str) -> Option<&RefEntry> {
+        let i = self.0.binary_search_by(|(t, _)| t.as_str().cmp(tag)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    /// The tags, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(t, _)| t)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &RefEntry> {
+        self.0.iter().map(|(_, e)| e)
+    }
+
+    fn from_unsorted(mut refs: Vec<(String, RefEntry)>) -> Self {
+        refs.sort_by(|a, b| a.0.cmp(&b.0));
+        refs.dedup_by(|a, b| a.0 == b.0);
+        refs.shrink_to_fit();
+        Tags(refs)
+    }
+}
+
 /// A manifest ready to send.
 pub struct ServedManifest {
     pub bytes: Bytes,
@@ -89,9 +117,9 @@ pub struct Library {
     pub(super) snapshot: RwLock<Arc<Snapshot>>,
     /// The rebuild running, if one is: when it started, and its result for every waiter.
     pub(super) rebuilding: Mutex<Option<Rebuild>>,
-    /// Config digest → chart metadata; manifest digest → `created`.
+    /// Config digest → chart metadata, of the charts an upstream registry lists (each
+    /// fetched once, not at every listing).
     pub(super) metadata: Mutex<HashMap<Digest, Arc<[u8]>>>,
-    pub(super) created: Mutex<HashMap<Digest, Option<String>>>,
     /// What each referrer tag's manifest reaches, read once.
     pub(super) reached: Reached,
     pub(super) blobs: BlobCache,
@@ -167,7 +195,6 @@ impl Library {
             snapshot: RwLock::new(Arc::new(empty)),
             rebuilding: Mutex::new(None),
             metadata: Mutex::new(HashMap::new()),
-            created: Mutex::new(HashMap::new()),
             reached: Reached::default(),
             blobs: BlobCache::new(memory_cache),
             reads: tokio::sync::Semaphore::new(16),
@@ -330,10 +357,10 @@ impl Library {
             tag: tag.clone(),
             name: e.name.clone(),
             version: e.version.clone(),
-            metadata: self.cached_metadata(&e.config),
+            metadata: self.stored_metadata(&e.config),
             content: e.content.clone(),
             prov: e.prov.clone(),
-            created: self.cached_created(e),
+            created: self.stored_created(e),
         };
         let items: Vec<ChartItem> = if ours.len() < 256 {
             ours.iter().map(item).collect()
@@ -350,10 +377,14 @@ impl Library {
                     .collect()
             })
         };
-        let mut repos: BTreeMap<String, BTreeMap<String, RefEntry>> = BTreeMap::new();
+        let mut grouped: BTreeMap<String, Vec<(String, RefEntry)>> = BTreeMap::new();
         for (served, tag, e) in ours {
-            repos.entry(served).or_default().insert(tag, e);
+            grouped.entry(served).or_default().push((tag, e));
         }
+        let repos = grouped
+            .into_iter()
+            .map(|(served, refs)| (served, Tags::from_unsorted(refs)))
+            .collect();
         Ok(Snapshot {
             token,
             built: Instant::now(),
@@ -366,38 +397,18 @@ impl Library {
 
     /// A chart's config as stored (empty when it cannot be read: the entry then has the
     /// fields the ref itself gives).
-    pub(super) fn cached_metadata(&self, config: &Digest) -> Arc<[u8]> {
-        if let Some(m) = self
-            .metadata
-            .lock()
-            .ok()
-            .and_then(|m| m.get(config).cloned())
-        {
-            return m;
-        }
-        let bytes: Arc<[u8]> = self.store.read_blob(config).unwrap_or_default().into();
-        if let Ok(mut m) = self.metadata.lock() {
-            m.insert(config.clone(), Arc::clone(&bytes));
-        }
-        bytes
+    fn stored_metadata(&self, config: &Digest) -> Arc<[u8]> {
+        self.store.read_blob(config).unwrap_or_default().into()
     }
 
     /// `created` of a cached chart: the manifest's annotation, else when the chart was stored.
-    fn cached_created(&self, e: &RefEntry) -> Option<String> {
+    fn stored_created(&self, e: &RefEntry) -> Option<String> {
         let from_manifest = e.manifest.as_ref().and_then(|m| {
-            if let Some(c) = self.created.lock().ok().and_then(|c| c.get(m).cloned()) {
-                return c;
-            }
-            let c = self
-                .store
+            self.store
                 .read_blob(m)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-                .and_then(|m| m.annotations.get(ANNOTATION_CREATED).cloned());
-            if let Ok(mut memo) = self.created.lock() {
-                memo.insert(m.clone(), c.clone());
-            }
-            c
+                .and_then(|m| m.annotations.get(ANNOTATION_CREATED).cloned())
         });
         from_manifest.or_else(|| {
             std::fs::metadata(self.store.blob_path(&e.content))
@@ -516,7 +527,12 @@ impl Library {
     }
 
     pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {
-        Ok(self.indexes().await?.files.get(path).cloned())
+        Ok(self
+            .indexes()
+            .await?
+            .files
+            .get(path)
+            .map(|f| ChartFile::clone(f)))
     }
 
     // ---- the OCI API --------------------------------------------------------------------
