@@ -264,7 +264,9 @@ impl Library {
     /// waiting does not stop it).
     fn rebuild(self: &Arc<Self>, token: Option<ChangeToken>) -> Rebuild {
         let mut running = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = running.as_ref() {
+        // A rebuild that has ended is cleared by its own task; one that ended without (its
+        // task cancelled or failed) is not waited for again.
+        if let Some(r) = running.as_ref().filter(|r| r.done.peek().is_none()) {
             return r.clone();
         }
         let me = Arc::clone(self);
@@ -845,6 +847,28 @@ mod tests {
         // And from now on, every request sees it.
         let now = library.current().await.expect("current");
         assert!(Arc::ptr_eq(&now, &rebuilt));
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_that_ended_without_clearing_itself_is_not_waited_for_again() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let library = library(home.path());
+        save_simple(&library, "localhost:5000/team/simple:0.1.0");
+        // A rebuild whose task was cancelled: it ended in an error, and is still in place.
+        let done = std::future::ready(Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "cancelled",
+        )))
+        .boxed()
+        .shared();
+        assert!(done.clone().await.is_err());
+        *library.rebuilding.lock().expect("not poisoned") = Some(Rebuild {
+            started: Instant::now(),
+            done,
+        });
+        let snap = library.current().await.expect("a new rebuild");
+        assert!(snap.repos.contains_key("localhost_5000/team/simple"));
     }
 
     #[tokio::test]
