@@ -60,6 +60,23 @@ pub fn policy(
     })
 }
 
+/// The policy of `--require-signed [--keyring F] [--cosign-key F]` (`sync`, `serve`), read
+/// before anything is contacted: provenance is checked unless only a cosign key was given.
+pub fn required(
+    require_signed: bool,
+    keyring_path: Option<&Path>,
+    cosign_key: Option<&Path>,
+) -> Result<Policy> {
+    if !require_signed {
+        return Ok(Policy::default());
+    }
+    policy(
+        keyring_path.is_some() || cosign_key.is_none(),
+        keyring_path,
+        cosign_key,
+    )
+}
+
 /// `helm verify`'s report of a provenance that verified.
 pub fn print_provenance(ctx: &Context, verified: &Verified) {
     for user_id in &verified.signer.user_ids {

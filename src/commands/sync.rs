@@ -179,16 +179,12 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
         .map(|p| crate::engine::copy::Platform::parse(p))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--platform {e}"))?;
-    // Keys are read before anything is contacted; provenance is checked unless only a cosign
-    // key was given.
-    let signatures = match args.require_signed {
-        true => super::signing::policy(
-            args.keyring.is_some() || args.cosign_key.is_none(),
-            args.keyring.as_deref(),
-            args.cosign_key.as_deref(),
-        )?,
-        false => Default::default(),
-    };
+    // Keys are read before anything is contacted.
+    let signatures = super::signing::required(
+        args.require_signed,
+        args.keyring.as_deref(),
+        args.cosign_key.as_deref(),
+    )?;
     let src_creds = args
         .src_creds
         .as_deref()

@@ -33,35 +33,61 @@ pub fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<S
         let layer: Vec<u8> = (0..64 * 1024)
             .map(|n| ((n * 31 + i * 7 + tag.len()) % 251) as u8)
             .collect();
-        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
-            .to_string()
-            .into_bytes();
-        let layer_digest = upload_blob(reg, repo, &layer);
-        let config_digest = upload_blob(reg, repo, &config);
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-        })
-        .to_string()
-        .into_bytes();
-        let digest = format!("sha256:{}", sha256_hex(&manifest));
-        let resp = reg.request(
-            "PUT",
-            &format!("/v2/{repo}/manifests/{digest}"),
-            &[("Content-Type", OCI_MANIFEST)],
-            &manifest,
-        );
-        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
-        manifests.push((digest, manifest.len(), *arch));
+        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
+        let platform = json!({"architecture": arch, "os": "linux"});
+        manifests.push(push_manifest(reg, repo, &config, &[layer], platform));
     }
+    let (digest, _, manifests) = push_index(reg, repo, tag, manifests);
+    (digest, manifests)
+}
+
+/// One image manifest of `config` and `layers` (their blobs uploaded first), pushed by
+/// digest; returns its index entry: digest, size, platform.
+fn push_manifest(
+    reg: &Registry,
+    repo: &str,
+    config: &serde_json::Value,
+    layers: &[Vec<u8>],
+    platform: serde_json::Value,
+) -> (String, usize, serde_json::Value) {
+    let config = config.to_string().into_bytes();
+    let config_digest = upload_blob(reg, repo, &config);
+    let layer_descs: Vec<_> = layers
+        .iter()
+        .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": upload_blob(reg, repo, l), "size": l.len()}))
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layer_descs,
+    })
+    .to_string()
+    .into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&manifest));
+    let resp = reg.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{digest}"),
+        &[("Content-Type", OCI_MANIFEST)],
+        &manifest,
+    );
+    assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+    (digest, manifest.len(), platform)
+}
+
+/// An index of `manifests` pushed to `repo:tag`; returns its digest, its bytes, and the
+/// manifest digests.
+fn push_index(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    manifests: Vec<(String, usize, serde_json::Value)>,
+) -> (String, Vec<u8>, Vec<String>) {
     let index = json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": manifests.iter().map(|(d, size, arch)| json!({
-            "mediaType": OCI_MANIFEST, "digest": d, "size": size,
-            "platform": {"architecture": arch, "os": "linux"},
+        "manifests": manifests.iter().map(|(d, size, p)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": size, "platform": p,
         })).collect::<Vec<_>>(),
     })
     .to_string()
@@ -75,6 +101,7 @@ pub fn push_image_index(reg: &Registry, repo: &str, tag: &str) -> (String, Vec<S
     assert_eq!(resp.status, 201, "put index: {}", resp.text());
     (
         format!("sha256:{}", sha256_hex(&index)),
+        index,
         manifests.into_iter().map(|(d, _, _)| d).collect(),
     )
 }
@@ -115,49 +142,7 @@ pub fn push_random_image(
         let layers: Vec<Vec<u8>> = (0..2).map(|_| random_bytes(layer_size)).collect();
         let mut config = p.clone();
         config["rootfs"] = json!({"type": "layers", "diff_ids": []});
-        let config = config.to_string().into_bytes();
-        let config_digest = upload_blob(reg, repo, &config);
-        let layer_descs: Vec<_> = layers
-            .iter()
-            .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": upload_blob(reg, repo, l), "size": l.len()}))
-            .collect();
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": layer_descs,
-        })
-        .to_string()
-        .into_bytes();
-        let digest = format!("sha256:{}", sha256_hex(&manifest));
-        let resp = reg.request(
-            "PUT",
-            &format!("/v2/{repo}/manifests/{digest}"),
-            &[("Content-Type", OCI_MANIFEST)],
-            &manifest,
-        );
-        assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
-        manifests.push((digest, manifest.len(), p));
+        manifests.push(push_manifest(reg, repo, &config, &layers, p));
     }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": manifests.iter().map(|(d, size, p)| json!({
-            "mediaType": OCI_MANIFEST, "digest": d, "size": size, "platform": p,
-        })).collect::<Vec<_>>(),
-    })
-    .to_string()
-    .into_bytes();
-    let resp = reg.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", OCI_INDEX)],
-        &index,
-    );
-    assert_eq!(resp.status, 201, "put index: {}", resp.text());
-    (
-        format!("sha256:{}", sha256_hex(&index)),
-        index,
-        manifests.into_iter().map(|(d, _, _)| d).collect(),
-    )
+    push_index(reg, repo, tag, manifests)
 }

@@ -173,16 +173,12 @@ async fn upstream(ctx: &Context, args: &ServeArgs, text: &str) -> Result<Upstrea
         .unwrap_or("")
         .trim_end_matches('/');
     let credential = ctx.credentials.get(&host)?;
-    // Keys are read before the port opens; provenance is checked unless only a cosign key
-    // was given (as for `sync --require-signed`).
-    let signatures = match args.require_signed {
-        true => super::signing::policy(
-            args.keyring.is_some() || args.cosign_key.is_none(),
-            args.keyring.as_deref(),
-            args.cosign_key.as_deref(),
-        )?,
-        false => Default::default(),
-    };
+    // Keys are read before anything is contacted.
+    let signatures = super::signing::required(
+        args.require_signed,
+        args.keyring.as_deref(),
+        args.cosign_key.as_deref(),
+    )?;
     Ok(UpstreamSpec::Registry(UpstreamOptions {
         signatures: Box::new(signatures),
         prefix: prefix.to_string(),
