@@ -21,7 +21,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use hyper::StatusCode;
 use serde_json::json;
 
 use super::library::Library;
@@ -124,12 +123,8 @@ impl Library {
                     )
                 })
                 .await
-                .map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
-                })?
-                .map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
-                })?
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(e.to_string()))?
             }
         };
         let index = json!({
@@ -137,8 +132,7 @@ impl Library {
             "mediaType": INDEX_MEDIA_TYPE,
             "manifests": listed,
         });
-        serde_json::to_vec(&index)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string()))
+        serde_json::to_vec(&index).map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// The manifest a referrer tag of `served` points at, if the cache holds one.

@@ -19,8 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use hyper::StatusCode;
-
 use super::index::{Encoded, Rendered};
 use super::library::Library;
 use super::metrics::Fetch;
@@ -167,13 +165,9 @@ impl Bridge {
 
 impl Library {
     fn bridge(&self) -> Result<&Bridge, ApiError> {
-        self.bridge.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "UNKNOWN",
-                "no classic upstream",
-            )
-        })
+        self.bridge
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no classic upstream"))
     }
 
     /// The current reading of the upstream's index: read again (once, by one request) when

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use hyper::StatusCode;
 
 use super::UpstreamSpec;
 use super::attached::{self, Attached, Reached};
@@ -283,16 +282,8 @@ impl Library {
                     }
                     Ok(snapshot)
                 }
-                Ok(Err(e)) => Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    e,
-                )),
-                Err(e) => Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    e.to_string(),
-                )),
+                Ok(Err(e)) => Err(ApiError::internal(e)),
+                Err(e) => Err(ApiError::internal(e.to_string())),
             };
             if let Ok(mut running) = me.rebuilding.lock() {
                 *running = None;
@@ -300,13 +291,8 @@ impl Library {
             result
         });
         let done = async move {
-            task.await.unwrap_or_else(|e| {
-                Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    e.to_string(),
-                ))
-            })
+            task.await
+                .unwrap_or_else(|e| Err(ApiError::internal(e.to_string())))
         }
         .boxed()
         .shared();
@@ -791,13 +777,9 @@ mod tests {
     ) -> tokio::sync::oneshot::Sender<Result<Arc<Snapshot>, ApiError>> {
         let (finish, finished) = tokio::sync::oneshot::channel();
         let done = async move {
-            finished.await.unwrap_or_else(|_| {
-                Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    "dropped",
-                ))
-            })
+            finished
+                .await
+                .unwrap_or_else(|_| Err(ApiError::internal("dropped")))
         }
         .boxed()
         .shared();
@@ -855,13 +837,9 @@ mod tests {
         let library = library(home.path());
         save_simple(&library, "localhost:5000/team/simple:0.1.0");
         // A rebuild whose task was cancelled: it ended in an error, and is still in place.
-        let done = std::future::ready(Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN",
-            "cancelled",
-        )))
-        .boxed()
-        .shared();
+        let done = std::future::ready(Err(ApiError::internal("cancelled")))
+            .boxed()
+            .shared();
         assert!(done.clone().await.is_err());
         *library.rebuilding.lock().expect("not poisoned") = Some(Rebuild {
             started: Instant::now(),

@@ -47,6 +47,11 @@ impl ApiError {
         )
     }
 
+    /// The server's own failure (500), with what went wrong.
+    pub(super) fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", message)
+    }
+
     pub(super) fn upstream(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "UNKNOWN", format!("upstream: {e}"))
     }

@@ -406,11 +406,7 @@ impl Library {
                 Ok(Some(e))
             }
             Err(err) => Err(signed::refusal(&e.reference, &err).unwrap_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    format!("{}: checking its signatures: {err}", e.reference),
-                )
+                ApiError::internal(format!("{}: checking its signatures: {err}", e.reference))
             })),
         }
     }
