@@ -390,7 +390,8 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                     }),
                     _ => src_creds.clone(),
                 };
-                let place = RegistryPlace::new(connect(ctx, &host, &transport, creds).await?);
+                let place = RegistryPlace::new(connect(ctx, &host, &transport, creds).await?)
+                    .listing_once();
                 let mut refs = Vec::new();
                 for entry in entries {
                     let mut f = filter.clone();
@@ -447,7 +448,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> Result<()> {
                 Some(registry) => registry,
                 None => connect(ctx, r.host(), &src_flags.transport(), src_creds.clone()).await?,
             };
-            let place = RegistryPlace::new(registry);
+            let place = RegistryPlace::new(registry).listing_once();
             let refs = if r.tag().is_some() || r.digest().is_some() {
                 match place.registry.manifest_digest(&r).await? {
                     Some(d) => vec![(r.clone(), Some(d))],

@@ -213,6 +213,8 @@ pub struct RegistryPlace {
     /// Held while the first request tells whether the registry has the referrers API, so
     /// concurrent copies ask once.
     probing: tokio::sync::Mutex<()>,
+    /// With [`RegistryPlace::listing_once`], each repository's tags as first listed.
+    listed: Option<tokio::sync::Mutex<std::collections::HashMap<Reference, Vec<String>>>>,
 }
 
 impl RegistryPlace {
@@ -221,7 +223,30 @@ impl RegistryPlace {
             registry: std::sync::Arc::new(registry),
             referrers_api: std::sync::OnceLock::new(),
             probing: tokio::sync::Mutex::new(()),
+            listed: None,
         }
+    }
+
+    /// A source for one command: each repository's tags are listed once, and that listing is
+    /// the command's view of them (a sync plans from the listing, and its copies find
+    /// referrers' tags in it, without a second request for the same page).
+    pub fn listing_once(mut self) -> Self {
+        self.listed = Some(tokio::sync::Mutex::default());
+        self
+    }
+
+    /// `repo`'s tags, from the registry or the listing this place remembers.
+    async fn list_tags(&self, repo: &Reference) -> std::result::Result<Vec<String>, RegistryError> {
+        let Some(listed) = &self.listed else {
+            return self.registry.tags(repo).await;
+        };
+        let mut listed = listed.lock().await;
+        if let Some(tags) = listed.get(repo) {
+            return Ok(tags.clone());
+        }
+        let tags = self.registry.tags(repo).await?;
+        listed.insert(repo.clone(), tags.clone());
+        Ok(tags)
     }
 
     /// The referrers API's answer, `None` once the registry is known not to have it.
@@ -254,7 +279,7 @@ impl Source for RegistryPlace {
 
     fn tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Vec<String>>> {
         async move {
-            match self.registry.tags(repo).await {
+            match self.list_tags(repo).await {
                 Err(RegistryError::NotFound { host, .. }) => Err(EngineError::NotFound {
                     place: host,
                     name: format!("{repo} (no such repository)"),
