@@ -231,7 +231,7 @@ impl Library {
         let listing = self.listing().await?;
         let object = Object::Tag(tag.to_string());
         let current = |snap: &super::library::Snapshot| -> Option<RefEntry> {
-            let entry = snap.find(served, &object)?.clone();
+            let entry = snap.find(served, &object)?;
             let Some(name) = listing.artifact(served, tag) else {
                 // No longer in the index: what was cached is still served.
                 return Some(entry);
@@ -270,7 +270,6 @@ impl Library {
         self.fresh()
             .await?
             .find(served, &object)
-            .cloned()
             .ok_or_else(unknown)
     }
 

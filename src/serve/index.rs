@@ -32,14 +32,14 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::http::Source;
-use crate::digest::Digest;
+use crate::digest::{Digest, Packed};
 use crate::version::{self, version_to_tag};
 
 /// One chart version the server offers.
 #[derive(Debug, Clone)]
 pub struct ChartItem {
-    /// The served repository name (`localhost_5000/myrepo/mychart`).
-    pub repo: String,
+    /// The served repository name (`localhost_5000/myrepo/mychart`), shared by its items.
+    pub repo: Arc<str>,
     pub tag: String,
     pub name: String,
     pub version: String,
@@ -53,12 +53,13 @@ pub struct ChartItem {
     pub created: Option<String>,
 }
 
-/// What a chart download path serves.
+/// What a chart download path serves: a blob of a served repository's tag (held for every
+/// chart a server offers, so the name is shared and the digest packed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartFile {
-    pub repo: String,
-    pub tag: String,
-    pub digest: Digest,
+    pub repo: Arc<str>,
+    pub tag: Box<str>,
+    pub digest: Packed,
 }
 
 /// One index, rendered in both encodings, each also gzip-compressed.
@@ -298,7 +299,7 @@ fn join(prefix: &str, path: &str) -> String {
 fn rank(item: &ChartItem) -> (bool, bool, &str, &str) {
     let own_repo = item.repo.rsplit('/').next() == Some(item.name.as_str());
     let own_tag = item.tag == version_to_tag(&item.version);
-    (!own_tag, !own_repo, item.repo.as_str(), item.tag.as_str())
+    (!own_tag, !own_repo, &item.repo, item.tag.as_str())
 }
 
 /// Newest first, by SemVer; versions that do not parse sort last, by text.
@@ -430,9 +431,9 @@ fn render_all(
 
 fn chart_file(item: &ChartItem, digest: &Digest) -> ChartFile {
     ChartFile {
-        repo: item.repo.clone(),
-        tag: item.tag.clone(),
-        digest: digest.clone(),
+        repo: Arc::clone(&item.repo),
+        tag: item.tag.as_str().into(),
+        digest: Packed::from(digest),
     }
 }
 
@@ -659,7 +660,7 @@ mod tests {
         let idx = build(items.to_vec(), &ChartUrls::Relative);
         let root = yaml(&idx.view("").unwrap());
         assert_eq!(root["entries"]["web"].as_array().unwrap().len(), 1);
-        assert_eq!(idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
+        assert_eq!(&*idx.files["charts/web-1.0.0.tgz"].tag, "1.0.0");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::log::Log;
 use super::metrics::Metrics;
 use super::names::{ApiError, Namespace, Object};
 use super::upstream::Upstream;
-use crate::digest::Digest;
+use crate::digest::{Digest, Packed};
 use crate::oci::{ANNOTATION_CREATED, Manifest};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
@@ -52,52 +52,103 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(super) fn find(&self, served: &str, object: &Object) -> Option<&RefEntry> {
+    /// The chart ref `served:object` names, if the snapshot holds it.
+    pub(super) fn find(&self, served: &str, object: &Object) -> Option<RefEntry> {
         let tags = self.repos.get(served)?;
-        match object {
+        let held = match object {
             Object::Tag(t) => tags.get(t),
-            Object::Digest(d) => tags.values().find(|e| e.manifest.as_ref() == Some(d)),
-        }
+            Object::Digest(d) => {
+                let d = Packed::from(d);
+                tags.held().find(|h| h.manifest == Some(d))
+            }
+        }?;
+        held.entry(&tags.repo)
     }
 
     /// Whether any ref of `served` refers to `digest`.
     fn holds_blob(&self, served: &str, digest: &Digest) -> bool {
-        self.repos.get(served).is_some_and(|tags| {
-            tags.values().any(|e| {
-                e.manifest.as_ref() == Some(digest)
-                    || e.config == *digest
-                    || e.content == *digest
-                    || e.prov.as_ref() == Some(digest)
-            })
-        })
+        let d = Packed::from(digest);
+        self.repos
+            .get(served)
+            .is_some_and(|tags| tags.held().any(|h| h.refers_to(&d)))
     }
 }
 
-/// The refs of one served repository, sorted by tag: a sorted list rather than a map, as a
-/// server over 100,000 charts holds 100,000 of them.
-#[derive(Default)]
-pub struct Tags(Vec<(String, RefEntry)>);
+/// One chart ref as a snapshot keeps it, digests packed: a server over 100,000 charts holds
+/// 100,000 of them (a third of the memory of a [`RefEntry`]).
+pub struct Held {
+    tag: Box<str>,
+    name: Box<str>,
+    version: Box<str>,
+    config: Packed,
+    content: Packed,
+    manifest: Option<Packed>,
+    prov: Option<Packed>,
+}
+
+impl Held {
+    fn new(tag: &str, e: &RefEntry) -> Self {
+        Held {
+            tag: tag.into(),
+            name: e.name.as_str().into(),
+            version: e.version.as_str().into(),
+            config: Packed::from(&e.config),
+            content: Packed::from(&e.content),
+            manifest: e.manifest.as_ref().map(Packed::from),
+            prov: e.prov.as_ref().map(Packed::from),
+        }
+    }
+
+    /// The ref again, in `repo`.
+    fn entry(&self, repo: &Reference) -> Option<RefEntry> {
+        Some(RefEntry {
+            reference: repo.with_tag(&self.tag).ok()?,
+            name: self.name.to_string(),
+            version: self.version.to_string(),
+            config: self.config.digest(),
+            content: self.content.digest(),
+            manifest: self.manifest.map(|m| m.digest()),
+            prov: self.prov.map(|p| p.digest()),
+        })
+    }
+
+    fn refers_to(&self, d: &Packed) -> bool {
+        self.manifest.as_ref() == Some(d)
+            || self.config == *d
+            || self.content == *d
+            || self.prov.as_ref() == Some(d)
+    }
+}
+
+/// The chart refs of one served repository (the cache's repository `repo`), sorted by tag: a
+/// sorted list rather than a map.
+pub struct Tags {
+    /// The served name, and the cache's repository it is.
+    served: Arc<str>,
+    repo: Reference,
+    held: Vec<Held>,
+}
 
 impl Tags {
-    pub fn get(&self, tag: &str) -> Option<&RefEntry> {
-        let i = self.0.binary_search_by(|(t, _)| t.as_str().cmp(tag)).ok()?;
-        Some(&self.0[i].1)
+    fn get(&self, tag: &str) -> Option<&Held> {
+        let i = self.held.binary_search_by(|h| (*h.tag).cmp(tag)).ok()?;
+        Some(&self.held[i])
     }
 
     /// The tags, sorted.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(t, _)| t)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.held.iter().map(|h| &*h.tag)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &RefEntry> {
-        self.0.iter().map(|(_, e)| e)
+    fn held(&self) -> impl Iterator<Item = &Held> {
+        self.held.iter()
     }
 
-    fn from_unsorted(mut refs: Vec<(String, RefEntry)>) -> Self {
-        refs.sort_by(|a, b| a.0.cmp(&b.0));
-        refs.dedup_by(|a, b| a.0 == b.0);
-        refs.shrink_to_fit();
-        Tags(refs)
+    fn from_unsorted(served: Arc<str>, repo: Reference, mut held: Vec<Held>) -> Self {
+        held.sort_by(|a, b| a.tag.cmp(&b.tag));
+        held.dedup_by(|a, b| a.tag == b.tag);
+        held.shrink_to_fit();
+        Tags { served, repo, held }
     }
 }
 
@@ -272,14 +323,28 @@ impl Library {
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let worker = Arc::clone(&me);
-            let built = tokio::task::spawn_blocking(move || worker.build_snapshot(token)).await;
+            let built = tokio::task::spawn_blocking(move || {
+                let built = worker.build_snapshot(token);
+                // What the build held only while it ran goes back to the system.
+                super::memory::release_freed();
+                built
+            })
+            .await;
             let result = match built {
                 Ok(Ok(snapshot)) => {
                     me.metrics.index_built(started.elapsed());
                     let snapshot = Arc::new(snapshot);
-                    if let Ok(mut s) = me.snapshot.write() {
-                        *s = Arc::clone(&snapshot);
-                    }
+                    let before = me
+                        .snapshot
+                        .write()
+                        .map(|mut s| std::mem::replace(&mut *s, Arc::clone(&snapshot)))
+                        .ok();
+                    // The snapshot before is let go of off the runtime's threads and outside
+                    // the lock (a large one takes a while to free), and its memory returned.
+                    tokio::task::spawn_blocking(move || {
+                        drop(before);
+                        super::memory::release_freed();
+                    });
                     Ok(snapshot)
                 }
                 Ok(Err(e)) => Err(ApiError::internal(e)),
@@ -330,25 +395,46 @@ impl Library {
             }
         }
         let attached = attached::collect(&self.store, &self.reached, artifacts);
-        let ours: Vec<(String, String, RefEntry)> = entries
+        // Each chart ref packed as it is taken, grouped by served repository (whose name is
+        // one string shared by its items and download paths).
+        let mut grouped: BTreeMap<String, (Arc<str>, Reference, Vec<Held>)> = BTreeMap::new();
+        for e in entries {
+            let repo = e.reference.without_object();
+            let (Some(served), Some(tag)) = (self.namespace.served(&repo), e.reference.tag())
+            else {
+                continue;
+            };
+            let held = Held::new(tag, &e);
+            match grouped.get_mut(&served) {
+                Some((_, _, all)) => all.push(held),
+                None => {
+                    let name: Arc<str> = served.as_str().into();
+                    grouped.insert(served, (name, repo, vec![held]));
+                }
+            }
+        }
+        let repos: BTreeMap<String, Tags> = grouped
             .into_iter()
-            .filter_map(|e| {
-                let served = self.namespace.served(&e.reference.without_object())?;
-                let tag = e.reference.tag()?.to_string();
-                Some((served, tag, e))
-            })
+            .map(|(served, (name, repo, held))| (served, Tags::from_unsorted(name, repo, held)))
+            .collect();
+        let ours: Vec<(&Arc<str>, &Held)> = repos
+            .values()
+            .flat_map(|t| t.held.iter().map(move |h| (&t.served, h)))
             .collect();
         // Reading configs and manifests is many small files: spread it over a few threads,
         // which matters most when they are not in the page cache.
-        let item = |(served, tag, e): &(String, String, RefEntry)| ChartItem {
-            repo: served.clone(),
-            tag: tag.clone(),
-            name: e.name.clone(),
-            version: e.version.clone(),
-            metadata: self.stored_metadata(&e.config),
-            content: e.content.clone(),
-            prov: e.prov.clone(),
-            created: self.stored_created(e),
+        let item = |(served, held): &(&Arc<str>, &Held)| {
+            let content = held.content.digest();
+            ChartItem {
+                repo: Arc::clone(served),
+                tag: held.tag.to_string(),
+                name: held.name.to_string(),
+                version: held.version.to_string(),
+                metadata: self.stored_metadata(&held.config.digest()),
+                created: self.stored_created(held.manifest.map(|m| m.digest()), &content),
+                content,
+                prov: held.prov.map(|p| p.digest()),
+            }
         };
         let items: Vec<ChartItem> = if ours.len() < 256 {
             ours.iter().map(item).collect()
@@ -365,14 +451,7 @@ impl Library {
                     .collect()
             })
         };
-        let mut grouped: BTreeMap<String, Vec<(String, RefEntry)>> = BTreeMap::new();
-        for (served, tag, e) in ours {
-            grouped.entry(served).or_default().push((tag, e));
-        }
-        let repos = grouped
-            .into_iter()
-            .map(|(served, refs)| (served, Tags::from_unsorted(refs)))
-            .collect();
+        drop(ours);
         Ok(Snapshot {
             token,
             built: Instant::now(),
@@ -389,9 +468,10 @@ impl Library {
         self.store.read_blob(config).unwrap_or_default().into()
     }
 
-    /// `created` of a cached chart: the manifest's annotation, else when the chart was stored.
-    fn stored_created(&self, e: &RefEntry) -> Option<String> {
-        let from_manifest = e.manifest.as_ref().and_then(|m| {
+    /// `created` of a cached chart: the manifest's annotation, else when the chart (its
+    /// `content`) was stored.
+    fn stored_created(&self, manifest: Option<Digest>, content: &Digest) -> Option<String> {
+        let from_manifest = manifest.as_ref().and_then(|m| {
             self.store
                 .read_blob(m)
                 .ok()
@@ -399,7 +479,7 @@ impl Library {
                 .and_then(|m| m.annotations.get(ANNOTATION_CREATED).cloned())
         });
         from_manifest.or_else(|| {
-            std::fs::metadata(self.store.blob_path(&e.content))
+            std::fs::metadata(self.store.blob_path(content))
                 .and_then(|m| m.modified())
                 .ok()
                 .map(crate::output::rfc3339)
@@ -510,17 +590,15 @@ impl Library {
         let source = self.chart_bytes(&file).await?;
         Ok(Some(super::http::Download {
             source,
-            digest: file.digest,
+            digest: file.digest.digest(),
         }))
     }
 
-    pub async fn chart_file(self: &Arc<Self>, path: &str) -> Result<Option<ChartFile>, ApiError> {
-        Ok(self
-            .indexes()
-            .await?
-            .files
-            .get(path)
-            .map(|f| ChartFile::clone(f)))
+    pub async fn chart_file(
+        self: &Arc<Self>,
+        path: &str,
+    ) -> Result<Option<Arc<ChartFile>>, ApiError> {
+        Ok(self.indexes().await?.files.get(path).map(Arc::clone))
     }
 
     // ---- the OCI API --------------------------------------------------------------------
@@ -546,15 +624,13 @@ impl Library {
         let entry = match (&self.upstream, &self.bridge, object) {
             (Some(up), _, _) => self.pull_through(up, served, &repo, object).await?,
             (None, Some(_), Object::Tag(tag)) => Some(self.bridge_pull(served, tag).await?),
-            (None, Some(_), Object::Digest(_)) => {
-                self.current().await?.find(served, object).cloned()
-            }
+            (None, Some(_), Object::Digest(_)) => self.current().await?.find(served, object),
             (None, None, _) => {
                 let snap = self.current().await?;
                 if !snap.repos.contains_key(served) {
                     return Err(ApiError::name_unknown(served));
                 }
-                snap.find(served, object).cloned()
+                snap.find(served, object)
             }
         };
         let digest = entry
@@ -641,13 +717,13 @@ impl Library {
     ) -> Result<super::http::Source, ApiError> {
         // With --require-signed, a cached chart is checked too.
         if let Some(up) = &self.upstream
-            && (!self.store.has_blob(&file.digest) || !up.options.signatures.is_empty())
+            && (!self.store.has_blob(&file.digest.digest()) || !up.options.signatures.is_empty())
             && let Some(repo) = self.namespace.repository(&file.repo)
         {
-            self.pull_through(up, &file.repo, &repo, &Object::Tag(file.tag.clone()))
+            self.pull_through(up, &file.repo, &repo, &Object::Tag(file.tag.to_string()))
                 .await?;
         }
-        self.blob_source(&file.digest).await
+        self.blob_source(&file.digest.digest()).await
     }
 
     /// The tags of `served`, sorted: the upstream's when there is one (the cache's if it cannot
@@ -655,7 +731,7 @@ impl Library {
     pub async fn tags(self: &Arc<Self>, served: &str) -> Result<Vec<String>, ApiError> {
         let snap = self.current().await?;
         // The charts' tags and the tags of what refers to them, sorted.
-        let charts = snap.repos.get(served).map(|t| t.keys().cloned());
+        let charts = snap.repos.get(served).map(|t| t.keys().map(str::to_string));
         let referrers = snap.attached.get(served).map(|a| a.tags.keys().cloned());
         let local: Option<Vec<String>> = match (charts, referrers) {
             (None, None) => None,

@@ -72,6 +72,7 @@ pub mod index;
 pub mod library;
 mod listener;
 pub mod log;
+mod memory;
 pub mod metrics;
 mod names;
 mod registry_api;

@@ -214,7 +214,11 @@ impl Library {
                 Err(RegistryError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            tagged.extend(tags.into_iter().map(|t| (name.clone(), repo.clone(), t)));
+            let name: Arc<str> = name.as_str().into();
+            tagged.extend(
+                tags.into_iter()
+                    .map(|t| (Arc::clone(&name), repo.clone(), t)),
+            );
         }
         let items = futures_util::stream::iter(tagged)
             .map(|(name, repo, tag)| async move {
@@ -286,7 +290,7 @@ impl Library {
         object: &Object,
     ) -> Result<Option<RefEntry>, ApiError> {
         let unknown = || ApiError::manifest_unknown(served, &object.to_string());
-        let before = self.current().await?.find(served, object).cloned();
+        let before = self.current().await?.find(served, object);
         let hit = |entry: Option<RefEntry>| async move {
             self.metrics.lookup(true);
             self.signed_entry(up, entry).await
@@ -331,7 +335,7 @@ impl Library {
         };
         let _one = lock.lock().await;
         // Someone else may have fetched it while this request waited.
-        let now = self.fresh().await?.find(served, object).cloned();
+        let now = self.fresh().await?.find(served, object);
         if now.is_some() && now != before {
             return hit(now).await;
         }
@@ -364,7 +368,7 @@ impl Library {
                 }
                 self.log
                     .event(&format!("pulled {upstream_ref} into the cache"));
-                return Ok(self.fresh().await?.find(served, object).cloned());
+                return Ok(self.fresh().await?.find(served, object));
             }
             Err(e) => e,
         };

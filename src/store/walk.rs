@@ -49,9 +49,9 @@ pub(super) fn under(store: &Store, scope: &str) -> Result<Walked> {
 pub(super) fn repository(store: &Store, repo: &Reference) -> Result<Walked> {
     let rel = repo.cache_dir();
     let tags = store.refs_dir().join(&rel).join("tags");
-    let mut raw = Vec::new();
-    read_tags(&tags, &rel, &mut raw)?;
-    Ok(raw.into_iter().map(RawRef::interpret).collect())
+    let mut found = Vec::new();
+    read_tags(&tags, &rel, &mut found)?;
+    Ok(found)
 }
 
 /// The directory (relative to `refs/`) of a scope, and the scope as a repository prefix
@@ -70,12 +70,12 @@ fn scope_dir(scope: &str) -> Option<(String, String)> {
 }
 
 fn under_dir(store: &Store, rel: &str) -> Result<Walked> {
-    let mut raw = Vec::new();
+    let mut found = Vec::new();
     let dir = store.refs_dir().join(rel);
     if dir.is_dir() {
-        walk_repo_dir(&dir, rel, &mut raw)?;
+        walk_repo_dir(&dir, rel, &mut found)?;
     }
-    Ok(raw.into_iter().map(RawRef::interpret).collect())
+    Ok(found)
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
@@ -88,7 +88,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
     Ok(entries)
 }
 
-fn walk_repo_dir(dir: &Path, rel: &str, out: &mut Vec<RawRef>) -> Result<()> {
+fn walk_repo_dir(dir: &Path, rel: &str, out: &mut Walked) -> Result<()> {
     for entry in read_dir_sorted(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || !entry.file_type().map_err(io_err(entry.path()))?.is_dir() {
@@ -111,9 +111,10 @@ fn walk_repo_dir(dir: &Path, rel: &str, out: &mut Vec<RawRef>) -> Result<()> {
     Ok(())
 }
 
-/// Reads the tag directories of one `tags/` directory of repository `rel`; true when it also
+/// Reads the tag directories of one `tags/` directory of repository `rel`, each interpreted as
+/// it is read (a walk of 100,000 refs never holds them all as raw links); true when it also
 /// holds something else (a nested repository), to be walked as a repository too.
-fn read_tags(tags: &Path, rel: &str, out: &mut Vec<RawRef>) -> Result<bool> {
+fn read_tags(tags: &Path, rel: &str, out: &mut Walked) -> Result<bool> {
     let mut also_a_repo = false;
     for tag in read_dir_sorted(tags)? {
         let tag_name = tag.file_name().to_string_lossy().into_owned();
@@ -126,12 +127,13 @@ fn read_tags(tags: &Path, rel: &str, out: &mut Vec<RawRef>) -> Result<bool> {
         if links.is_empty() {
             also_a_repo = true;
         } else {
-            out.push(RawRef {
+            let raw = RawRef {
                 dir: tag_dir,
                 repo_rel: rel.to_string(),
                 tag: tag_name,
                 links,
-            });
+            };
+            out.push(raw.interpret());
         }
     }
     Ok(also_a_repo)
