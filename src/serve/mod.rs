@@ -160,6 +160,7 @@ pub async fn serve(
     options: ServeOptions,
     ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
+    memory::limit_arenas();
     let tls = match &options.tls {
         Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
         None => None,
