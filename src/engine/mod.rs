@@ -67,9 +67,13 @@ pub(crate) fn io_err(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> E
     move |source| EngineError::Io { path, source }
 }
 
-/// Runs blocking file I/O (layouts, the cache) without stalling the runtime's other tasks.
+/// Runs blocking file I/O (layouts, the cache): on a multi-threaded runtime without stalling
+/// its other tasks; on a single-threaded one (the CLI's) in place.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// A blob ready to be written somewhere: a file whose bytes were checked against the digest
