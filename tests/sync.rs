@@ -461,13 +461,26 @@ fn a_rerun_copies_nothing_a_changed_tag_is_copied_again_and_immutable_tags_are_t
     sync_ok(&sb, &[&source, &dest]);
     assert_eq!(digests(&dst, "m/app"), want);
 
-    // Again: every tag up to date, not one byte written.
+    // Again: every tag up to date, not one byte written, and the source's tags listed once
+    // (the plan's listing is also where the copies look for referrers' tags).
     wait_logged(&dst, "PUT", "/v2/m/app/manifests/", 3);
     let before = storage_snapshot(&dst);
     let writes =
         |reg: &Registry| count_logged(reg, "PUT", "/v2/") + count_logged(reg, "POST", "/v2/");
     let written = writes(&dst);
+    // distribution logs a request once answered: a request of ours, logged, marks that every
+    // request before it is.
+    let settled = |reg: &Registry| {
+        let marks = count_logged(reg, "GET", "/v2/_catalog");
+        catalog(reg);
+        wait_logged(reg, "GET", "/v2/_catalog", marks + 1);
+    };
+    let listings = |reg: &Registry| count_logged(reg, "GET", "/v2/charts/app/tags/list");
+    settled(&src);
+    let listed = listings(&src);
     let out = sync_ok(&sb, &[&source, &dest]);
+    settled(&src);
+    assert_eq!(listings(&src), listed + 1, "{}", src.log());
     let (lines, last) = item_lines(&out);
     assert!(
         lines.iter().all(|l| l.ends_with(": up to date, skipped")) && lines.len() == 3,
