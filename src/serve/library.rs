@@ -419,7 +419,7 @@ impl Library {
             .collect();
         let ours: Vec<(&Arc<str>, &Held)> = repos
             .values()
-            .flat_map(|t| t.held.iter().map(move |h| (&t.served, h)))
+            .flat_map(|t| t.held().map(move |h| (&t.served, h)))
             .collect();
         // Reading configs and manifests is many small files: spread it over a few threads,
         // which matters most when they are not in the page cache.
@@ -715,15 +715,16 @@ impl Library {
         self: &Arc<Self>,
         file: &ChartFile,
     ) -> Result<super::http::Source, ApiError> {
+        let digest = file.digest.digest();
         // With --require-signed, a cached chart is checked too.
         if let Some(up) = &self.upstream
-            && (!self.store.has_blob(&file.digest.digest()) || !up.options.signatures.is_empty())
+            && (!self.store.has_blob(&digest) || !up.options.signatures.is_empty())
             && let Some(repo) = self.namespace.repository(&file.repo)
         {
             self.pull_through(up, &file.repo, &repo, &Object::Tag(file.tag.to_string()))
                 .await?;
         }
-        self.blob_source(&file.digest.digest()).await
+        self.blob_source(&digest).await
     }
 
     /// The tags of `served`, sorted: the upstream's when there is one (the cache's if it cannot

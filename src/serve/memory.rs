@@ -9,7 +9,8 @@
 //! section). Another allocator was tried too (mimalloc): 90 to 130 MiB, but 1 to 2 ms more
 //! CPU for every short command, which matters more for a CLI.
 
-/// Limits malloc to two arenas; called when the server starts, before its threads do.
+/// Limits malloc to two arenas from now on; called when the server starts, before its
+/// snapshot build threads exist (the runtime's workers may hold one arena each already).
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt takes no pointers; M_ARENA_MAX only bounds arenas created later.

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::Registry;
 
-use super::peers::upload_blob;
+use super::peers::{put_manifest_as, upload_blob};
 use super::server::OCI_MANIFEST;
 use super::sha256_hex;
 
@@ -65,13 +65,7 @@ fn push_manifest(
     .to_string()
     .into_bytes();
     let digest = format!("sha256:{}", sha256_hex(&manifest));
-    let resp = reg.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{digest}"),
-        &[("Content-Type", OCI_MANIFEST)],
-        &manifest,
-    );
-    assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+    put_manifest_as(reg, repo, &digest, OCI_MANIFEST, &manifest);
     (digest, manifest.len(), platform)
 }
 
@@ -92,13 +86,7 @@ fn push_index(
     })
     .to_string()
     .into_bytes();
-    let resp = reg.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", OCI_INDEX)],
-        &index,
-    );
-    assert_eq!(resp.status, 201, "put index: {}", resp.text());
+    put_manifest_as(reg, repo, tag, OCI_INDEX, &index);
     (
         format!("sha256:{}", sha256_hex(&index)),
         index,

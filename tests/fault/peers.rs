@@ -87,13 +87,25 @@ pub fn upload_blob(reg: &Registry, repo: &str, data: &[u8]) -> String {
 
 /// PUTs `manifest` (an OCI image manifest) under `repo:reference`; returns the registry's answer.
 pub fn put_manifest(reg: &Registry, repo: &str, reference: &str, manifest: &[u8]) -> HttpResponse {
+    put_manifest_as(reg, repo, reference, OCI_MANIFEST, manifest)
+}
+
+/// PUTs a manifest of `media_type` (an image manifest, an index) under `repo:reference`,
+/// asserting it was accepted; returns the registry's answer.
+pub fn put_manifest_as(
+    reg: &Registry,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    manifest: &[u8],
+) -> HttpResponse {
     let resp = reg.request(
         "PUT",
         &format!("/v2/{repo}/manifests/{reference}"),
-        &[("Content-Type", OCI_MANIFEST)],
+        &[("Content-Type", media_type)],
         manifest,
     );
-    assert_eq!(resp.status, 201, "put manifest: {}", resp.text());
+    assert_eq!(resp.status, 201, "put {media_type}: {}", resp.text());
     resp
 }
 
