@@ -578,6 +578,23 @@ fn platform_keeps_only_the_platforms_asked_for() {
         assert_eq!(served_digest(&dest, &repo, &image.children[0]), None);
         assert_eq!(served_digest(&dest, &repo, &image.children[2]), None);
     }
+    // A rerun finds every selection there already.
+    let out = w.sb.ok(&[
+        "sync",
+        "--images",
+        "--platform",
+        "linux/arm64",
+        &format!("{}/charts/app", w.src.host()),
+        &mirror,
+        "-o",
+        "json",
+    ]);
+    let report: Value = serde_json::from_slice(out.as_bytes()).expect("a JSON report");
+    assert_eq!(
+        report["images"],
+        serde_json::json!({"copied": 0, "up_to_date": 3, "failed": 0}),
+        "{report:#}"
+    );
 }
 
 #[test]

@@ -458,6 +458,15 @@ fn platform_picks_some_platforms_of_an_index() {
     assert_eq!(kept, [children[1].as_str()]);
     assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
     assert_eq!(served_digest(&dest, "arm/web", &children[0]), None);
+    // A rerun finds the selection there already: nothing is written again.
+    let out = sb.ok(&[
+        "sync",
+        "--platform",
+        "linux/arm64",
+        &from,
+        &format!("{}/arm", dest.host()),
+    ]);
+    assert!(out.contains("Synced: 0, skipped: 1"), "{out}");
 
     // Every platform it has: the index is copied as it is, digest kept.
     sb.ok(&[

@@ -249,6 +249,24 @@ impl Job {
         Ok((bytes, children))
     }
 
+    /// Whether `held`, the digest a destination has for `from` and not the source's, is what
+    /// copying `from` writes all the same: an index rewritten with only the `--platform`s
+    /// asked for (the source's index is read to tell; anything else is not).
+    pub async fn holds_selection(&self, src: &dyn Source, from: &Reference, held: &Digest) -> bool {
+        if self.platforms.is_empty() {
+            return false;
+        }
+        let Ok((bytes, _)) = src.manifest(from).await else {
+            return false;
+        };
+        match parse(&bytes, from) {
+            Ok(node) if node.index => self
+                .select(bytes, &node, from)
+                .is_ok_and(|(selected, _)| Digest::of(&selected) == *held),
+            _ => false,
+        }
+    }
+
     fn cell(&self, dst: &dyn Sink, repo: &Reference, digest: &Digest) -> Cell {
         let key = (format!("{}/{}", dst.describe(), repo), digest.clone());
         let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());

@@ -521,6 +521,11 @@ impl Images {
                 _ => ImageOutcome::Copied,
             });
         }
+        if let Some(have) = &have
+            && job.holds_selection(src, &w.source, have).await
+        {
+            return Ok(ImageOutcome::UpToDate);
+        }
         if options.dry_run {
             return Ok(ImageOutcome::Planned);
         }

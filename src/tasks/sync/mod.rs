@@ -303,6 +303,7 @@ async fn plan(
     item: &Item,
     existing: &HashMap<Reference, Tags>,
     options: &SyncOptions,
+    job: &Job,
 ) -> Result<Plan, EngineError> {
     let Some(sink) = sink else {
         return Ok(Plan::Copy);
@@ -340,6 +341,9 @@ async fn plan(
     })?;
     Ok(match have.ok().flatten() {
         Some(have) if have == want => Plan::Have(Some(want)),
+        // What refers to the source's index does not refer to a selection of it: nothing of
+        // it to bring either.
+        Some(have) if job.holds_selection(source, &item.source, &have).await => Plan::Have(None),
         _ => Plan::Copy,
     })
 }
@@ -435,7 +439,7 @@ pub async fn sync(
         let existing = &existing;
         let mut plans = futures_util::stream::iter(items.iter().enumerate())
             .map(|(i, item)| async move {
-                let outcome = match plan(source, sink, item, existing, options).await {
+                let outcome = match plan(source, sink, item, existing, options, job).await {
                     Ok(plan) if images.is_some() => return (i, Next::Work(plan)),
                     Ok(Plan::Copy) if options.dry_run => Outcome::Planned,
                     Ok(Plan::Copy) => return (i, Next::Work(Plan::Copy)),
