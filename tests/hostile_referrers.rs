@@ -1,7 +1,7 @@
 //! Registries that answer hostile referrers: an enormous referrers index (from the API, and
-//! under the tag schema), thousands of referrers, a listing that loops back to the chart, a
-//! descriptor whose manifest has another digest, and an endless chain of referrers of
-//! referrers. `chart pull` must refuse each with one error line (or, for the endless chain,
+//! under the tag schema), thousands of referrers (in one page, and in pages without end), a
+//! listing that loops back to the chart, a descriptor whose manifest has another digest, and
+//! an endless chain of referrers of referrers; and a listing in pages, taken whole. `chart pull` must refuse each with one error line (or, for the endless chain,
 //! stop at the depth limit), quickly, and never record a refused referrer in the cache.
 //!
 //! The registry is the in-process `fault::FakeRegistry`: a real registry never sends these.
@@ -299,4 +299,74 @@ fn an_endless_chain_of_referrers_stops_at_the_depth_limit() {
     ]);
     assert_eq!(shown.lines().count(), 1 + 8, "{shown}");
     sb.ok(&["chart", "verify"]);
+}
+
+/// The referrers API in pages, as registries with long listings send it: each page names the
+/// next in a `Link` header.
+#[test]
+fn referrers_listed_over_pages_are_all_taken() {
+    let art = artifact();
+    let sboms: Vec<Vec<u8>> = (1..=3)
+        .map(|n| referrer_of(&art.manifest_digest, art.manifest.len(), n))
+        .collect();
+    let path = referrers_path(&art, &art.manifest_digest);
+    let (first, second) = (
+        index(vec![descriptor(&sboms[0])]),
+        // The second page repeats one of the first: it is taken once.
+        index(sboms.iter().map(|m| descriptor(m)).collect()),
+    );
+    let link = format!("<{path}?page=2>; rel=\"next\"");
+    let server = serve(&art, sboms.clone(), move |req| {
+        if req.path != path {
+            return None;
+        }
+        Some(match req.query.as_str() {
+            "page=2" => Response::ok(&second, OCI_INDEX),
+            _ => Response::ok(&first, OCI_INDEX).with_header("Link", &link),
+        })
+    });
+    let sb = Sandbox::new();
+    let reference = format!("{}/charts/app:1.0.0", server.host());
+    sb.ok(&["chart", "pull", &reference]);
+    let shown = sb.ok(&["chart", "show", &reference, "--referrers"]);
+    for sbom in &sboms {
+        assert!(shown.contains(&digest_of(sbom)), "{shown}");
+    }
+    assert_eq!(shown.lines().count(), 1 + 3, "{shown}");
+    sb.ok(&["chart", "verify"]);
+}
+
+/// Pages without end, each with new referrers: refused once the listing passes the limit,
+/// not after thousands of pages.
+#[test]
+fn endless_pages_of_referrers_are_refused() {
+    let art = artifact();
+    let (path, subject, size) = (
+        referrers_path(&art, &art.manifest_digest),
+        art.manifest_digest.clone(),
+        art.manifest.len(),
+    );
+    let server = serve(&art, Vec::new(), move |req| {
+        if req.path != path {
+            return None;
+        }
+        let page: usize = req
+            .query
+            .strip_prefix("page=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let listed = (0..100)
+            .map(|n| descriptor(&referrer_of(&subject, size, page * 100 + n)))
+            .collect();
+        let link = format!("<{path}?page={}>; rel=\"next\"", page + 1);
+        Some(Response::ok(&index(listed), OCI_INDEX).with_header("Link", &link))
+    });
+    let line = pull_fails(&server);
+    assert!(line.contains("more than the limit of 1000"), "{line}");
+    let pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/referrers/"))
+        .count();
+    assert_eq!(pages, 11, "{:?}", server.requests());
 }

@@ -37,7 +37,7 @@ pub const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
 
 pub use crate::registry::referrers::MAX_INDEX_BYTES;
 /// The most referrers one manifest may have.
-pub const MAX_PER_SUBJECT: usize = 1000;
+pub use crate::registry::referrers::MAX_REFERRERS as MAX_PER_SUBJECT;
 /// The most referrers copied (or shown) with one artifact, referrers of referrers included.
 pub const MAX_PER_ARTIFACT: usize = 4096;
 /// How deep referrers of referrers are followed (a signature of an SBOM of an image of an

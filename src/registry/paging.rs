@@ -1,7 +1,8 @@
-//! Following paged lists (tags, the catalog) as the distribution spec says: each page may name
-//! the next in a `Link: <URL>; rel="next"` header, relative or absolute on the same origin
-//! (credentials never follow a link elsewhere). A registry that sends none but fills a page is
-//! asked again from the last name seen (`last=`), until a page brings nothing new.
+//! Following paged lists (tags, the catalog, referrers) as the distribution spec says: each
+//! page may name the next in a `Link: <URL>; rel="next"` header, relative or absolute on the
+//! same origin (credentials never follow a link elsewhere). A registry that sends none but
+//! fills a page of tags or repositories is asked again from the last name seen (`last=`),
+//! until a page brings nothing new.
 //!
 //! A hostile registry must not make this endless: a page is read at most [`MAX_PAGE_BYTES`],
 //! and paging fails with an error after [`MAX_PAGES`] pages, [`MAX_ITEMS`] names, or when a
@@ -56,6 +57,8 @@ impl PagingError {
 pub struct Pager {
     origin: String,
     first: String,
+    /// Whether a full page without a `Link` is followed by asking from its last name on.
+    resumes: bool,
     fetched: HashSet<String>,
     seen: HashSet<String>,
     pub items: Vec<String>,
@@ -67,9 +70,19 @@ impl Pager {
         Pager {
             origin: origin.to_string(),
             first: first.to_string(),
+            resumes: true,
             fetched: HashSet::new(),
             seen: HashSet::new(),
             items: Vec::new(),
+        }
+    }
+
+    /// Paging that follows `Link` headers only: for lists that have no `last=` parameter
+    /// (the referrers API).
+    pub fn links_only(origin: &str, first: &str) -> Self {
+        Pager {
+            resumes: false,
+            ..Pager::new(origin, first)
         }
     }
 
@@ -105,7 +118,7 @@ impl Pager {
             Some(l) if l.starts_with('/') && !l.starts_with("//") => format!("{}{l}", self.origin),
             Some(l) if l.starts_with(&format!("{}/", self.origin)) => l,
             Some(_) => return Ok(None),
-            None if full => match self.items.last() {
+            None if full && self.resumes => match self.items.last() {
                 Some(last) => {
                     let sep = if self.first.contains('?') { '&' } else { '?' };
                     format!("{}{sep}last={last}", self.first)
@@ -185,6 +198,13 @@ mod tests {
         let mut p = Pager::new("https://h", first);
         p.fetching(first).expect("first");
         let names: Vec<String> = (0..PAGE_SIZE).map(|i| format!("t{i:04}")).collect();
-        assert_eq!(p.page(names, None), Ok(Some(format!("{first}&last=t0999"))));
+        assert_eq!(
+            p.page(names.clone(), None),
+            Ok(Some(format!("{first}&last=t0999")))
+        );
+        // A list without `last=` ends there.
+        let mut p = Pager::links_only("https://h", first);
+        p.fetching(first).expect("first");
+        assert_eq!(p.page(names, None), Ok(None));
     }
 }
