@@ -159,6 +159,31 @@ fn archives_skopeo_writes_sync_into_a_registry() {
         served_digest(&reg, "imported/api", "v1").as_deref(),
         Some(written.as_str())
     );
+
+    // skopeo's archive without a ref name holds its one image as skopeo reads it: `latest`.
+    let bare = sb.path().join("bare.tar");
+    Skopeo::new().run_ok(&[
+        "copy",
+        "--insecure-policy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/images/api:1.0", reg.host()),
+        &format!("oci-archive:{}", bare.display()),
+    ]);
+    let out = sb.ok(&[
+        "sync",
+        &format!("oci-archive:{}", bare.display()),
+        &format!("{}/bare", reg.host()),
+    ]);
+    assert!(out.contains("Synced: 1"), "{out}");
+    let raw = Skopeo::new().run_ok(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", bare.display()),
+    ]);
+    assert_eq!(
+        served_digest(&reg, "bare/bare", "latest"),
+        Some(format!("sha256:{}", sha256_hex(raw.as_bytes())))
+    );
 }
 
 #[test]
@@ -195,6 +220,73 @@ fn layout_arguments_are_checked_before_anything_is_written() {
         "{out}"
     );
     assert!(!archive.exists());
+}
+
+/// Ref names other tools write (a Helm version with build metadata, a reference without a
+/// host): each entry is read under a name, `:REF` takes exactly the one it names, and a ref
+/// name no artifact could stand for is refused, never skipped or taken for "all".
+#[test]
+fn every_ref_name_of_a_layout_is_read_or_refused() {
+    let reg = Registry::plain();
+    let dest = Registry::plain();
+    let sb = Sandbox::new();
+    let published = publish(&sb, &reg, "charts/app", &["1.0.0", "1.1.0", "1.2.0"]);
+    let layout = sb.path().join("mixed");
+    for (version, name) in [
+        ("1.0.0", "good"),
+        ("1.1.0", "1.1.0+build.7"),
+        ("1.2.0", "team/app:1.2.0"),
+    ] {
+        let from = format!("{}/charts/app:{version}", reg.host());
+        sb.ok(&["sync", &from, &format!("oci:{}:{name}", layout.display())]);
+    }
+    let oci = |reference: &str| format!("oci:{}:{reference}", layout.display());
+
+    // `:REF` takes that one only.
+    let out = sb.ok(&[
+        "sync",
+        &oci("team/app:1.2.0"),
+        &format!("{}/one", dest.host()),
+    ]);
+    assert!(out.contains("Synced: 1, skipped: 0"), "{out}");
+    assert_eq!(
+        served_digest(&dest, "one/app", "1.2.0"),
+        Some(published["1.2.0"].clone())
+    );
+    assert_eq!(served_digest(&dest, "one/mixed", "good"), None);
+
+    // The whole layout: all three, the build metadata written `_` as Helm writes it in tags.
+    let out = sb.ok(&[
+        "sync",
+        &format!("oci:{}", layout.display()),
+        &format!("{}/all", dest.host()),
+    ]);
+    assert!(out.contains("Synced: 3"), "{out}");
+    assert_eq!(
+        served_digest(&dest, "all/mixed", "1.1.0_build.7"),
+        Some(published["1.1.0"].clone())
+    );
+    assert_eq!(
+        served_digest(&dest, "all/mixed", "good"),
+        Some(published["1.0.0"].clone())
+    );
+
+    // A ref name nothing can stand for: refused as a source, and as a target before anything
+    // is copied.
+    let out = sb.run(&["sync", &oci("x@y"), &format!("{}/bad", dest.host())]);
+    let line = error_line_of(&out, "sync oci:…:x@y");
+    assert!(line.contains("not a tag or an image reference"), "{line}");
+    let archive = sb.path().join("bad.tar");
+    let out = sb.run(&[
+        "sync",
+        &format!("{}/charts/app:1.0.0", reg.host()),
+        &format!("oci-archive:{}:has space", archive.display()),
+    ]);
+    let line = error_line_of(&out, "sync into oci-archive:…:has space");
+    assert!(line.contains("not a tag or an image reference"), "{line}");
+    assert!(!out.status.success() && !archive.exists());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("synced"), "{stdout}");
 }
 
 #[test]

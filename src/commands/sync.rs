@@ -587,7 +587,7 @@ fn engine_source(
     none: &str,
 ) -> Result<Source> {
     let mut refs: Vec<Reference> = place
-        .artifacts()
+        .artifacts()?
         .unwrap_or_default()
         .into_iter()
         .filter(|r| {

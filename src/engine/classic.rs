@@ -224,15 +224,15 @@ impl Source for ClassicSource {
             .remove(name);
     }
 
-    fn artifacts(&self) -> Option<Vec<Reference>> {
-        Some(
+    fn artifacts(&self) -> Result<Option<Vec<Reference>>> {
+        Ok(Some(
             self.index
                 .entries
                 .values()
                 .flatten()
                 .filter_map(|e| self.name_of(e))
                 .collect(),
-        )
+        ))
     }
 
     /// A chart manifest whose chart layer is the archive the index names is this version

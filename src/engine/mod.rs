@@ -116,20 +116,20 @@ pub trait Source: Send + Sync {
 
     /// Every artifact the place names (a layout's refs). Registries answer per repository
     /// (their tag lists), so they return `None` here.
-    fn artifacts(&self) -> Option<Vec<Reference>> {
-        None
+    fn artifacts(&self) -> Result<Option<Vec<Reference>>> {
+        Ok(None)
     }
 
     /// The tags of `repo` here (an error naming it when the place does not have it).
     fn tags<'a>(&'a self, repo: &'a Reference) -> BoxFuture<'a, Result<Vec<String>>> {
-        let tags = self
-            .artifacts()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.without_object() == *repo)
-            .filter_map(|r| r.tag().map(str::to_string))
-            .collect();
-        Box::pin(std::future::ready(Ok(tags)))
+        let tags = self.artifacts().map(|all| {
+            all.unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.without_object() == *repo)
+                .filter_map(|r| r.tag().map(str::to_string))
+                .collect()
+        });
+        Box::pin(std::future::ready(tags))
     }
 
     /// The manifest (or index) `name` names, byte for byte, with its digest.

@@ -94,13 +94,22 @@ pub fn ref_name(r: &Reference) -> String {
 }
 
 /// The artifact a layout's ref name stands for: a full reference with a tag, or with a digest
-/// only (an image a chart pins by digest), as written by [`ref_name`], else (skopeo's
-/// `oci:DIR:latest`) `localhost/<layout name>:<ref>`.
+/// only (an image a chart pins by digest), as written by [`ref_name`]; a reference without a
+/// host (`team/web:1.0`) under `localhost/`; else (skopeo's `oci:DIR:latest`) a tag,
+/// `localhost/<layout name>:<ref>`, with a `+` (a version's build metadata) written `_` as Helm
+/// writes it in tags. `None` for a name that is none of these.
 pub fn artifact_name(layout: &Path, name: &str) -> Option<Reference> {
     let looks_like_a_host = |h: &str| h.contains(['.', ':']) || h == "localhost";
+    let one_object = |r: &Reference| r.tag().is_some() != r.digest().is_some();
     if let Ok(r) = Reference::parse(name)
-        && r.tag().is_some() != r.digest().is_some()
+        && one_object(&r)
         && looks_like_a_host(r.host())
+    {
+        return Some(r);
+    }
+    if name.contains('/')
+        && let Ok(r) = Reference::parse(&format!("localhost/{name}"))
+        && one_object(&r)
     {
         return Some(r);
     }
@@ -112,17 +121,41 @@ pub fn artifact_name(layout: &Path, name: &str) -> Option<Reference> {
         .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
     let stem = stem.trim_matches('-');
     let stem = if stem.is_empty() { "layout" } else { stem };
-    Reference::parse(&format!("localhost/{stem}:{name}")).ok()
+    let tag = name.replace('+', "_");
+    Reference::parse(&format!("localhost/{stem}:{tag}")).ok()
 }
 
-/// The refs of a layout as artifact names, each with its descriptor.
+/// The refs of a layout as artifact names, each with its descriptor. A layout of one manifest
+/// that no ref names (`skopeo copy … oci-archive:FILE`) holds it as `latest`, as skopeo reads
+/// it; other entries without a name are not artifacts to copy.
 fn named(layout: &Path, refs: Vec<LayoutRef>) -> Vec<(Reference, Descriptor)> {
+    let only = refs.len() == 1;
     refs.into_iter()
         .filter_map(|r| {
-            let name = r.name.as_deref()?;
+            let name = match r.name.as_deref() {
+                Some(name) => name,
+                None if only => "latest",
+                None => return None,
+            };
             Some((artifact_name(layout, name)?, r.descriptor))
         })
         .collect()
+}
+
+/// Refuses a layout's `:REF` that no artifact name stands for (a ref name this tool could
+/// not read back).
+fn check_ref(place: &PlaceName) -> Result<()> {
+    match place.reference() {
+        Some(r) if artifact_name(place.path(), r).is_none() => Err(unnamed(place, r)),
+        _ => Ok(()),
+    }
+}
+
+fn unnamed(place: &PlaceName, name: &str) -> EngineError {
+    EngineError::Unsupported {
+        what: format!("{}: ref name {name:?}", place.path().display()),
+        reason: "not a tag or an image reference".into(),
+    }
 }
 
 /// A temporary file being filled with a blob, hashed on the way.
@@ -543,14 +576,16 @@ impl LayoutWrite for ArchiveWriter {
 }
 
 /// Only the artifact `:REF` names, when one was given.
-fn select(place: &PlaceName, all: Vec<(Reference, Descriptor)>) -> Vec<Reference> {
-    let wanted = place
-        .reference()
-        .and_then(|r| artifact_name(place.path(), r));
-    all.into_iter()
+fn select(place: &PlaceName, all: Vec<(Reference, Descriptor)>) -> Result<Vec<Reference>> {
+    let wanted = match place.reference() {
+        Some(r) => Some(artifact_name(place.path(), r).ok_or_else(|| unnamed(place, r))?),
+        None => None,
+    };
+    Ok(all
+        .into_iter()
         .map(|(r, _)| r)
         .filter(|r| wanted.as_ref().is_none_or(|w| w == r))
-        .collect()
+        .collect())
 }
 
 /// The ref name written for `name`: the `:REF` the user gave for the layout, else the full
@@ -589,8 +624,17 @@ impl LayoutSource<ArchiveReader> {
 impl<R: LayoutRead> LayoutSource<R> {
     /// Every artifact named in the layout (only `:REF`, when one was given).
     pub fn list(&self) -> Result<Vec<Reference>> {
-        let all = named(self.layout.location(), self.layout.layout_refs()?);
-        Ok(select(&self.name, all))
+        let refs = self.layout.layout_refs()?;
+        // Every named entry is copied, or the sync says why not: none is left out unsaid.
+        if self.name.reference().is_none()
+            && let Some(name) = refs
+                .iter()
+                .filter_map(|r| r.name.as_deref())
+                .find(|n| artifact_name(self.layout.location(), n).is_none())
+        {
+            return Err(unnamed(&self.name, name));
+        }
+        select(&self.name, named(self.layout.location(), refs))
     }
 
     fn manifest_now(&self, name: &Reference) -> Result<(Vec<u8>, Digest)> {
@@ -619,8 +663,8 @@ impl<R: LayoutRead> Source for LayoutSource<R> {
         self.name.to_string()
     }
 
-    fn artifacts(&self) -> Option<Vec<Reference>> {
-        self.list().ok()
+    fn artifacts(&self) -> Result<Option<Vec<Reference>>> {
+        self.list().map(Some)
     }
 
     fn manifest<'a>(&'a self, name: &'a Reference) -> BoxFuture<'a, Result<(Vec<u8>, Digest)>> {
@@ -649,6 +693,7 @@ pub struct LayoutSink<W> {
 impl LayoutSink<LayoutDir> {
     /// Opens a layout directory, creating it when `create` and it is missing.
     pub fn dir(name: PlaceName, create: bool) -> Result<Self> {
+        check_ref(&name)?;
         let dir = match create {
             true => LayoutDir::create(name.path())?,
             false => LayoutDir::open(name.path())?,
@@ -664,6 +709,7 @@ impl LayoutSink<LayoutDir> {
 impl LayoutSink<ArchiveWriter> {
     /// Starts a new archive (replacing the file at its path when finished).
     pub fn archive(name: PlaceName) -> Result<Self> {
+        check_ref(&name)?;
         Ok(LayoutSink {
             writer: Mutex::new(Some(ArchiveWriter::create(name.path())?)),
             name,
@@ -834,5 +880,17 @@ mod tests {
         );
         let skopeo = artifact_name(Path::new("/tmp/My App.tar"), "latest").unwrap();
         assert_eq!(skopeo.to_string(), "localhost/my-app:latest");
+        let name = |n: &str| artifact_name(Path::new("app.tar"), n).map(|r| r.to_string());
+        assert_eq!(
+            name("team/web:1.0").as_deref(),
+            Some("localhost/team/web:1.0")
+        );
+        assert_eq!(
+            name("1.1.0+build.7").as_deref(),
+            Some("localhost/app:1.1.0_build.7")
+        );
+        for bad in ["x@y", "has space", ".dot", "-dash", "a/b", ""] {
+            assert_eq!(name(bad), None, "{bad}");
+        }
     }
 }

@@ -62,7 +62,7 @@ impl Source for Recall<'_> {
         self.inner.describe()
     }
 
-    fn artifacts(&self) -> Option<Vec<Reference>> {
+    fn artifacts(&self) -> Result<Option<Vec<Reference>>> {
         self.inner.artifacts()
     }
 
