@@ -37,7 +37,7 @@ fn publish(
 fn charts_cross_an_air_gap_as_one_archive_with_their_digests() {
     let outside = Registry::plain();
     let inside = Registry::plain();
-    let sb = Sandbox::new();
+    let mut sb = Sandbox::new();
     let published = publish(&sb, &outside, "charts/app", &["1.0.0", "1.1.0"]);
     let archive = sb.path().join("app.tar");
     let archive_arg = format!("oci-archive:{}", archive.display());
@@ -64,8 +64,11 @@ fn charts_cross_an_air_gap_as_one_archive_with_their_digests() {
         assert_eq!(&format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
     }
 
+    // Read where it is: not one blob is unpacked, not even into a temporary directory.
+    sb.set_env("TMPDIR", sb.path().join("no-such-directory"));
     let out = sb.ok(&["sync", &archive_arg, &format!("{}/vendor", inside.host())]);
     assert!(out.contains("Synced: 2"), "{out}");
+    sb.set_env("TMPDIR", std::env::temp_dir());
     for (tag, digest) in &published {
         assert_eq!(
             served_digest(&inside, "vendor/app", tag).as_deref(),

@@ -83,18 +83,95 @@ pub enum Blob {
     File(PathBuf),
     /// A temporary file, deleted when dropped.
     Temp(tempfile::NamedTempFile),
+    /// `size` bytes of a file, from `offset` on, read where they are (a blob in an OCI archive
+    /// or layout, checked against its digest already). `id` is the file that was checked: it
+    /// is opened again by path only to be that file.
+    Region {
+        path: PathBuf,
+        offset: u64,
+        size: u64,
+        id: FileId,
+    },
+}
+
+/// Which file an open file is (its device and inode), to know a path still leads to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    pub fn of(file: &std::fs::File) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        Ok(FileId {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
 }
 
 impl Blob {
+    /// The file that holds the blob.
     pub fn path(&self) -> &Path {
         match self {
-            Blob::File(p) => p,
+            Blob::File(p) | Blob::Region { path: p, .. } => p,
             Blob::Temp(t) => t.path(),
         }
     }
 
-    pub fn open(&self) -> Result<std::fs::File> {
-        std::fs::File::open(self.path()).map_err(io_err(self.path()))
+    /// The file, positioned where the blob starts (a region's file must be the one checked).
+    pub fn open_file(&self) -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(self.path())?;
+        if let Blob::Region { offset, id, .. } = self {
+            if FileId::of(&file)? != *id {
+                return Err(std::io::Error::other(
+                    "replaced since its blobs were checked",
+                ));
+            }
+            file.seek(SeekFrom::Start(*offset))?;
+        }
+        Ok(file)
+    }
+
+    /// The blob's bytes, and no more.
+    pub fn open(&self) -> Result<std::io::Take<std::fs::File>> {
+        use std::io::Read;
+        let file = self.open_file().map_err(io_err(self.path()))?;
+        Ok(match self {
+            Blob::Region { size, .. } => file.take(*size),
+            Blob::File(_) | Blob::Temp(_) => file.take(u64::MAX),
+        })
+    }
+
+    /// The same bytes, without owning them: a temporary file stays with `self`.
+    pub fn shared(&self) -> Blob {
+        match self {
+            Blob::Region {
+                path,
+                offset,
+                size,
+                id,
+            } => Blob::Region {
+                path: path.clone(),
+                offset: *offset,
+                size: *size,
+                id: *id,
+            },
+            Blob::File(_) | Blob::Temp(_) => Blob::File(self.path().to_path_buf()),
+        }
+    }
+
+    /// The whole blob in memory (for the small ones: configs, signatures).
+    pub fn read(&self) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        self.open()?
+            .read_to_end(&mut bytes)
+            .map_err(io_err(self.path()))?;
+        Ok(bytes)
     }
 }
 

@@ -2,8 +2,9 @@
 //! and an OCI archive (`oci-archive:FILE[:REF]`), each a [`Source`], a [`Sink`] or both.
 //!
 //! Layout files are read and written with blocking I/O (`std::fs`, the `tar` format), inside
-//! `block_in_place` so the runtime's other tasks go on. Blobs leaving a registry or an archive
-//! are spooled to a temporary file through a hash and checked before a sink sees them.
+//! `block_in_place` so the runtime's other tasks go on. A blob leaving a registry is
+//! downloaded to a temporary file, checked on the way; one leaving a layout or an archive is
+//! read once through a hash and then handed over where it is, in its file.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::referrers::Found;
-use super::{Blob, EngineError, Result, Sink, Source, Tags, blocking, io_err};
+use super::{Blob, EngineError, FileId, Result, Sink, Source, Tags, blocking, io_err};
 use crate::digest::{Digest, HashingWriter};
 use crate::layout::{ArchiveReader, ArchiveWriter, LayoutDir, LayoutError, LayoutRef};
 use crate::oci::Descriptor;
@@ -158,39 +159,13 @@ fn unnamed(place: &PlaceName, name: &str) -> EngineError {
     }
 }
 
-/// A temporary file being filled with a blob, hashed on the way.
-struct Spool {
-    writer: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
-    path: PathBuf,
-}
-
-impl Spool {
-    fn new() -> Result<Self> {
-        let temp = tempfile::NamedTempFile::new().map_err(io_err(std::env::temp_dir()))?;
-        let path = temp.path().to_path_buf();
-        Ok(Spool {
-            writer: HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, temp)),
-            path,
-        })
-    }
-
-    /// The spooled blob, once its size and digest are checked against `desc`.
-    fn finish(self, desc: &Descriptor) -> Result<Blob> {
-        let (buffered, digest, size) = self.writer.finish();
-        let temp = buffered
-            .into_inner()
-            .map_err(|e| io_err(&self.path)(e.into_error()))?;
-        check(desc, &digest, size, &self.path)?;
-        Ok(Blob::Temp(temp))
-    }
-}
-
-/// Copies `reader` (which verifies itself) into a temporary file, and checks size and digest
-/// once more on the way, so the sink gets a file that is known good.
-fn spool(mut reader: impl Read, desc: &Descriptor) -> Result<Blob> {
-    let mut spool = Spool::new()?;
-    std::io::copy(&mut reader, &mut spool.writer).map_err(io_err(&spool.path))?;
-    spool.finish(desc)
+/// Reads `reader` through a hash and checks size and digest against `desc`: the bytes a sink
+/// is then given are known good.
+fn verify(mut reader: impl Read, desc: &Descriptor, path: &Path) -> Result<()> {
+    let mut hashed = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut reader, &mut hashed).map_err(io_err(path))?;
+    let (_, digest, size) = hashed.finish();
+    check(desc, &digest, size, path)
 }
 
 fn check(desc: &Descriptor, digest: &Digest, size: u64, path: &Path) -> Result<()> {
@@ -435,7 +410,11 @@ impl Sink for RegistryPlace {
     ) -> BoxFuture<'a, Result<()>> {
         async move {
             self.registry
-                .push_blob_file(repo, &desc.digest, desc.size, blob.path())
+                .push_blob_file(repo, &desc.digest, desc.size, &|| {
+                    let path = blob.path().display();
+                    blob.open_file()
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))
+                })
                 .await?;
             Ok(())
         }
@@ -482,6 +461,9 @@ pub trait LayoutRead: Send + Sync {
     fn layout_refs(&self) -> Result<Vec<LayoutRef>>;
     fn blob_reader(&self, digest: &Digest) -> Result<Box<dyn Read + '_>>;
     fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>>;
+    /// The blob `desc` describes, checked, as the bytes of a file where they are: nothing is
+    /// unpacked or copied to be read.
+    fn blob_in_place(&self, desc: &Descriptor) -> Result<Blob>;
 }
 
 impl LayoutRead for LayoutDir {
@@ -497,6 +479,21 @@ impl LayoutRead for LayoutDir {
     fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         Ok(self.read_manifest(desc)?)
     }
+    fn blob_in_place(&self, desc: &Descriptor) -> Result<Blob> {
+        let (path, file) = self.blob_file(&desc.digest)?;
+        let id = FileId::of(&file).map_err(io_err(&path))?;
+        verify(
+            std::io::BufReader::with_capacity(256 * 1024, file),
+            desc,
+            &path,
+        )?;
+        Ok(Blob::Region {
+            path,
+            offset: 0,
+            size: desc.size,
+            id,
+        })
+    }
 }
 
 impl LayoutRead for ArchiveReader {
@@ -511,6 +508,23 @@ impl LayoutRead for ArchiveReader {
     }
     fn manifest_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         Ok(self.read_manifest(desc)?)
+    }
+    fn blob_in_place(&self, desc: &Descriptor) -> Result<Blob> {
+        let entry = self.path().join("blobs/sha256").join(desc.digest.hex());
+        let reader = std::io::BufReader::with_capacity(256 * 1024, self.open_blob(&desc.digest)?);
+        verify(reader, desc, &entry)?;
+        let (offset, size) = self.blob_span(&desc.digest).ok_or_else(|| {
+            EngineError::Layout(LayoutError::BlobMissing {
+                path: self.path().to_path_buf(),
+                digest: desc.digest.clone(),
+            })
+        })?;
+        Ok(Blob::Region {
+            path: self.path().to_path_buf(),
+            offset,
+            size,
+            id: FileId::of(self.file()).map_err(io_err(self.path()))?,
+        })
     }
 }
 
@@ -676,7 +690,7 @@ impl<R: LayoutRead> Source for LayoutSource<R> {
         _repo: &'a Reference,
         desc: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Blob>> {
-        async move { blocking(|| spool(self.layout.blob_reader(&desc.digest)?, desc)) }.boxed()
+        async move { blocking(|| self.layout.blob_in_place(desc)) }.boxed()
     }
 }
 

@@ -102,6 +102,16 @@ impl ArchiveReader {
         self.blobs.contains_key(digest)
     }
 
+    /// Where a blob's bytes are in the archive file: offset and size.
+    pub fn blob_span(&self, digest: &Digest) -> Option<(u64, u64)> {
+        self.blobs.get(digest).map(|s| (s.offset, s.size))
+    }
+
+    /// The archive file, open.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Reads a blob from its byte range of the archive; the reader fails at its end unless
     /// the content matches `digest`.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader<RangeReader>> {

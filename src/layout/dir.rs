@@ -240,6 +240,11 @@ impl LayoutDir {
     /// Opens `path` (under the layout root) for reading, only if it resolves inside the
     /// layout and is a regular file.
     fn open_inside(&self, path: &Path) -> Result<File> {
+        Ok(self.open_resolved(path)?.1)
+    }
+
+    /// [`LayoutDir::open_inside`], with the path the file really has.
+    fn open_resolved(&self, path: &Path) -> Result<(PathBuf, File)> {
         let real = fs::canonicalize(path).map_err(io_err(path))?;
         if !real.starts_with(&self.real_root) {
             return Err(LayoutError::OutsideLayout {
@@ -247,7 +252,14 @@ impl LayoutDir {
             });
         }
         // The resolved path has no symlink left: refuse one swapped in since.
-        open_regular(path, &real, true)
+        let file = open_regular(path, &real, true)?;
+        Ok((real, file))
+    }
+
+    /// A blob's file, opened where it really is inside the layout: that path (no symlink in
+    /// it) and the file. Its content is not checked here.
+    pub fn blob_file(&self, digest: &Digest) -> Result<(PathBuf, File)> {
+        self.open_resolved(&self.blob_path(digest))
     }
 
     /// Writes `bytes` to `target` through a temp file in `dir`.

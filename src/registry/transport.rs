@@ -442,15 +442,17 @@ impl Body {
     }
 }
 
-/// A file as a stream of 256 KiB chunks counted into `upload`, so uploads never hold a blob
-/// in memory and the watchdog of [`send`] sees them move.
+/// `size` bytes of a file, from where it stands, as a stream of 256 KiB chunks counted into
+/// `upload`, so uploads never hold a blob in memory and the watchdog of [`send`] sees them
+/// move.
 pub fn file_stream(
     file: std::fs::File,
+    size: u64,
     upload: &Upload,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     use tokio::io::AsyncReadExt;
     let sent = Arc::clone(&upload.sent);
-    let file = tokio::fs::File::from_std(file);
+    let file = tokio::fs::File::from_std(file).take(size);
     futures_util::stream::unfold(Some(file), move |state| {
         let sent = Arc::clone(&sent);
         async move {

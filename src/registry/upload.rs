@@ -3,7 +3,6 @@
 //! fails in a way a retry can mend is started over as a whole, counted once: the requests
 //! inside an upload are never repeated on their own.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
@@ -105,16 +104,17 @@ impl Registry {
         self.success(&what, resp).await.map(drop)
     }
 
-    /// Uploads a stored blob, streamed from its file.
+    /// Uploads a stored blob, streamed from a file: `size` bytes from where `open` leaves it
+    /// (each try opens it again; a blob inside an OCI archive is sent from where it is).
     pub async fn push_blob_file(
         &self,
         repo: &Reference,
         digest: &Digest,
         size: u64,
-        path: &Path,
+        open: &(dyn Fn() -> std::io::Result<std::fs::File> + Sync),
     ) -> Result<(), RegistryError> {
         let what = format!("upload of blob {digest}");
-        self.retried(&what, || self.push_file_once(repo, digest, size, path))
+        self.retried(&what, || self.push_file_once(repo, digest, size, open))
             .await
     }
 
@@ -123,15 +123,14 @@ impl Registry {
         repo: &Reference,
         digest: &Digest,
         size: u64,
-        path: &Path,
+        open: &(dyn Fn() -> std::io::Result<std::fs::File> + Sync),
     ) -> Result<(), RegistryError> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            RegistryError::Local(format!("upload of blob {digest}: {}: {e}", path.display()))
-        })?;
+        let file =
+            open().map_err(|e| RegistryError::Local(format!("upload of blob {digest}: {e}")))?;
         let mut file = Some(file);
         let mut make = |up: &Upload| {
             file.take()
-                .map(|f| reqwest::Body::wrap_stream(transport::file_stream(f, up)))
+                .map(|f| reqwest::Body::wrap_stream(transport::file_stream(f, size, up)))
         };
         self.upload_once(repo, digest, size, &mut make).await
     }

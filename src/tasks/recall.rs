@@ -126,11 +126,11 @@ impl Source for Recall<'_> {
             if !self.checking() {
                 return Ok(blob);
             }
-            let path = blob.path().to_path_buf();
+            let shared = blob.shared();
             if let Ok(mut b) = self.blobs.lock() {
                 b.insert(desc.digest.clone(), blob);
             }
-            Ok(Blob::File(path))
+            Ok(shared)
         }
         .boxed()
     }
@@ -144,7 +144,7 @@ impl Source for Recall<'_> {
             .blobs
             .lock()
             .ok()
-            .and_then(|b| b.get(digest).map(|b| Blob::File(b.path().to_path_buf())));
+            .and_then(|b| b.get(digest).map(Blob::shared));
         kept.or_else(|| self.inner.held(digest))
     }
 

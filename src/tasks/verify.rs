@@ -147,7 +147,7 @@ pub async fn cosign(
         let blob = source
             .blob(&sig_ref.without_object(), &layer.payload)
             .await?;
-        let payload = std::fs::read(blob.path()).map_err(crate::engine::io_err(blob.path()))?;
+        let payload = blob.read()?;
         signatures.push((layer, payload));
     }
     cosign::verify_any(manifest, &signatures, key, &tag).map_err(refuse)
