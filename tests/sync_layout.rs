@@ -435,6 +435,111 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
     assert!(partials(dir).is_empty(), "{:?}", partials(dir));
 }
 
+/// Ctrl-C in the middle of a sync into an archive: the command stops with 130 and leaves no
+/// file behind, beside the archive or in the temporary directory (the layer being downloaded).
+#[test]
+fn an_archive_interrupted_by_ctrl_c_leaves_no_file_anywhere() {
+    use fault::{Artifact, FakeRegistry, Response};
+    let mut sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = fs::read(support::chart_tgz(dir.path(), "app", "1.0.0")).unwrap();
+    let art = Artifact::chart("charts/app", "1.0.0", "app", "1.0.0", &tgz);
+    let layer_path = art.blob_path(&art.chart_digest);
+    let half = tgz[..tgz.len() / 2].to_vec();
+    let declared = tgz.len();
+    let reg = FakeRegistry::start(move |req| {
+        if req.path == layer_path && req.method == "GET" {
+            return Some(Response::Stall {
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: half.clone(),
+                declared,
+            });
+        }
+        art.serve(req)
+    });
+    let temp = sb.path().join("tmp");
+    fs::create_dir_all(&temp).unwrap();
+    sb.set_env("TMPDIR", &temp);
+    let out_dir = sb.path().join("out");
+    fs::create_dir_all(&out_dir).unwrap();
+    let archive = out_dir.join("app.tar");
+    let child = sb
+        .std_command(Sandbox::bin())
+        .arg("--home")
+        .arg(sb.cache_home())
+        .args(["sync", &format!("{}/charts/app:1.0.0", reg.host())])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let files = |dir: &std::path::Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    // Until the layer is being written to a temporary file (bounded).
+    while reg.count(
+        "GET",
+        &format!("/v2/charts/app/blobs/{}", sha256_prefixed(&tgz)),
+    ) == 0
+        || files(&temp).is_empty()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?} {:?}",
+            reg.requests(),
+            files(&temp)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!files(&out_dir).is_empty(), "the archive was being written");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(files(&out_dir), Vec::<String>::new());
+    assert_eq!(files(&temp), Vec::<String>::new());
+}
+
+/// A layout directory keeps no temp file a killed writer left: the next writer removes it,
+/// and leaves alone the one a live writer holds.
+#[test]
+fn temp_files_killed_writers_left_in_a_layout_are_removed() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    publish(&sb, &reg, "charts/app", &["1.0.0", "1.1.0"]);
+    let layout = sb.path().join("layout");
+    let into = format!("oci:{}", layout.display());
+    sb.ok(&["sync", &format!("{}/charts/app:1.0.0", reg.host()), &into]);
+    let blobs = layout.join("blobs").join("sha256");
+    let dead = [
+        blobs.join(".partial-dead01"),
+        layout.join(".partial-dead02"),
+    ];
+    for path in &dead {
+        fs::write(path, b"half a blob").unwrap();
+    }
+    let live = blobs.join(".partial-live01");
+    let held = fs::File::create(&live).unwrap();
+    held.lock().unwrap();
+
+    sb.ok(&["sync", &format!("{}/charts/app:1.1.0", reg.host()), &into]);
+    for path in &dead {
+        assert!(!path.exists(), "{} was left", path.display());
+    }
+    assert!(live.exists(), "a live writer's file was removed");
+    drop(held);
+}
+
 fn sha256_prefixed(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }

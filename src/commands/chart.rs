@@ -47,13 +47,13 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
         ChartCommand::Push {
             reference,
             transport,
-        } => super::runtime()?.block_on(push(ctx, reference, transport)),
+        } => super::block_on(push(ctx, reference, transport)),
         ChartCommand::Pull {
             reference,
             verify,
             cosign_key,
             transport,
-        } => super::runtime()?.block_on(pull(
+        } => super::block_on(pull(
             ctx,
             reference,
             verify,
@@ -69,7 +69,7 @@ pub fn run(ctx: &Context, cmd: &ChartCommand) -> Result<()> {
             keyring,
             cosign_key,
             transport,
-        } => super::runtime()?.block_on(signing::verify_ref(
+        } => super::block_on(signing::verify_ref(
             ctx,
             reference,
             keyring.as_deref(),

@@ -59,6 +59,11 @@ impl Context {
 #[error("failed")]
 pub struct Reported;
 
+/// A command stopped by Ctrl-C: what it was doing was dropped where it stood.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: nothing half-written was kept")]
+pub struct Interrupted;
+
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Context {
         store: Store::new(crate::env::cache_root(cli.global.home.clone())),
@@ -74,9 +79,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Chart(cmd) => chart::run(&ctx, cmd),
         Command::Cache(cmd) => cache::run(&ctx, cmd),
-        Command::Registry(cmd) => runtime()?.block_on(registry::run(&ctx, cmd)),
-        Command::Repo(cmd) => runtime()?.block_on(repo::run(&ctx, cmd)),
-        Command::Sync(args) => runtime()?.block_on(sync::run(&ctx, args)),
+        Command::Registry(cmd) => block_on(registry::run(&ctx, cmd)),
+        Command::Repo(cmd) => block_on(repo::run(&ctx, cmd)),
+        Command::Sync(args) => block_on(sync::run(&ctx, args)),
         Command::Serve(args) => server_runtime()?.block_on(serve::run(&ctx, args)),
         Command::Completion { shell } => {
             let mut cmd = crate::cli::command();
@@ -94,6 +99,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+/// Runs a command that talks to registries on [`runtime`], until it ends or Ctrl-C: then it
+/// is dropped where it stands, and with it its temporary files and unfinished writes (an
+/// archive not renamed into place, a blob not committed), and the error is [`Interrupted`].
+fn block_on<T>(command: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    runtime()?.block_on(async {
+        tokio::select! {
+            ended = command => ended,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        }
+    })
 }
 
 /// The server's runtime: a worker per core, as its clients are many and independent.

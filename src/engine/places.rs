@@ -712,6 +712,7 @@ impl LayoutSink<LayoutDir> {
             true => LayoutDir::create(name.path())?,
             false => LayoutDir::open(name.path())?,
         };
+        dir.remove_dead_partials();
         Ok(LayoutSink {
             writer: Mutex::new(Some(dir)),
             name,

@@ -428,29 +428,6 @@ fn classify(raw: &[u8]) -> std::result::Result<Name, &'static str> {
     })
 }
 
-/// Deletes the `PREFIX*` files in `dir` (other than `keep`) that no live writer holds locked.
-/// Best effort: a file that cannot be opened or removed is left.
-fn remove_dead_partials(dir: &Path, prefix: &str, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let ours = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(prefix));
-        if !ours || path == keep || !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        if let Ok(file) = File::open(&path)
-            && file.try_lock().is_ok()
-        {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
-
 /// Writes an OCI archive as a stream into a temp file next to its target, renamed into
 /// place by [`ArchiveWriter::finish`]. An existing file at the target is replaced then.
 pub struct ArchiveWriter {
@@ -483,7 +460,7 @@ impl ArchiveWriter {
         // Held for as long as this writer lives: an unlocked partial file is one whose writer
         // died (kill -9, a crash), and is removed by the next writer of the same target.
         temp.as_file().lock().map_err(io_err(temp.path()))?;
-        remove_dead_partials(&parent, &prefix, temp.path());
+        super::remove_dead_partials(&parent, &prefix, temp.path());
         let mut writer = ArchiveWriter {
             path,
             out: BufWriter::with_capacity(256 * 1024, temp),

@@ -193,6 +193,15 @@ impl LayoutDir {
         Ok(true)
     }
 
+    /// Deletes the temp files writers that died left (in the layout and its blob directory);
+    /// those of live writers are locked, and stay. Best effort.
+    pub fn remove_dead_partials(&self) {
+        let blobs = self.root.join("blobs").join("sha256");
+        for dir in [&self.root, &blobs] {
+            super::remove_dead_partials(dir, PARTIAL, Path::new(""));
+        }
+    }
+
     /// `blobs/sha256/<hex>`: the only way a blob path is made.
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(digest.hex())
@@ -285,12 +294,18 @@ impl LayoutDir {
     }
 }
 
-/// A temp file in `dir` (deleted when dropped before commit).
+/// Temp files are named so: `.partial-XXXXXX`.
+const PARTIAL: &str = ".partial-";
+
+/// A temp file in `dir` (deleted when dropped before commit), locked for as long as it is
+/// open: one left unlocked was left by a writer that died (kill -9, a crash).
 fn temp_in(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".partial-")
+    let temp = tempfile::Builder::new()
+        .prefix(PARTIAL)
         .tempfile_in(dir)
-        .map_err(io_err(dir))
+        .map_err(io_err(dir))?;
+    temp.as_file().lock().map_err(io_err(temp.path()))?;
+    Ok(temp)
 }
 
 /// Mode 0644 (temp files start 0600).

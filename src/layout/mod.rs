@@ -589,6 +589,29 @@ impl<R: Read> Read for BlobReader<R> {
     }
 }
 
+/// Deletes the `PREFIX*` files in `dir` (other than `keep`) that no live writer holds locked.
+/// Best effort: a file that cannot be opened or removed is left.
+pub(crate) fn remove_dead_partials(dir: &Path, prefix: &str, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix));
+        if !ours || path == keep || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        if let Ok(file) = std::fs::File::open(&path)
+            && file.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
