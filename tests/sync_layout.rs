@@ -211,6 +211,27 @@ fn layout_arguments_are_checked_before_anything_is_written() {
         &format!("{}/x", reg.host()),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // A path that cannot be the place: said before anything is copied.
+    let from = format!("{}/charts/app:1.0.0", reg.host());
+    let file = sb.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    for (place, says) in [
+        (
+            format!("oci-archive:{}", sb.path().display()),
+            "a directory, not an archive",
+        ),
+        (
+            format!("oci:{}", file.display()),
+            "a file, not a layout directory",
+        ),
+        ("oci:".to_string(), "no path given"),
+    ] {
+        let out = sb.run(&["sync", &from, &place]);
+        let line = error_line_of(&out, &format!("sync into {place}"));
+        assert!(line.contains(says), "{line}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("synced"), "{stdout}");
+    }
     // --dry-run writes no archive.
     let out = sb.ok(&[
         "sync",

@@ -143,6 +143,28 @@ fn named(layout: &Path, refs: Vec<LayoutRef>) -> Vec<(Reference, Descriptor)> {
         .collect()
 }
 
+/// Refuses a layout place that cannot be one, before anything is read or written: no path,
+/// an archive that is a directory, a layout directory that is a file.
+fn check_path(place: &PlaceName) -> Result<()> {
+    let path = place.path();
+    let refuse = |reason: &str| {
+        Err(EngineError::Unsupported {
+            what: place.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if path.as_os_str().is_empty() {
+        return refuse("no path given");
+    }
+    match (place, std::fs::metadata(path)) {
+        (PlaceName::Archive { .. }, Ok(m)) if m.is_dir() => refuse("a directory, not an archive"),
+        (PlaceName::Layout { .. }, Ok(m)) if !m.is_dir() => {
+            refuse("a file, not a layout directory")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a layout's `:REF` that no artifact name stands for (a ref name this tool could
 /// not read back).
 fn check_ref(place: &PlaceName) -> Result<()> {
@@ -619,6 +641,7 @@ pub struct LayoutSource<R> {
 
 impl LayoutSource<LayoutDir> {
     pub fn open_dir(name: PlaceName) -> Result<Self> {
+        check_path(&name)?;
         Ok(LayoutSource {
             layout: LayoutDir::open(name.path())?,
             name,
@@ -628,6 +651,7 @@ impl LayoutSource<LayoutDir> {
 
 impl LayoutSource<ArchiveReader> {
     pub fn open_archive(name: PlaceName) -> Result<Self> {
+        check_path(&name)?;
         Ok(LayoutSource {
             layout: ArchiveReader::open(name.path())?,
             name,
@@ -707,6 +731,7 @@ pub struct LayoutSink<W> {
 impl LayoutSink<LayoutDir> {
     /// Opens a layout directory, creating it when `create` and it is missing.
     pub fn dir(name: PlaceName, create: bool) -> Result<Self> {
+        check_path(&name)?;
         check_ref(&name)?;
         let dir = match create {
             true => LayoutDir::create(name.path())?,
@@ -724,6 +749,7 @@ impl LayoutSink<LayoutDir> {
 impl LayoutSink<ArchiveWriter> {
     /// Starts a new archive (replacing the file at its path when finished).
     pub fn archive(name: PlaceName) -> Result<Self> {
+        check_path(&name)?;
         check_ref(&name)?;
         Ok(LayoutSink {
             writer: Mutex::new(Some(ArchiveWriter::create(name.path())?)),
