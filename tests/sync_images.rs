@@ -560,14 +560,16 @@ fn platform_keeps_only_the_platforms_asked_for() {
     let w = World::new();
     let dest = Registry::plain();
     let mirror = format!("{}/m", dest.host());
-    w.sb.ok(&[
+    let chart = format!("{}/charts/app", w.src.host());
+    let arm64 = [
         "sync",
         "--images",
         "--platform",
         "linux/arm64",
-        &format!("{}/charts/app", w.src.host()),
+        &chart,
         &mirror,
-    ]);
+    ];
+    w.sb.ok(&arm64);
     for image in w.images() {
         let last = image.repo.rsplit('/').next().expect("a name");
         let repo = format!("m/{last}");
@@ -579,16 +581,7 @@ fn platform_keeps_only_the_platforms_asked_for() {
         assert_eq!(served_digest(&dest, &repo, &image.children[2]), None);
     }
     // A rerun finds every selection there already.
-    let out = w.sb.ok(&[
-        "sync",
-        "--images",
-        "--platform",
-        "linux/arm64",
-        &format!("{}/charts/app", w.src.host()),
-        &mirror,
-        "-o",
-        "json",
-    ]);
+    let out = w.sb.ok(&[&arm64[..], &["-o", "json"]].concat());
     let report: Value = serde_json::from_slice(out.as_bytes()).expect("a JSON report");
     assert_eq!(
         report["images"],

@@ -134,59 +134,33 @@ fn archives_skopeo_writes_sync_into_a_registry() {
     let reg = Registry::plain();
     let sb = Sandbox::new();
     let (index_digest, _) = push_image_index(&reg, "images/api", "1.0");
-    let archive = sb.path().join("api.tar");
-    Skopeo::new().run_ok(&[
-        "copy",
-        "--all",
-        "--insecure-policy",
-        "--src-tls-verify=false",
-        &format!("docker://{}/images/api:1.0", reg.host()),
-        &format!("oci-archive:{}:v1", archive.display()),
-    ]);
-    let out = sb.ok(&[
-        "sync",
-        &format!("oci-archive:{}", archive.display()),
-        &format!("{}/imported", reg.host()),
-    ]);
-    assert!(out.contains("Synced: 1"), "{out}");
-    // What skopeo wrote (it re-serialises the index on the way) is what arrives, byte for
-    // byte; skopeo's ref `v1` names the artifact after the archive: `api:v1`.
-    let raw = Skopeo::new().run_ok(&[
-        "inspect",
-        "--raw",
-        &format!("oci-archive:{}:v1", archive.display()),
-    ]);
-    let written = format!("sha256:{}", sha256_hex(raw.as_bytes()));
     assert!(!index_digest.is_empty());
-    assert_eq!(
-        served_digest(&reg, "imported/api", "v1").as_deref(),
-        Some(written.as_str())
-    );
-
-    // skopeo's archive without a ref name holds its one image as skopeo reads it: `latest`.
-    let bare = sb.path().join("bare.tar");
-    Skopeo::new().run_ok(&[
-        "copy",
-        "--insecure-policy",
-        "--src-tls-verify=false",
-        &format!("docker://{}/images/api:1.0", reg.host()),
-        &format!("oci-archive:{}", bare.display()),
-    ]);
-    let out = sb.ok(&[
-        "sync",
-        &format!("oci-archive:{}", bare.display()),
-        &format!("{}/bare", reg.host()),
-    ]);
-    assert!(out.contains("Synced: 1"), "{out}");
-    let raw = Skopeo::new().run_ok(&[
-        "inspect",
-        "--raw",
-        &format!("oci-archive:{}", bare.display()),
-    ]);
-    assert_eq!(
-        served_digest(&reg, "bare/bare", "latest"),
-        Some(format!("sha256:{}", sha256_hex(raw.as_bytes())))
-    );
+    // skopeo's ref `v1` names the artifact after the archive (`api:v1`); an archive without
+    // a ref name holds its one image as skopeo reads it, as `latest`. skopeo 1.9 takes every
+    // platform with --all, and only the one it runs on without it.
+    for (file, archive_ref, all, arrives) in [
+        ("api.tar", ":v1", true, "imported/api:v1"),
+        ("bare.tar", "", false, "imported/bare:latest"),
+    ] {
+        let archive = format!(
+            "oci-archive:{}{archive_ref}",
+            sb.path().join(file).display()
+        );
+        let from = format!("docker://{}/images/api:1.0", reg.host());
+        let mut copy = vec!["copy", "--insecure-policy", "--src-tls-verify=false"];
+        if all {
+            copy.push("--all");
+        }
+        Skopeo::new().run_ok(&[copy, vec![from.as_str(), archive.as_str()]].concat());
+        let whole = format!("oci-archive:{}", sb.path().join(file).display());
+        let out = sb.ok(&["sync", &whole, &format!("{}/imported", reg.host())]);
+        assert!(out.contains("Synced: 1"), "{out}");
+        // What skopeo wrote (it re-serialises the index on the way) arrives byte for byte.
+        let raw = Skopeo::new().run_ok(&["inspect", "--raw", &archive]);
+        let written = format!("sha256:{}", sha256_hex(raw.as_bytes()));
+        let (repo, tag) = arrives.split_once(':').unwrap();
+        assert_eq!(served_digest(&reg, repo, tag), Some(written), "{arrives}");
+    }
 }
 
 #[test]

@@ -89,12 +89,7 @@ impl Registry {
             .read_once(what, Method::GET, url, scopes, "application/json")
             .await?;
         let resp = self.success(what, resp).await?;
-        let link = resp
-            .headers()
-            .get_all(reqwest::header::LINK)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(paging::next_link);
+        let link = paging::next_page(resp.headers());
         let body = self.body(what, resp, MAX_PAGE_BYTES).await?;
         Ok((link, body))
     }

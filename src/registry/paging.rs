@@ -31,6 +31,15 @@ pub fn next_link(value: &str) -> Option<String> {
     })
 }
 
+/// The next page an answer names in its `Link` headers, if any.
+pub fn next_page(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(next_link)
+}
+
 /// Why paging stopped with an error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PagingError {

@@ -98,12 +98,7 @@ impl Registry {
             }
             _ => return Err(self.failure(what, resp).await),
         }
-        let link = resp
-            .headers()
-            .get_all(reqwest::header::LINK)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(paging::next_link);
+        let link = paging::next_page(resp.headers());
         let bytes = self.body(what, resp, MAX_INDEX_BYTES).await?;
         parse_index(&bytes)
             .map(|found| Some((found, link)))
