@@ -351,19 +351,21 @@ fn an_image_index_goes_from_a_layout_into_the_cache_and_back() {
     }
 }
 
-#[test]
-fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
+/// A sync of a chart from a registry whose chart layer stops half-way with the connection
+/// left open, into `archive`: stuck in the middle of writing it. Returns once the layer's
+/// download has begun (and, with `temp`, once a file is in that temporary directory).
+fn stuck_archive_sync(
+    sb: &Sandbox,
+    archive: &std::path::Path,
+    temp: Option<&std::path::Path>,
+) -> (fault::FakeRegistry, fault::Artifact, std::process::Child) {
     use fault::{Artifact, FakeRegistry, Response};
-    let sb = Sandbox::new();
     let dir = tempfile::tempdir().unwrap();
     let tgz = fs::read(support::chart_tgz(dir.path(), "app", "1.0.0")).unwrap();
     let art = Artifact::chart("charts/app", "1.0.0", "app", "1.0.0", &tgz);
-    let whole = art.clone();
-    let layer_path = art.blob_path(&art.chart_digest);
+    let (served, layer_path) = (art.clone(), art.blob_path(&art.chart_digest));
     let half = tgz[..tgz.len() / 2].to_vec();
     let declared = tgz.len();
-    // The chart layer stops half-way and the connection stays open: the sync is stuck in the
-    // middle of writing the archive when it is killed.
     let reg = FakeRegistry::start(move |req| {
         if req.path == layer_path && req.method == "GET" {
             return Some(Response::Stall {
@@ -372,92 +374,9 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
                 declared,
             });
         }
-        art.serve(req)
+        served.serve(req)
     });
-    let archive = sb.path().join("out").join("app.tar");
     fs::create_dir_all(archive.parent().unwrap()).unwrap();
-    let mut child = sb
-        .std_command(Sandbox::bin())
-        .arg("--home")
-        .arg(sb.cache_home())
-        .args(["sync", &format!("{}/charts/app:1.0.0", reg.host())])
-        .arg(format!("oci-archive:{}", archive.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) until the download of the layer has begun.
-    let started = std::time::Instant::now();
-    while reg.count(
-        "GET",
-        &format!("/v2/charts/app/blobs/{}", sha256_prefixed(&tgz)),
-    ) == 0
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "{:?}",
-            reg.requests()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !archive.exists(),
-        "a half archive was left at {}",
-        archive.display()
-    );
-    // It was being written: beside the target, in a temporary file of its own.
-    let partials = |dir: &std::path::Path| -> Vec<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("partial"))
-            .collect()
-    };
-    let dir = archive.parent().unwrap();
-    assert_eq!(partials(dir).len(), 1, "{:?}", partials(dir));
-
-    // The next sync into the same archive finishes it and clears what the killed one left.
-    let honest = FakeRegistry::start(move |req| whole.serve(req));
-    sb.ok(&[
-        "sync",
-        &format!("{}/charts/app:1.0.0", honest.host()),
-        &format!("oci-archive:{}", archive.display()),
-    ]);
-    assert!(archive.is_file());
-    assert!(partials(dir).is_empty(), "{:?}", partials(dir));
-}
-
-/// Ctrl-C in the middle of a sync into an archive: the command stops with 130 and leaves no
-/// file behind, beside the archive or in the temporary directory (the layer being downloaded).
-#[test]
-fn an_archive_interrupted_by_ctrl_c_leaves_no_file_anywhere() {
-    use fault::{Artifact, FakeRegistry, Response};
-    let mut sb = Sandbox::new();
-    let dir = tempfile::tempdir().unwrap();
-    let tgz = fs::read(support::chart_tgz(dir.path(), "app", "1.0.0")).unwrap();
-    let art = Artifact::chart("charts/app", "1.0.0", "app", "1.0.0", &tgz);
-    let layer_path = art.blob_path(&art.chart_digest);
-    let half = tgz[..tgz.len() / 2].to_vec();
-    let declared = tgz.len();
-    let reg = FakeRegistry::start(move |req| {
-        if req.path == layer_path && req.method == "GET" {
-            return Some(Response::Stall {
-                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
-                body: half.clone(),
-                declared,
-            });
-        }
-        art.serve(req)
-    });
-    let temp = sb.path().join("tmp");
-    fs::create_dir_all(&temp).unwrap();
-    sb.set_env("TMPDIR", &temp);
-    let out_dir = sb.path().join("out");
-    fs::create_dir_all(&out_dir).unwrap();
-    let archive = out_dir.join("app.tar");
     let child = sb
         .std_command(Sandbox::bin())
         .arg("--home")
@@ -469,28 +388,70 @@ fn an_archive_interrupted_by_ctrl_c_leaves_no_file_anywhere() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    let files = |dir: &std::path::Path| -> Vec<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect()
-    };
-    // Until the layer is being written to a temporary file (bounded).
-    while reg.count(
-        "GET",
-        &format!("/v2/charts/app/blobs/{}", sha256_prefixed(&tgz)),
-    ) == 0
-        || files(&temp).is_empty()
-    {
+    let layer = format!("/v2/charts/app/blobs/{}", sha256_prefixed(&tgz));
+    while reg.count("GET", &layer) == 0 || temp.is_some_and(|t| files(t).is_empty()) {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
-            "{:?} {:?}",
-            reg.requests(),
-            files(&temp)
+            "{:?}",
+            reg.requests()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (reg, art, child)
+}
+
+/// The names of the files in `dir`.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
+    let sb = Sandbox::new();
+    let archive = sb.path().join("out").join("app.tar");
+    let (_stuck, art, mut child) = stuck_archive_sync(&sb, &archive, None);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !archive.exists(),
+        "a half archive was left at {}",
+        archive.display()
+    );
+    // It was being written: beside the target, in a temporary file of its own.
+    let dir = archive.parent().unwrap();
+    let partials = || -> Vec<String> {
+        files(dir)
+            .into_iter()
+            .filter(|n| n.contains("partial"))
+            .collect()
+    };
+    assert_eq!(partials().len(), 1, "{:?}", partials());
+
+    // The next sync into the same archive finishes it and clears what the killed one left.
+    let honest = fault::FakeRegistry::start(move |req| art.serve(req));
+    sb.ok(&[
+        "sync",
+        &format!("{}/charts/app:1.0.0", honest.host()),
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    assert!(archive.is_file());
+    assert!(partials().is_empty(), "{:?}", partials());
+}
+
+/// Ctrl-C in the middle of a sync into an archive: the command stops with 130 and leaves no
+/// file behind, beside the archive or in the temporary directory (the layer being downloaded).
+#[test]
+fn an_archive_interrupted_by_ctrl_c_leaves_no_file_anywhere() {
+    let mut sb = Sandbox::new();
+    let temp = sb.path().join("tmp");
+    fs::create_dir_all(&temp).unwrap();
+    sb.set_env("TMPDIR", &temp);
+    let out_dir = sb.path().join("out");
+    let (_stuck, _, child) = stuck_archive_sync(&sb, &out_dir.join("app.tar"), Some(&temp));
     assert!(!files(&out_dir).is_empty(), "the archive was being written");
     let interrupted = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
