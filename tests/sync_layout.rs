@@ -496,56 +496,6 @@ fn temp_files_killed_writers_left_in_a_layout_are_removed() {
     drop(held);
 }
 
-/// Syncs into an archive that is there add to it: what it held stays, a rerun writes nothing
-/// (the file is left as it was), and a file there that is not an archive is not replaced.
-#[test]
-fn syncs_into_an_existing_archive_add_to_it() {
-    let reg = Registry::plain();
-    let dest = Registry::plain();
-    let sb = Sandbox::new();
-    let apps = publish(&sb, &reg, "charts/app", &["1.0.0", "1.1.0"]);
-    let webs = publish(&sb, &reg, "charts/web", &["2.0.0"]);
-    let archive = sb.path().join("all.tar");
-    let into = format!("oci-archive:{}", archive.display());
-    let out = sb.ok(&["sync", &format!("{}/charts/app", reg.host()), &into]);
-    assert!(out.contains("Synced: 2"), "{out}");
-    let out = sb.ok(&["sync", &format!("{}/charts/web", reg.host()), &into]);
-    assert!(out.contains("Synced: 1"), "{out}");
-
-    // Again: nothing to copy, and the archive is not rewritten.
-    let before = fs::read(&archive).unwrap();
-    let out = sb.ok(&["sync", &format!("{}/charts/app", reg.host()), &into]);
-    assert!(out.contains("Synced: 0, skipped: 2"), "{out}");
-    assert!(
-        fs::read(&archive).unwrap() == before,
-        "the archive was rewritten"
-    );
-
-    // Everything both syncs put in comes out, with its digests.
-    let out = sb.ok(&["sync", &into, &format!("{}/inside", dest.host())]);
-    assert!(out.contains("Synced: 3"), "{out}");
-    for (repo, published) in [("inside/app", &apps), ("inside/web", &webs)] {
-        for (tag, digest) in published {
-            assert_eq!(
-                served_digest(&dest, repo, tag).as_ref(),
-                Some(digest),
-                "{repo}:{tag}"
-            );
-        }
-    }
-
-    let other = sb.path().join("notes.tar");
-    fs::write(&other, b"not an archive").unwrap();
-    let out = sb.run(&[
-        "sync",
-        &format!("{}/charts/web", reg.host()),
-        &format!("oci-archive:{}", other.display()),
-    ]);
-    let line = error_line_of(&out, "sync into a file that is not an archive");
-    assert!(line.contains("not an OCI archive"), "{line}");
-    assert_eq!(fs::read(&other).unwrap(), b"not an archive");
-}
-
 fn sha256_prefixed(data: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(data))
 }

@@ -6,7 +6,6 @@
 //! downloaded to a temporary file, checked on the way; one leaving a layout or an archive is
 //! read once through a hash and then handed over where it is, in its file.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -590,135 +589,25 @@ impl LayoutWrite for LayoutDir {
     }
 }
 
-/// An archive written as a stream over the one at its path (if any): what this sync copies,
-/// plus every artifact the old archive names that this sync did not replace, its blobs copied
-/// over from the old file. When nothing new was written, the old archive is left as it was.
-pub struct ArchiveUpdate {
-    writer: ArchiveWriter,
-    old: Option<ArchiveReader>,
-    changed: bool,
-}
-
-/// How deep an old archive's indexes are followed to keep what they name.
-const MAX_KEPT_DEPTH: usize = 8;
-
-impl ArchiveUpdate {
-    /// Starts writing the archive at `path`, over the one there (a file there that is not an
-    /// OCI archive is refused, not replaced).
-    fn create(path: &Path) -> Result<Self> {
-        let old = match std::fs::symlink_metadata(path) {
-            Ok(_) => Some(
-                ArchiveReader::open(path).map_err(|e| EngineError::Unsupported {
-                    what: path.display().to_string(),
-                    reason: format!("there already, and not an OCI archive to add to ({e})"),
-                })?,
-            ),
-            Err(_) => None,
-        };
-        Ok(ArchiveUpdate {
-            writer: ArchiveWriter::create(path)?,
-            old,
-            changed: false,
-        })
-    }
-
-    /// Writes `desc` from the old archive, and all it names, unless written already.
-    fn keep(&mut self, old: &ArchiveReader, desc: &Descriptor, depth: usize) -> Result<()> {
-        if self.writer.has_blob(&desc.digest) {
-            return Ok(());
-        }
-        let manifest_types = [
-            crate::oci::MANIFEST_MEDIA_TYPE,
-            crate::oci::INDEX_MEDIA_TYPE,
-            crate::oci::DOCKER_MANIFEST_MEDIA_TYPE,
-            crate::oci::DOCKER_LIST_MEDIA_TYPE,
-        ];
-        if !manifest_types.contains(&desc.media_type.as_str()) {
-            let blob = std::io::BufReader::with_capacity(256 * 1024, old.open_blob(&desc.digest)?);
-            self.writer.put_blob(blob, desc)?;
-            return Ok(());
-        }
-        let bytes = old.read_manifest(desc)?;
-        let node =
-            crate::manifest::Node::parse(&bytes).map_err(|reason| EngineError::NotAManifest {
-                what: format!("{}: {}", old.path().display(), desc.digest),
-                reason,
-            })?;
-        if node.index && depth >= MAX_KEPT_DEPTH {
-            return Err(EngineError::Unsupported {
-                what: old.path().display().to_string(),
-                reason: format!("indexes nested more than {MAX_KEPT_DEPTH} deep"),
-            });
-        }
-        for named in node.children.iter().chain(&node.blobs) {
-            self.keep(old, named, depth + 1)?;
-        }
-        self.writer.put_blob(&bytes[..], desc)?;
-        Ok(())
-    }
-}
-
-impl LayoutWrite for ArchiveUpdate {
-    /// This sync's entries, and the old archive's that it did not replace.
+impl LayoutWrite for ArchiveWriter {
     fn layout_refs(&self) -> Result<Vec<LayoutRef>> {
-        let mut refs = self.writer.refs();
-        if let Some(old) = &self.old {
-            let new: HashSet<Option<String>> = refs.iter().map(|r| r.name.clone()).collect();
-            refs.extend(
-                old.refs()
-                    .into_iter()
-                    .filter(|r| r.name.is_some() && !new.contains(&r.name)),
-            );
-        }
-        Ok(refs)
+        Ok(self.refs())
     }
     fn contains(&self, digest: &Digest) -> bool {
-        self.writer.has_blob(digest)
+        self.has_blob(digest)
     }
     fn write_blob(&mut self, reader: &mut dyn Read, desc: &Descriptor) -> Result<()> {
-        self.changed = true;
-        let reader = std::io::BufReader::with_capacity(256 * 1024, reader);
-        self.writer.put_blob(reader, desc)?;
+        self.put_blob(std::io::BufReader::with_capacity(256 * 1024, reader), desc)?;
         Ok(())
     }
     fn write_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
-        self.changed = true;
-        Ok(self.writer.put_manifest(bytes, media_type)?)
+        Ok(self.put_manifest(bytes, media_type)?)
     }
     fn write_ref(&mut self, name: &str, desc: &Descriptor) -> Result<()> {
-        self.changed = true;
-        Ok(self.writer.set_ref(name, desc)?)
+        Ok(self.set_ref(name, desc)?)
     }
-    fn complete(mut self) -> Result<()> {
-        let Some(old) = self.old.take() else {
-            return Ok(self.writer.finish()?);
-        };
-        if !self.changed {
-            // Dropped unfinished: its temporary file goes, the archive stays as it was.
-            return Ok(());
-        }
-        let new: HashSet<String> = self
-            .writer
-            .refs()
-            .into_iter()
-            .filter_map(|r| r.name)
-            .collect();
-        for r in old.refs() {
-            let Some(name) = r.name else { continue };
-            if new.contains(&name) {
-                continue;
-            }
-            self.keep(&old, &r.descriptor, 0)?;
-            self.writer.set_ref(&name, &r.descriptor)?;
-        }
-        Ok(self.writer.finish()?)
-    }
-    /// A manifest the old archive has (to merge a referrers index into).
-    fn written_manifest(&self, desc: &Descriptor) -> Result<Option<Vec<u8>>> {
-        match &self.old {
-            Some(old) if old.has_blob(&desc.digest) => Ok(Some(old.read_manifest(desc)?)),
-            _ => Ok(None),
-        }
+    fn complete(self) -> Result<()> {
+        Ok(self.finish()?)
     }
 }
 
@@ -857,14 +746,13 @@ impl LayoutSink<LayoutDir> {
     }
 }
 
-impl LayoutSink<ArchiveUpdate> {
-    /// Starts writing an archive: a new one, or the one at its path with what this sync
-    /// adds (renamed into place when finished).
+impl LayoutSink<ArchiveWriter> {
+    /// Starts a new archive (replacing the file at its path when finished).
     pub fn archive(name: PlaceName) -> Result<Self> {
         check_path(&name)?;
         check_ref(&name)?;
         Ok(LayoutSink {
-            writer: Mutex::new(Some(ArchiveUpdate::create(name.path())?)),
+            writer: Mutex::new(Some(ArchiveWriter::create(name.path())?)),
             name,
             manifests: Mutex::default(),
         })
