@@ -400,6 +400,13 @@ fn stuck_archive_sync(
     (reg, art, child)
 }
 
+/// Makes `path` look untouched for a minute, as a file a killed writer left is.
+fn settle(path: &std::path::Path) {
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(minute_ago).unwrap();
+}
+
 /// The names of the files in `dir`.
 fn files(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -430,6 +437,9 @@ fn an_archive_killed_mid_way_leaves_nothing_at_its_path() {
             .collect()
     };
     assert_eq!(partials().len(), 1, "{:?}", partials());
+    for name in partials() {
+        settle(&dir.join(name));
+    }
 
     // The next sync into the same archive finishes it and clears what the killed one left.
     let honest = fault::FakeRegistry::start(move |req| art.serve(req));
@@ -483,16 +493,22 @@ fn temp_files_killed_writers_left_in_a_layout_are_removed() {
     ];
     for path in &dead {
         fs::write(path, b"half a blob").unwrap();
+        settle(path);
     }
     let live = blobs.join(".partial-live01");
     let held = fs::File::create(&live).unwrap();
     held.lock().unwrap();
+    settle(&live);
+    // Just made, not locked yet (its writer is between the two): left alone too.
+    let young = blobs.join(".partial-young1");
+    fs::write(&young, b"").unwrap();
 
     sb.ok(&["sync", &format!("{}/charts/app:1.1.0", reg.host()), &into]);
     for path in &dead {
         assert!(!path.exists(), "{} was left", path.display());
     }
     assert!(live.exists(), "a live writer's file was removed");
+    assert!(young.exists(), "a file made a moment ago was removed");
     drop(held);
 }
 

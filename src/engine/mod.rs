@@ -124,7 +124,13 @@ impl Blob {
     /// The file, positioned where the blob starts (a region's file must be the one checked).
     pub fn open_file(&self) -> std::io::Result<std::fs::File> {
         use std::io::{Seek, SeekFrom};
-        let mut file = std::fs::File::open(self.path())?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never waiting on something swapped in that is not a file (a FIFO): the identity
+        // check below refuses it.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.path())?;
         if let Blob::Region { offset, id, .. } = self {
             if FileId::of(&file)? != *id {
                 return Err(std::io::Error::other(

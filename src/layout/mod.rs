@@ -589,8 +589,13 @@ impl<R: Read> Read for BlobReader<R> {
     }
 }
 
-/// Deletes the `PREFIX*` files in `dir` (other than `keep`) that no live writer holds locked.
-/// Best effort: a file that cannot be opened or removed is left.
+/// A temp file changed this recently is left alone: its writer may have made it and not yet
+/// locked it.
+const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Deletes the `PREFIX*` files in `dir` (other than `keep`) that no live writer holds locked
+/// (and that did not change in the last [`PARTIAL_GRACE`]). Best effort: a file that cannot be
+/// opened or removed is left.
 pub(crate) fn remove_dead_partials(dir: &Path, prefix: &str, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -604,7 +609,12 @@ pub(crate) fn remove_dead_partials(dir: &Path, prefix: &str, keep: &Path) {
         if !ours || path == keep || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        if let Ok(file) = std::fs::File::open(&path)
+        let settled = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= PARTIAL_GRACE));
+        if settled
+            && let Ok(file) = std::fs::File::open(&path)
             && file.try_lock().is_ok()
         {
             let _ = std::fs::remove_file(&path);
