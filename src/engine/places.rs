@@ -532,15 +532,24 @@ impl LayoutRead for ArchiveReader {
         Ok(self.read_manifest(desc)?)
     }
     fn blob_in_place(&self, desc: &Descriptor) -> Result<Blob> {
-        let entry = self.path().join("blobs/sha256").join(desc.digest.hex());
-        let reader = std::io::BufReader::with_capacity(256 * 1024, self.open_blob(&desc.digest)?);
-        verify(reader, desc, &entry)?;
         let (offset, size) = self.blob_span(&desc.digest).ok_or_else(|| {
             EngineError::Layout(LayoutError::BlobMissing {
                 path: self.path().to_path_buf(),
                 digest: desc.digest.clone(),
             })
         })?;
+        let entry = self.path().join("blobs/sha256").join(desc.digest.hex());
+        if size != desc.size {
+            return Err(EngineError::Unsupported {
+                what: entry.display().to_string(),
+                reason: format!("{size} bytes, where its descriptor says {}", desc.size),
+            });
+        }
+        // The archive's reader checks the digest as it reaches the end: one pass, one hash.
+        let blob = self.open_blob(&desc.digest)?;
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, blob);
+        std::io::copy(&mut reader, &mut std::io::sink())
+            .map_err(|e| LayoutError::from_io(&entry, e))?;
         Ok(Blob::Region {
             path: self.path().to_path_buf(),
             offset,

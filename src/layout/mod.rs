@@ -149,16 +149,26 @@ impl LayoutError {
     fn into_io(self) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, self)
     }
+
+    /// An error from reading `path`: the layout error a reader of this module raised, as it
+    /// was (it names its path already), else the I/O error at `path`.
+    pub fn from_io(path: &Path, error: io::Error) -> LayoutError {
+        match error.downcast::<LayoutError>() {
+            Ok(layout) => layout,
+            Err(source) => LayoutError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
 }
 
 pub type Result<T, E = LayoutError> = std::result::Result<T, E>;
 
-/// A closure that wraps an `io::Error` with the path it happened on.
+/// A closure that wraps an `io::Error` with the path it happened on (a layout error a reader
+/// raised stays as it was: it names its path already).
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
-    move |source| LayoutError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| LayoutError::from_io(path, source)
 }
 
 /// One entry of a layout's `index.json`: a manifest (or image index) and its ref name, if any.
