@@ -163,6 +163,56 @@ fn archives_skopeo_writes_sync_into_a_registry() {
     }
 }
 
+/// A blob changed inside an archive after it was written: refused in one line naming it once,
+/// and nothing of the artifact arrives.
+#[test]
+fn a_blob_tampered_in_an_archive_is_refused() {
+    let reg = Registry::plain();
+    let dest = Registry::plain();
+    let sb = Sandbox::new();
+    publish(&sb, &reg, "charts/app", &["1.0.0"]);
+    let archive = sb.path().join("app.tar");
+    let archive_arg = format!("oci-archive:{}", archive.display());
+    sb.ok(&[
+        "sync",
+        &format!("{}/charts/app:1.0.0", reg.host()),
+        &archive_arg,
+    ]);
+    let pristine = fs::read(&archive).unwrap();
+    // Each blob's name, its bytes and where they are in the archive.
+    let blobs: Vec<(String, &[u8], usize)> = tar::Archive::new(&pristine[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let at = e.raw_file_position() as usize;
+            (name, &pristine[at..at + e.size() as usize], at)
+        })
+        .filter(|(name, _, _)| name.starts_with("blobs/"))
+        .collect();
+    let find = |what: &dyn Fn(&[u8]) -> bool| {
+        let (name, _, at) = blobs.iter().find(|(_, bytes, _)| what(bytes)).unwrap();
+        (name.clone(), *at)
+    };
+    let is_manifest = |b: &[u8]| b.windows(13).any(|w| w == b"schemaVersion");
+    // The manifest, the config and the chart layer: one bit flipped in place in each, in
+    // turn, the size unchanged.
+    let manifest = find(&is_manifest);
+    let config = find(&|b| b.starts_with(b"{") && !is_manifest(b));
+    let layer = find(&|b| b.starts_with(&[0x1f, 0x8b]));
+    for (name, at) in [manifest, config, layer] {
+        let mut bytes = pristine.clone();
+        bytes[at + 10] ^= 1;
+        fs::write(&archive, &bytes).unwrap();
+        let out = sb.run(&["sync", &archive_arg, &format!("{}/vendor", dest.host())]);
+        let line = error_line_of(&out, "sync out of a tampered archive");
+        assert!(line.contains("content does not match"), "{line}");
+        assert_eq!(line.matches(name.as_str()).count(), 1, "{line}");
+        assert_eq!(served_digest(&dest, "vendor/app", "1.0.0"), None);
+    }
+}
+
 #[test]
 fn layout_arguments_are_checked_before_anything_is_written() {
     let reg = Registry::plain();
