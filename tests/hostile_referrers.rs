@@ -370,3 +370,25 @@ fn endless_pages_of_referrers_are_refused() {
         .count();
     assert_eq!(pages, 11, "{:?}", server.requests());
 }
+
+/// A listing whose next page is gone: refused in one line, nothing recorded (the first page
+/// alone is not the listing).
+#[test]
+fn a_missing_page_of_referrers_is_refused() {
+    let art = artifact();
+    let sbom = referrer_of(&art.manifest_digest, art.manifest.len(), 1);
+    let path = referrers_path(&art, &art.manifest_digest);
+    let first = index(vec![descriptor(&sbom)]);
+    let link = format!("<{path}?page=2>; rel=\"next\"");
+    let server = serve(&art, vec![sbom], move |req| {
+        if req.path != path {
+            return None;
+        }
+        Some(match req.query.as_str() {
+            "page=2" => Response::plain_status(404, "404 page not found"),
+            _ => Response::ok(&first, OCI_INDEX).with_header("Link", &link),
+        })
+    });
+    let line = pull_fails(&server);
+    assert!(line.contains("a page of the listing is missing"), "{line}");
+}
